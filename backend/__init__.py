@@ -1,0 +1,1 @@
+"""The HTTP API (FastAPI): takes participation requests, answers status, serves the operators."""

@@ -1,0 +1,57 @@
+"""Campaign windows cached in the API process, so the participation hot path needs no database read.
+
+A campaign's id, start and end never change after creation, so a known campaign stays cached; an
+unknown id is remembered for a moment only, so a campaign created since is found at once after.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import time
+from dataclasses import dataclass
+
+from sqlalchemy import Engine, select
+from starlette.concurrency import run_in_threadpool
+
+from fcfs.schema import campaign
+
+
+@dataclass(frozen=True, slots=True)
+class CampaignWindow:
+    campaign_id: int
+    starts_at: dt.datetime | None
+    ends_at: dt.datetime | None
+
+
+class CampaignCache:
+    def __init__(self, engine: Engine, miss_ttl_s: float = 1.0) -> None:
+        self._engine = engine
+        self._known: dict[int, CampaignWindow] = {}
+        self._missing: dict[int, float] = {}
+        self._miss_ttl_s = miss_ttl_s
+
+    async def get(self, campaign_id: int) -> CampaignWindow | None:
+        window = self._known.get(campaign_id)
+        if window is not None:
+            return window
+        if self._missing.get(campaign_id, 0.0) > time.monotonic():
+            return None
+        window = await run_in_threadpool(self._load, campaign_id)
+        if window is None:
+            if len(self._missing) > 10_000:
+                self._missing.clear()
+            self._missing[campaign_id] = time.monotonic() + self._miss_ttl_s
+        else:
+            self._known[campaign_id] = window
+        return window
+
+    def remember(self, window: CampaignWindow) -> None:
+        self._known[window.campaign_id] = window
+        self._missing.pop(window.campaign_id, None)
+
+    def _load(self, campaign_id: int) -> CampaignWindow | None:
+        with self._engine.connect() as conn:
+            row = conn.execute(
+                select(campaign.c.id, campaign.c.starts_at, campaign.c.ends_at).where(campaign.c.id == campaign_id)
+            ).first()
+        return None if row is None else CampaignWindow(row.id, row.starts_at, row.ends_at)

@@ -1,0 +1,56 @@
+"""The FastAPI application: `uvicorn backend.main:app`."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+
+from backend.body_limit import BodyLimitMiddleware
+from backend.campaign_cache import CampaignCache
+from backend.errors import install_error_handlers
+from backend.producer import AsyncProducer
+from backend.routes import admin, campaigns, participation
+from fcfs.db import make_engine
+from fcfs.kafka import producer_config
+from fcfs.request_ids import RequestIdSigner
+from fcfs.settings import Settings, get_settings
+
+log = logging.getLogger(__name__)
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or get_settings()
+    settings.check_production_secrets()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        engine = make_engine(isolation_level="READ COMMITTED")
+        app.state.settings = settings
+        app.state.engine = engine
+        app.state.signer = RequestIdSigner(settings.request_id_secret)
+        app.state.campaigns = CampaignCache(engine)
+        app.state.producer = AsyncProducer(producer_config(settings), settings.kafka_produce_timeout_ms / 1000)
+        try:
+            yield
+        finally:
+            app.state.producer.close()
+            engine.dispose()
+
+    app = FastAPI(
+        title="FCFS campaign API",
+        version="1.0.0",
+        description="First-come-first-served campaigns: participation through Kafka, live status, operations.",
+        lifespan=lifespan,
+    )
+    install_error_handlers(app)
+    app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
+    app.include_router(participation.router)
+    app.include_router(campaigns.router)
+    app.include_router(admin.router)
+    return app
+
+
+app = create_app()

@@ -1,0 +1,92 @@
+"""Operator endpoints (admin token): campaigns and the bulk load generator."""
+
+from __future__ import annotations
+
+import datetime as dt
+import random
+
+from fastapi import APIRouter
+from sqlalchemy import select
+from starlette.responses import Response
+
+from backend.campaign_cache import CampaignWindow
+from backend.deps import (
+    AdminDep,
+    CampaignCacheDep,
+    EngineDep,
+    ProducerDep,
+    SettingsDep,
+    SignerDep,
+)
+from backend.errors import ApiError, campaign_not_found, envelope
+from backend.presenters import campaign_json
+from backend.producer import KafkaUnavailable
+from backend.routes.participation import ensure_open
+from backend.schemas import BulkParticipationRequest, CampaignCreate
+from fcfs.db import utcnow
+from fcfs.events import MAX_USER_ID, ParticipationEvent
+from fcfs.schema import campaign
+
+router = APIRouter(prefix="/api/admin", tags=["admin"], dependencies=[AdminDep])
+
+
+def _to_utc(value: dt.datetime | None, tz: dt.tzinfo) -> dt.datetime | None:
+    """Aware datetimes as given; naive ones in the configured time zone; stored as naive UTC."""
+    if value is None:
+        return None
+    aware = value if value.tzinfo else value.replace(tzinfo=tz)
+    return aware.astimezone(dt.UTC).replace(tzinfo=None)
+
+
+@router.post("/campaigns", status_code=201, summary="Create a campaign")
+def create_campaign(body: CampaignCreate, engine: EngineDep, settings: SettingsDep, campaigns: CampaignCacheDep) -> Response:
+    values = {
+        "name": body.name.strip(),
+        "total_stock": body.total_stock,
+        "current_stock": body.total_stock,
+        "starts_at": _to_utc(body.starts_at, settings.tz),
+        "ends_at": _to_utc(body.ends_at, settings.tz),
+        "created_at": utcnow(),
+    }
+    with engine.begin() as conn:
+        new_id = conn.execute(campaign.insert().values(**values)).inserted_primary_key[0]  # type: ignore[index]
+        row = conn.execute(select(campaign).where(campaign.c.id == new_id)).one()
+    campaigns.remember(CampaignWindow(row.id, row.starts_at, row.ends_at))
+    return envelope(campaign_json(row, settings.tz), "campaign created", 201)
+
+
+@router.get("/campaigns", summary="Every campaign, newest first")
+def list_campaigns(engine: EngineDep, settings: SettingsDep) -> Response:
+    with engine.connect() as conn:
+        rows = conn.execute(select(campaign).order_by(campaign.c.id.desc())).all()
+    return envelope([campaign_json(row, settings.tz) for row in rows])
+
+
+@router.post("/test/participate-bulk", status_code=202, summary="Publish `count` requests from distinct users")
+async def participate_bulk(
+    body: BulkParticipationRequest,
+    settings: SettingsDep,
+    producer: ProducerDep,
+    signer: SignerDep,
+    campaigns: CampaignCacheDep,
+) -> Response:
+    if body.count > settings.bulk_max_count:
+        raise ApiError(422, "VALIDATION_ERROR", f"count: must be at most {settings.bulk_max_count}")
+    window = await campaigns.get(body.campaign_id)
+    if window is None:
+        raise campaign_not_found(body.campaign_id)
+    ensure_open(window)
+    first = body.user_id_start or random.randrange(1, MAX_USER_ID - settings.bulk_max_count)
+    if first + body.count - 1 > MAX_USER_ID:
+        raise ApiError(422, "VALIDATION_ERROR", "userIdStart: the users would run past the largest userId")
+    messages = []
+    for user_id in range(first, first + body.count):
+        issued = signer.issue(body.campaign_id, user_id)
+        event = ParticipationEvent(issued.request_id, body.campaign_id, user_id, issued.issued_at_ms)
+        messages.append((event.key(), event.to_json()))
+    try:
+        await producer.send_many(settings.kafka_topic, messages)
+    except KafkaUnavailable as exc:
+        raise ApiError(503, "KAFKA_UNAVAILABLE", f"bulk load not fully queued: {exc}", headers={"Retry-After": "1"}) from None
+    data = {"campaignId": body.campaign_id, "requestCount": body.count, "firstUserId": first, "status": "PUBLISHED"}
+    return envelope(data, f"{body.count} participation requests published", 202)

@@ -1,0 +1,140 @@
+"""Taking part: through Kafka (202), synchronously (the comparison baseline), and asking for the outcome."""
+
+from __future__ import annotations
+
+import time
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Path
+from sqlalchemy import select
+from starlette.responses import Response
+
+from backend.campaign_cache import CampaignWindow
+from backend.deps import (
+    CampaignCacheDep,
+    EngineDep,
+    ProducerDep,
+    SettingsDep,
+    SignerDep,
+)
+from backend.errors import ApiError, campaign_not_found, envelope
+from backend.producer import KafkaUnavailable
+from backend.schemas import (
+    AcceptedParticipation,
+    CampaignId,
+    ParticipationRequest,
+    ParticipationState,
+    SyncParticipation,
+)
+from fcfs.campaigns import CampaignStatus, campaign_status
+from fcfs.db import utcnow
+from fcfs.events import ParticipationEvent
+from fcfs.ledger import Delivered, lock_campaigns, record_decisions
+from fcfs.request_ids import IssuedRequest, RequestIdSigner
+from fcfs.schema import Channel, campaign, participation_history
+
+router = APIRouter(prefix="/api/campaigns/{campaignId}", tags=["participation"])
+CampaignIdPath = Annotated[CampaignId, Path(alias="campaignId")]
+
+
+def ensure_open(window: CampaignWindow) -> None:
+    """Refuse a request outside the campaign's window (sold out is not refused: it is a FAIL)."""
+    status = campaign_status(window.starts_at, window.ends_at, 1, utcnow())
+    if status is CampaignStatus.SCHEDULED:
+        raise ApiError(409, "CAMPAIGN_NOT_STARTED", f"campaign {window.campaign_id} has not started yet")
+    if status is CampaignStatus.ENDED:
+        raise ApiError(409, "CAMPAIGN_ENDED", f"campaign {window.campaign_id} has ended")
+
+
+@router.post(
+    "/participation",
+    status_code=202,
+    summary="Take part (Kafka path): 202 once Kafka has the request",
+    responses={202: {"model": AcceptedParticipation}, 503: {"description": "Kafka unavailable; retry"}},
+)
+async def participate(
+    campaign_id: CampaignIdPath,
+    body: ParticipationRequest,
+    settings: SettingsDep,
+    producer: ProducerDep,
+    signer: SignerDep,
+    campaigns: CampaignCacheDep,
+) -> Response:
+    window = await campaigns.get(campaign_id)
+    if window is None:
+        raise campaign_not_found(campaign_id)
+    ensure_open(window)
+    issued = signer.issue(campaign_id, body.user_id)
+    event = ParticipationEvent(issued.request_id, campaign_id, body.user_id, issued.issued_at_ms)
+    data = {"requestId": issued.request_id, "campaignId": campaign_id, "userId": body.user_id, "status": "PENDING"}
+    try:
+        await producer.send(settings.kafka_topic, event.key(), event.to_json())
+    except KafkaUnavailable as exc:
+        raise ApiError(
+            503, "KAFKA_UNAVAILABLE", f"the request could not be queued, retry: {exc}",
+            data={**data, "status": "NOT_ACCEPTED"}, headers={"Retry-After": "1"},
+        ) from None
+    return envelope(data, "participation request accepted", 202)
+
+
+@router.post(
+    "/participation-sync",
+    summary="Take part (synchronous): decided in one database transaction",
+    responses={200: {"model": SyncParticipation}},
+)
+def participate_sync(
+    campaign_id: CampaignIdPath, body: ParticipationRequest, engine: EngineDep, signer: SignerDep
+) -> Response:
+    issued = signer.issue(campaign_id, body.user_id)
+    event = ParticipationEvent(issued.request_id, campaign_id, body.user_id, issued.issued_at_ms)
+    with engine.begin() as conn:
+        stocks = lock_campaigns(conn, [campaign_id])
+        if campaign_id not in stocks:
+            raise campaign_not_found(campaign_id)
+        row = conn.execute(select(campaign.c.starts_at, campaign.c.ends_at).where(campaign.c.id == campaign_id)).one()
+        ensure_open(CampaignWindow(campaign_id, row.starts_at, row.ends_at))
+        outcomes, _ = record_decisions(conn, campaign_id, stocks[campaign_id], [Delivered(event, -1, -1)], Channel.SYNC)
+    data = {
+        "requestId": issued.request_id,
+        "campaignId": campaign_id,
+        "userId": body.user_id,
+        "status": outcomes[0].value,
+        "method": "SYNC",
+    }
+    return envelope(data, "participation decided")
+
+
+@router.get(
+    "/participation/{requestId}",
+    summary="The outcome of a request: PENDING until the worker has decided it",
+    responses={200: {"model": ParticipationState}, 404: {"description": "an id this system never issued"}},
+)
+def participation_state(
+    campaign_id: CampaignIdPath,
+    request_id: Annotated[str, Path(alias="requestId", max_length=64)],
+    engine: EngineDep,
+    signer: SignerDep,
+) -> Response:
+    issued = _verified(signer, campaign_id, request_id)
+    with engine.connect() as conn:
+        row = conn.execute(
+            select(participation_history.c.status, participation_history.c.user_id).where(
+                participation_history.c.request_id == request_id
+            )
+        ).first()
+    data: dict[str, Any] = {
+        "requestId": request_id,
+        "campaignId": campaign_id,
+        "userId": issued.user_id,
+        "status": "PENDING" if row is None else row.status.value,
+    }
+    if row is None:
+        data["waitingMs"] = max(int(time.time() * 1000) - issued.issued_at_ms, 0)
+    return envelope(data)
+
+
+def _verified(signer: RequestIdSigner, campaign_id: int, request_id: str) -> IssuedRequest:
+    issued = signer.verify(campaign_id, request_id)
+    if issued is None:
+        raise ApiError(404, "REQUEST_NOT_FOUND", "no such participation request for this campaign")
+    return issued

@@ -1,0 +1,77 @@
+"""Request bodies and response shapes of the API (camelCase on the wire)."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, StrictInt, model_validator
+from pydantic.alias_generators import to_camel
+
+from fcfs.events import MAX_USER_ID
+
+
+class CamelModel(BaseModel):
+    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, extra="forbid")
+
+
+UserId = Annotated[StrictInt, Field(ge=1, le=MAX_USER_ID, description="a positive integer up to 2^53 - 1")]
+CampaignId = Annotated[int, Field(ge=1, le=2**63 - 1)]
+
+
+class ParticipationRequest(CamelModel):
+    user_id: UserId
+
+
+class CampaignCreate(CamelModel):
+    name: Annotated[str, Field(min_length=1, max_length=200)]
+    total_stock: Annotated[StrictInt, Field(ge=1, le=100_000_000)]
+    starts_at: dt.datetime | None = None
+    ends_at: dt.datetime | None = None
+
+    @model_validator(mode="after")
+    def window_in_order(self) -> CampaignCreate:
+        if self.starts_at and self.ends_at and _aware(self.ends_at) <= _aware(self.starts_at):
+            raise ValueError("endsAt must be after startsAt")
+        if not self.name.strip():
+            raise ValueError("name must not be blank")
+        return self
+
+
+class BulkParticipationRequest(CamelModel):
+    count: Annotated[StrictInt, Field(ge=1)]
+    campaign_id: Annotated[StrictInt, Field(ge=1)]
+    user_id_start: Annotated[StrictInt | None, Field(ge=1, le=MAX_USER_ID)] = None
+
+
+# Response shapes, for the OpenAPI document (handlers render them with orjson).
+class Envelope(BaseModel):
+    success: bool
+    message: str
+    error_code: str | None = Field(alias="errorCode")
+
+
+class AcceptedParticipation(BaseModel):
+    requestId: str
+    campaignId: int
+    userId: int
+    status: Literal["PENDING"]
+
+
+class SyncParticipation(BaseModel):
+    requestId: str
+    campaignId: int
+    userId: int
+    status: Literal["SUCCESS", "FAIL", "DUPLICATE"]
+    method: Literal["SYNC"]
+
+
+class ParticipationState(BaseModel):
+    requestId: str
+    campaignId: int
+    userId: int
+    status: Literal["PENDING", "SUCCESS", "FAIL", "DUPLICATE"]
+
+
+def _aware(value: dt.datetime) -> dt.datetime:
+    return value if value.tzinfo else value.replace(tzinfo=dt.UTC)

@@ -1,0 +1,23 @@
+"""A campaign's lifecycle status, derived from its window and its stock."""
+
+from __future__ import annotations
+
+import datetime as dt
+import enum
+
+
+class CampaignStatus(enum.StrEnum):
+    SCHEDULED = "SCHEDULED"  # before startsAt: participation refused
+    OPEN = "OPEN"  # taking part; winners while stock lasts
+    SOLD_OUT = "SOLD_OUT"  # still taking part, every new participant is a FAIL
+    ENDED = "ENDED"  # after endsAt: participation refused
+
+
+def campaign_status(
+    starts_at: dt.datetime | None, ends_at: dt.datetime | None, current_stock: int, now: dt.datetime
+) -> CampaignStatus:
+    if starts_at is not None and now < starts_at:
+        return CampaignStatus.SCHEDULED
+    if ends_at is not None and now >= ends_at:
+        return CampaignStatus.ENDED
+    return CampaignStatus.SOLD_OUT if current_stock <= 0 else CampaignStatus.OPEN

@@ -1,0 +1,45 @@
+"""Database engine and session factory, one per process."""
+
+from __future__ import annotations
+
+import datetime as dt
+from functools import lru_cache
+
+from sqlalchemy import Engine, create_engine
+from sqlalchemy.engine import make_url
+
+from fcfs.settings import get_settings
+
+
+def utcnow() -> dt.datetime:
+    """Now as a naive UTC datetime, the form every timestamp column stores."""
+    return dt.datetime.now(dt.UTC).replace(tzinfo=None)
+
+
+def make_engine(url: str | None = None, *, isolation_level: str | None = None, pool_size: int | None = None) -> Engine:
+    """An engine with liveness checks; `READ COMMITTED` where a transaction must see others' commits."""
+    settings = get_settings()
+    kwargs: dict[str, object] = {}
+    if isolation_level:
+        kwargs["isolation_level"] = isolation_level
+    return create_engine(
+        url or settings.database_url,
+        pool_pre_ping=True,
+        pool_recycle=3600,
+        pool_size=pool_size or settings.db_pool_size,
+        max_overflow=settings.db_max_overflow,
+        pool_timeout=10,
+        connect_args={"connect_timeout": 5, "read_timeout": 30, "write_timeout": 30},
+        **kwargs,
+    )
+
+
+@lru_cache
+def get_engine() -> Engine:
+    return make_engine()
+
+
+def server_url(url: str) -> tuple[str, str]:
+    """Split a database URL into (URL of the server without a database, database name)."""
+    parsed = make_url(url)
+    return parsed.set(database="").render_as_string(hide_password=False), parsed.database or ""

@@ -1,0 +1,131 @@
+"""Kafka client configuration and topic administration shared by the API, the worker and the tools."""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import Any
+
+from confluent_kafka import Consumer, KafkaException, Producer, TopicPartition
+from confluent_kafka.admin import AdminClient, NewTopic
+
+from fcfs.settings import Settings
+
+log = logging.getLogger(__name__)
+
+
+def producer_config(settings: Settings, **overrides: Any) -> dict[str, Any]:
+    """A producer that only reports success once every in-sync replica has the message (I5)."""
+    config: dict[str, Any] = {
+        "bootstrap.servers": settings.kafka_bootstrap_servers,
+        "acks": "all",
+        "enable.idempotence": True,
+        "linger.ms": settings.kafka_linger_ms,
+        "compression.type": "lz4",
+        # Same key -> same partition as Java clients (murmur2), so every tool agrees on the placement.
+        "partitioner": "murmur2_random",
+        "message.timeout.ms": settings.kafka_produce_timeout_ms,
+        "request.timeout.ms": min(settings.kafka_produce_timeout_ms, 30_000),
+        "socket.connection.setup.timeout.ms": 3000,
+        "reconnect.backoff.max.ms": 1000,
+    }
+    config.update(overrides)
+    return config
+
+
+def consumer_config(settings: Settings, group: str | None = None, **overrides: Any) -> dict[str, Any]:
+    """A group consumer that never commits on its own: offsets move only after the database commit."""
+    config: dict[str, Any] = {
+        "bootstrap.servers": settings.kafka_bootstrap_servers,
+        "group.id": group or settings.kafka_consumer_group,
+        "enable.auto.commit": False,
+        "enable.auto.offset.store": False,
+        "auto.offset.reset": "earliest",
+        "isolation.level": "read_committed",
+        "partition.assignment.strategy": "cooperative-sticky",
+        "session.timeout.ms": 10_000,
+        "heartbeat.interval.ms": 1000,
+        "max.poll.interval.ms": 300_000,
+        "fetch.wait.max.ms": 50,
+        "queued.max.messages.kbytes": 65536,
+    }
+    config.update(overrides)
+    return config
+
+
+def admin_client(settings: Settings) -> AdminClient:
+    return AdminClient({"bootstrap.servers": settings.kafka_bootstrap_servers, "socket.connection.setup.timeout.ms": 3000})
+
+
+def ensure_topics(settings: Settings, timeout_s: float = 60.0) -> None:
+    """Create the participation topic and its dead-letter topic if missing (waits for the broker)."""
+    admin = admin_client(settings)
+    wanted = {
+        settings.kafka_topic: settings.kafka_topic_partitions,
+        settings.dlq_topic: 1,
+    }
+    deadline = time.monotonic() + timeout_s
+    while True:
+        try:
+            existing = admin.list_topics(timeout=5).topics
+            break
+        except KafkaException as exc:
+            if time.monotonic() > deadline:
+                raise
+            log.info("waiting for Kafka: %s", exc)
+            time.sleep(1)
+    config = {"min.insync.replicas": str(settings.kafka_min_insync_replicas)}
+    missing = [
+        NewTopic(name, num_partitions=partitions, replication_factor=settings.kafka_replication_factor, config=config)
+        for name, partitions in wanted.items()
+        if name not in existing
+    ]
+    for name, partitions in wanted.items():
+        if name in existing and len(existing[name].partitions) != partitions:
+            log.warning("topic %s has %d partitions, settings say %d", name, len(existing[name].partitions), partitions)
+    if not missing:
+        return
+    for name, future in admin.create_topics(missing, operation_timeout=30).items():
+        try:
+            future.result()
+            log.info("created topic %s", name)
+        except KafkaException as exc:
+            if exc.args[0].code() != 36:  # TOPIC_ALREADY_EXISTS: someone else was quicker
+                raise
+    _wait_for_leaders(admin, [t.topic for t in missing], deadline)
+
+
+def _wait_for_leaders(admin: AdminClient, topics: list[str], deadline: float) -> None:
+    while time.monotonic() < deadline:
+        meta = admin.list_topics(timeout=5).topics
+        if all(t in meta and meta[t].partitions and all(p.leader >= 0 for p in meta[t].partitions.values()) for t in topics):
+            return
+        time.sleep(0.2)
+    raise TimeoutError(f"topics {topics} have no leaders yet")
+
+
+def delete_topics(settings: Settings, topics: list[str]) -> None:
+    admin = admin_client(settings)
+    for future in admin.delete_topics(topics, operation_timeout=30).values():
+        try:
+            future.result()
+        except KafkaException as exc:
+            if exc.args[0].code() != 3:  # UNKNOWN_TOPIC_OR_PART
+                raise
+
+
+def new_producer(settings: Settings, **overrides: Any) -> Producer:
+    return Producer(producer_config(settings, **overrides))
+
+
+def partition_lag(consumer: Consumer, topic: str, timeout_s: float = 5.0) -> dict[int, tuple[int, int, int]]:
+    """Per partition of `topic`: (end offset, committed offset, lag) for the consumer's group."""
+    meta = consumer.list_topics(topic, timeout=timeout_s).topics[topic]
+    partitions = [TopicPartition(topic, p) for p in sorted(meta.partitions)]
+    committed = consumer.committed(partitions, timeout=timeout_s)
+    result: dict[int, tuple[int, int, int]] = {}
+    for tp in committed:
+        low, high = consumer.get_watermark_offsets(TopicPartition(topic, tp.partition), timeout=timeout_s, cached=False)
+        done = tp.offset if tp.offset >= 0 else low
+        result[tp.partition] = (high, done, max(high - done, 0))
+    return result

@@ -1,0 +1,106 @@
+"""The participation ledger: decide requests against a locked campaign and record them with the counters.
+
+Shared by the worker (a batch from Kafka) and the API's synchronous path (one request)."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+
+from sqlalchemy import Connection, select, update
+
+from fcfs.db import utcnow
+from fcfs.decision import decide_batch
+from fcfs.events import ParticipationEvent
+from fcfs.schema import Channel, Outcome, campaign, participation_history
+
+
+@dataclass(frozen=True, slots=True)
+class Delivered:
+    """A valid event with its place in the log."""
+
+    event: ParticipationEvent
+    partition: int
+    offset: int
+    raw: bytes = b""
+    key: bytes | None = None
+
+
+@dataclass(slots=True)
+class BatchResult:
+    decided: int = 0
+    redelivered: int = 0
+    successes: int = 0
+    fails: int = 0
+    duplicates: int = 0
+
+
+def lock_campaigns(conn: Connection, campaign_ids: Iterable[int]) -> dict[int, int]:
+    """Lock the campaigns' rows (in id order, so workers never deadlock) and return their stock."""
+    ids = sorted(set(campaign_ids))
+    if not ids:
+        return {}
+    rows = conn.execute(
+        select(campaign.c.id, campaign.c.current_stock)
+        .where(campaign.c.id.in_(ids))
+        .order_by(campaign.c.id)
+        .with_for_update()
+    )
+    return {row.id: row.current_stock for row in rows}
+
+
+def prior_participants(conn: Connection, campaign_id: int, user_ids: Iterable[int]) -> set[int]:
+    """The users among these who already took part in the campaign (their first attempt is recorded)."""
+    users = sorted(set(user_ids))
+    if not users:
+        return set()
+    rows = conn.execute(
+        select(participation_history.c.participant_user_id).where(
+            participation_history.c.campaign_id == campaign_id,
+            participation_history.c.participant_user_id.in_(users),
+        )
+    )
+    return {row.participant_user_id for row in rows}
+
+
+def record_decisions(
+    conn: Connection,
+    campaign_id: int,
+    stock: int,
+    events: Sequence[Delivered],
+    channel: Channel,
+    now: dt.datetime | None = None,
+) -> tuple[list[Outcome], BatchResult]:
+    """Decide `events` (one campaign, log order, campaign row locked), insert history, update counters."""
+    now = now or utcnow()
+    prior = prior_participants(conn, campaign_id, (d.event.user_id for d in events))
+    tally = decide_batch(stock, prior, (d.event.user_id for d in events))
+    conn.execute(
+        participation_history.insert(),
+        [
+            {
+                "request_id": d.event.request_id,
+                "campaign_id": campaign_id,
+                "user_id": d.event.user_id,
+                "status": outcome,
+                "channel": channel,
+                "kafka_partition": d.partition if channel is Channel.KAFKA else None,
+                "kafka_offset": d.offset if channel is Channel.KAFKA else None,
+                "requested_at": dt.datetime.fromtimestamp(d.event.requested_at_ms / 1000, dt.UTC).replace(tzinfo=None),
+                "decided_at": now,
+            }
+            for d, outcome in zip(events, tally.outcomes, strict=True)
+        ],
+    )
+    values: dict[str, object] = {
+        "current_stock": tally.stock_left,
+        "success_count": campaign.c.success_count + tally.successes,
+        "fail_count": campaign.c.fail_count + tally.fails,
+        "duplicate_count": campaign.c.duplicate_count + tally.duplicates,
+    }
+    if stock > 0 and tally.stock_left == 0:
+        values["sold_out_at"] = now
+    conn.execute(update(campaign).where(campaign.c.id == campaign_id).values(**values))
+    result = BatchResult(len(events), 0, tally.successes, tally.fails, tally.duplicates)
+    return tally.outcomes, result

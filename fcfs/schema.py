@@ -1,0 +1,97 @@
+"""The database schema (SQLAlchemy Core tables); Alembic migrations in `migrations/` create it."""
+
+from __future__ import annotations
+
+import enum
+
+from sqlalchemy import (
+    BigInteger,
+    CheckConstraint,
+    Column,
+    Computed,
+    DateTime,
+    Enum,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    UniqueConstraint,
+)
+from sqlalchemy.dialects import mysql
+
+metadata = MetaData()
+
+# Naive UTC timestamps; DATETIME(6) on MySQL/MariaDB so the order of decisions within a second shows.
+Timestamp = DateTime().with_variant(mysql.DATETIME(fsp=6), "mysql", "mariadb")
+
+
+class Outcome(enum.StrEnum):
+    """The terminal decision for one participation request."""
+
+    SUCCESS = "SUCCESS"
+    FAIL = "FAIL"
+    DUPLICATE = "DUPLICATE"
+
+
+class Channel(enum.StrEnum):
+    """How a request reached its decision: through Kafka and the worker, or synchronously in the API."""
+
+    KAFKA = "KAFKA"
+    SYNC = "SYNC"
+
+
+campaign = Table(
+    "campaign",
+    metadata,
+    Column("id", BigInteger, primary_key=True, autoincrement=True),
+    Column("name", String(200), nullable=False),
+    Column("total_stock", Integer, nullable=False),
+    Column("current_stock", Integer, nullable=False),
+    Column("success_count", BigInteger, nullable=False, server_default="0"),
+    Column("fail_count", BigInteger, nullable=False, server_default="0"),
+    Column("duplicate_count", BigInteger, nullable=False, server_default="0"),
+    Column("starts_at", Timestamp, nullable=True),
+    Column("ends_at", Timestamp, nullable=True),
+    Column("sold_out_at", Timestamp, nullable=True),
+    Column("created_at", Timestamp, nullable=False),
+    # I1 at the database level: stock never below zero, winners never above the stock.
+    CheckConstraint("current_stock >= 0 AND current_stock <= total_stock", name="ck_campaign_stock_range"),
+    CheckConstraint("success_count = total_stock - current_stock", name="ck_campaign_winners_match_stock"),
+)
+
+participation_history = Table(
+    "participation_history",
+    metadata,
+    Column("id", BigInteger, primary_key=True, autoincrement=True),
+    Column("request_id", String(64), nullable=False),
+    Column("campaign_id", BigInteger, ForeignKey("campaign.id", name="fk_history_campaign"), nullable=False),
+    Column("user_id", BigInteger, nullable=False),
+    Column("status", Enum(Outcome, native_enum=True, name="outcome"), nullable=False),
+    Column("channel", Enum(Channel, native_enum=True, name="channel"), nullable=False),
+    Column("kafka_partition", Integer, nullable=True),
+    Column("kafka_offset", BigInteger, nullable=True),
+    Column("requested_at", Timestamp, nullable=False),
+    Column("decided_at", Timestamp, nullable=False),
+    # A user's first request in a campaign (SUCCESS or FAIL) sets this; repeats (DUPLICATE) leave it
+    # NULL. Unique per campaign, it is I3 as a constraint: one first attempt, so one win, per person.
+    Column(
+        "participant_user_id",
+        BigInteger,
+        Computed("CASE WHEN status = 'DUPLICATE' THEN NULL ELSE user_id END", persisted=True),
+    ),
+    UniqueConstraint("request_id", name="uq_history_request_id"),
+    UniqueConstraint("campaign_id", "participant_user_id", name="uq_history_one_attempt_per_user"),
+    Index("ix_history_campaign_decided", "campaign_id", "decided_at"),
+)
+
+consumer_offset = Table(
+    "consumer_offset",
+    metadata,
+    Column("consumer_group", String(200), primary_key=True),
+    Column("topic", String(249), primary_key=True),
+    Column("partition_id", Integer, primary_key=True, autoincrement=False),
+    Column("next_offset", BigInteger, nullable=False),
+    Column("updated_at", Timestamp, nullable=False),
+)

@@ -1,0 +1,68 @@
+"""Configuration from environment variables (and `.env`), built once and imported everywhere."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from typing import Literal
+from zoneinfo import ZoneInfo
+
+from pydantic import Field, computed_field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+EXAMPLE_ADMIN_TOKEN = "change-me-admin-token"
+EXAMPLE_REQUEST_ID_SECRET = "change-me-request-id-secret"
+
+
+class Settings(BaseSettings):
+    """Every setting of every process; see `.env.example` for what each one means."""
+
+    model_config = SettingsConfigDict(env_file=".env", extra="ignore")
+
+    app_env: Literal["development", "test", "production"] = "development"
+    database_url: str = "mysql+pymysql://fcfs:fcfs@127.0.0.1:3306/fcfs"
+    db_pool_size: int = Field(default=20, ge=1)
+    db_max_overflow: int = Field(default=30, ge=0)
+
+    kafka_bootstrap_servers: str = "127.0.0.1:9092"
+    kafka_topic: str = "campaign-participation-topic"
+    kafka_dlq_topic: str = ""
+    kafka_topic_partitions: int = Field(default=1, ge=1)
+    kafka_replication_factor: int = Field(default=1, ge=1)
+    kafka_min_insync_replicas: int = Field(default=1, ge=1)
+    kafka_consumer_group: str = "fcfs-participation-worker"
+    kafka_produce_timeout_ms: int = Field(default=5000, ge=100)
+    kafka_linger_ms: int = Field(default=2, ge=0)
+
+    admin_token: str = EXAMPLE_ADMIN_TOKEN
+    request_id_secret: str = EXAMPLE_REQUEST_ID_SECRET
+    max_body_bytes: int = Field(default=16_384, ge=256)
+    bulk_max_count: int = Field(default=100_000, ge=1)
+
+    worker_batch_size: int = Field(default=5000, ge=1)
+    worker_poll_timeout_s: float = Field(default=0.2, gt=0)
+    worker_retry_max_backoff_s: float = Field(default=5.0, gt=0)
+
+    timezone: str = "Asia/Seoul"
+    api_base_url: str = "http://127.0.0.1:8000"
+
+    @computed_field  # type: ignore[prop-decorator]
+    @property
+    def dlq_topic(self) -> str:
+        """The dead-letter topic: `KAFKA_DLQ_TOPIC`, or the main topic with `.dlq` appended."""
+        return self.kafka_dlq_topic or f"{self.kafka_topic}.dlq"
+
+    @property
+    def tz(self) -> ZoneInfo:
+        return ZoneInfo(self.timezone)
+
+    def check_production_secrets(self) -> None:
+        """Refuse to run in production with the example secrets from `.env.example`."""
+        if self.app_env == "production" and (
+            self.admin_token == EXAMPLE_ADMIN_TOKEN or self.request_id_secret == EXAMPLE_REQUEST_ID_SECRET
+        ):
+            raise RuntimeError("APP_ENV=production needs ADMIN_TOKEN and REQUEST_ID_SECRET of your own")
+
+
+@lru_cache
+def get_settings() -> Settings:
+    return Settings()

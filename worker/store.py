@@ -1,0 +1,72 @@
+"""The worker's database unit of work: decide and record one batch in one transaction."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Sequence
+
+from sqlalchemy import Connection, func, select
+from sqlalchemy.dialects.mysql import insert as mysql_insert
+
+from fcfs.db import utcnow
+from fcfs.ledger import BatchResult, Delivered, record_decisions
+from fcfs.schema import Channel, consumer_offset, participation_history
+
+
+def already_recorded(conn: Connection, request_ids: Sequence[str]) -> set[str]:
+    """The request ids among these that already have a history row (redelivered messages)."""
+    if not request_ids:
+        return set()
+    rows = conn.execute(
+        select(participation_history.c.request_id).where(participation_history.c.request_id.in_(request_ids))
+    )
+    return {row.request_id for row in rows}
+
+
+def record_batch(conn: Connection, delivered: Sequence[Delivered], stocks: dict[int, int]) -> BatchResult:
+    """Decide and record every new event of a batch; `stocks` are the locked campaigns' stock levels."""
+    seen = already_recorded(conn, [d.event.request_id for d in delivered])
+    by_campaign: dict[int, list[Delivered]] = defaultdict(list)
+    fresh_ids: set[str] = set()
+    total = BatchResult()
+    for d in delivered:
+        rid = d.event.request_id
+        if rid in seen or rid in fresh_ids:  # redelivered, or published twice (e.g. a DLQ replay)
+            total.redelivered += 1
+            continue
+        fresh_ids.add(rid)
+        by_campaign[d.event.campaign_id].append(d)
+    now = utcnow()
+    for campaign_id in sorted(by_campaign):
+        _, result = record_decisions(conn, campaign_id, stocks[campaign_id], by_campaign[campaign_id], Channel.KAFKA, now)
+        total.decided += result.decided
+        total.successes += result.successes
+        total.fails += result.fails
+        total.duplicates += result.duplicates
+    return total
+
+
+def save_offsets(conn: Connection, group: str, topic: str, next_offsets: dict[int, int]) -> None:
+    """Store the next offset to read per partition, in the same transaction as the decisions."""
+    if not next_offsets:
+        return
+    now = utcnow()
+    stmt = mysql_insert(consumer_offset)
+    stmt = stmt.on_duplicate_key_update(
+        next_offset=func.greatest(consumer_offset.c.next_offset, stmt.inserted.next_offset),
+        updated_at=stmt.inserted.updated_at,
+    )
+    rows = [
+        {"consumer_group": group, "topic": topic, "partition_id": p, "next_offset": o, "updated_at": now}
+        for p, o in sorted(next_offsets.items())
+    ]
+    conn.execute(stmt, rows)
+
+
+def load_offsets(conn: Connection, group: str, topic: str) -> dict[int, int]:
+    rows = conn.execute(
+        select(consumer_offset.c.partition_id, consumer_offset.c.next_offset).where(
+            consumer_offset.c.consumer_group == group, consumer_offset.c.topic == topic
+        )
+    )
+    return {row.partition_id: row.next_offset for row in rows}

@@ -1,0 +1,268 @@
+"""ParticipationWorker: a consumer-group member that decides participation requests in log order.
+
+One loop, one batch at a time: consume up to `batch_size` messages, then in **one** database
+transaction lock the campaigns, skip requests already recorded (redeliveries), decide the rest,
+insert the history rows, update the counters and store the next offsets; only after that commit
+are the offsets committed to Kafka. Messages that can never be decided go to the dead-letter
+topic (acknowledged by Kafka before the transaction commits). A database error rolls everything
+back and the same batch is retried with backoff, so nothing is lost and nothing counted twice.
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from types import FrameType
+
+from confluent_kafka import Consumer, KafkaError, Message, Producer, TopicPartition
+from sqlalchemy import Engine
+from sqlalchemy.exc import DBAPIError, SQLAlchemyError
+
+from fcfs.events import InvalidEvent, ParticipationEvent
+from fcfs.kafka import consumer_config, producer_config
+from fcfs.ledger import BatchResult, Delivered, lock_campaigns
+from fcfs.settings import Settings
+from worker.store import load_offsets, record_batch, save_offsets
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class DeadLetter:
+    """A message that can never be decided, with the reason and its place in the log."""
+
+    value: bytes | None
+    key: bytes | None
+    partition: int
+    offset: int
+    reason: str
+
+
+@dataclass(slots=True)
+class WorkerStats:
+    batches: int = 0
+    decided: int = 0
+    redelivered: int = 0
+    dead_lettered: int = 0
+    db_retries: int = 0
+    started_at: float = field(default_factory=time.monotonic)
+
+
+class ParticipationWorker:
+    """Consumes the participation topic and records a decision for every request, exactly once."""
+
+    def __init__(self, settings: Settings, engine: Engine, *, group: str | None = None, drain: bool = False) -> None:
+        self.settings = settings
+        self.engine = engine
+        self.group = group or settings.kafka_consumer_group
+        self.topic = settings.kafka_topic
+        self.drain = drain
+        self.stats = WorkerStats()
+        self._stopping = False
+        self._consumer: Consumer | None = None
+        self._dlq: Producer | None = None
+        self._assigned: set[int] = set()
+
+    # -- life cycle -------------------------------------------------------------------------------
+
+    def install_signal_handlers(self) -> None:
+        """SIGTERM / SIGINT: finish the batch in hand, commit, leave the group, exit."""
+        signal.signal(signal.SIGTERM, self._on_signal)
+        signal.signal(signal.SIGINT, self._on_signal)
+
+    def _on_signal(self, signum: int, _frame: FrameType | None) -> None:
+        log.info("signal %d: stopping after the batch in hand", signum)
+        self.stop()
+
+    def stop(self) -> None:
+        self._stopping = True
+
+    def run(self, drain_wait_s: float = 60.0) -> WorkerStats:
+        """Consume until stopped (or, in drain mode, until every assigned partition is caught up)."""
+        self._consumer = Consumer(consumer_config(self.settings, self.group))
+        self._dlq = Producer(producer_config(self.settings, **{"linger.ms": 0}))
+        self._consumer.subscribe([self.topic], on_assign=self._on_assign, on_revoke=self._on_revoke)
+        log.info("worker up: topic=%s group=%s drain=%s", self.topic, self.group, self.drain)
+        started = time.monotonic()
+        last_report = started
+        try:
+            while not self._stopping:
+                messages = self._consumer.consume(self.settings.worker_batch_size, self.settings.worker_poll_timeout_s)
+                if messages:
+                    self._handle(messages)
+                elif self.drain and self._caught_up():
+                    log.info("drained: every assigned partition is caught up")
+                    break
+                elif self.drain and not self._assigned and time.monotonic() - started > drain_wait_s:
+                    raise TimeoutError("drain mode: no partition was assigned")
+                if time.monotonic() - last_report >= 10:
+                    last_report = time.monotonic()
+                    self._report()
+        finally:
+            self._close()
+        self._report()
+        return self.stats
+
+    def _close(self) -> None:
+        if self._consumer is not None:
+            try:
+                self._consumer.commit(asynchronous=False)
+            except Exception as exc:  # noqa: BLE001 - nothing to commit, or Kafka is gone; the DB has the offsets
+                log.debug("final commit: %s", exc)
+            self._consumer.close()
+        if self._dlq is not None:
+            self._dlq.flush(10)
+
+    def _report(self) -> None:
+        s = self.stats
+        elapsed = max(time.monotonic() - s.started_at, 1e-9)
+        log.info(
+            "decided=%d redelivered=%d dead_lettered=%d batches=%d db_retries=%d rate=%.0f/s",
+            s.decided, s.redelivered, s.dead_lettered, s.batches, s.db_retries, s.decided / elapsed,
+        )
+
+    # -- rebalance ----------------------------------------------------------------------------------
+
+    def _on_assign(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        """Start each partition at the offset stored with the decisions (the database is the truth)."""
+        stored = self._stored_offsets()
+        for tp in partitions:
+            if tp.partition in stored:
+                tp.offset = stored[tp.partition]
+        consumer.incremental_assign(partitions)  # cooperative-sticky: only the newly added partitions
+        self._assigned |= {tp.partition for tp in partitions}
+        log.info("assigned partitions %s (stored offsets %s)", sorted(tp.partition for tp in partitions), stored)
+
+    def _on_revoke(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        self._assigned -= {tp.partition for tp in partitions}
+        log.info("revoked partitions %s", sorted(tp.partition for tp in partitions))
+
+    def _stored_offsets(self) -> dict[int, int]:
+        for attempt in range(3):
+            try:
+                with self.engine.connect() as conn:
+                    return load_offsets(conn, self.group, self.topic)
+            except SQLAlchemyError as exc:
+                log.warning("reading stored offsets failed (attempt %d): %s", attempt + 1, exc)
+                time.sleep(0.5 * (attempt + 1))
+        log.warning("starting from Kafka's committed offsets; request ids still stop double counting")
+        return {}
+
+    def _caught_up(self) -> bool:
+        assert self._consumer is not None
+        if not self._assigned:
+            return False
+        assignment = self._consumer.assignment()
+        positions = self._consumer.position(assignment)
+        committed = {tp.partition: tp.offset for tp in self._consumer.committed(assignment, timeout=5)}
+        for tp in positions:
+            low, high = self._consumer.get_watermark_offsets(tp, timeout=5, cached=False)
+            position = tp.offset if tp.offset >= 0 else committed.get(tp.partition, -1)
+            if position < 0:
+                position = low
+            if position < high:
+                return False
+        return True
+
+    # -- one batch --------------------------------------------------------------------------------
+
+    def _handle(self, messages: Sequence[Message]) -> None:
+        delivered: list[Delivered] = []
+        invalid: list[DeadLetter] = []
+        next_offsets: dict[int, int] = {}
+        for msg in messages:
+            if msg.error():
+                if msg.error().code() != KafkaError._PARTITION_EOF:
+                    log.warning("consume error: %s", msg.error())
+                continue
+            partition, offset = msg.partition(), msg.offset()
+            next_offsets[partition] = offset + 1
+            try:
+                event = ParticipationEvent.from_json(msg.value())
+            except InvalidEvent as exc:
+                invalid.append(DeadLetter(msg.value(), msg.key(), partition, offset, str(exc)))
+                continue
+            delivered.append(Delivered(event, partition, offset, msg.value() or b"", msg.key()))
+        if not next_offsets:
+            return
+        result = self._record_with_retry(delivered, invalid, next_offsets)
+        self.stats.batches += 1
+        self.stats.decided += result.decided
+        self.stats.redelivered += result.redelivered
+        assert self._consumer is not None
+        self._consumer.commit(
+            offsets=[TopicPartition(self.topic, p, o) for p, o in next_offsets.items()], asynchronous=True
+        )
+
+    def _record_with_retry(
+        self, delivered: list[Delivered], invalid: list[DeadLetter], next_offsets: dict[int, int]
+    ) -> BatchResult:
+        backoff = 0.1
+        while True:
+            try:
+                return self._record(delivered, invalid, next_offsets)
+            except (DBAPIError, SQLAlchemyError, DeadLetterError) as exc:
+                if self._stopping and isinstance(exc, DeadLetterError | DBAPIError):
+                    log.warning("stopping with an undecided batch; it will be redelivered: %s", exc)
+                    raise SystemExit(1) from exc
+                self.stats.db_retries += 1
+                log.warning("batch not recorded, retrying in %.1f s: %s", backoff, _short(exc))
+                time.sleep(backoff)
+                backoff = min(backoff * 2, self.settings.worker_retry_max_backoff_s)
+                assert self._consumer is not None
+                self._consumer.poll(0)  # keep serving group heartbeats and callbacks while we wait
+
+    def _record(self, delivered: list[Delivered], invalid: list[DeadLetter], next_offsets: dict[int, int]) -> BatchResult:
+        with self.engine.begin() as conn:
+            stocks = lock_campaigns(conn, (d.event.campaign_id for d in delivered))
+            known = [d for d in delivered if d.event.campaign_id in stocks]
+            dead = invalid + [
+                DeadLetter(d.raw, d.key, d.partition, d.offset, f"unknown campaign {d.event.campaign_id}")
+                for d in delivered
+                if d.event.campaign_id not in stocks
+            ]
+            result = record_batch(conn, known, stocks)
+            save_offsets(conn, self.group, self.topic, next_offsets)
+            if dead:
+                self._dead_letter(dead)  # acknowledged by Kafka before the decisions commit
+        self.stats.dead_lettered += len(dead)
+        return result
+
+    def _dead_letter(self, dead: list[DeadLetter]) -> None:
+        """Publish messages that can never be decided to the DLQ, with why and where they came from."""
+        assert self._dlq is not None
+        failures: list[str] = []
+
+        def on_delivery(err: KafkaError | None, _msg: Message) -> None:
+            if err is not None:
+                failures.append(str(err))
+
+        for letter in dead:
+            log.warning("dead letter p%d@%d: %s", letter.partition, letter.offset, letter.reason)
+            self._dlq.produce(
+                self.settings.dlq_topic,
+                value=letter.value,
+                key=letter.key,
+                headers={
+                    "dlq.reason": letter.reason.encode(),
+                    "dlq.source.topic": self.topic.encode(),
+                    "dlq.source.partition": str(letter.partition).encode(),
+                    "dlq.source.offset": str(letter.offset).encode(),
+                },
+                on_delivery=on_delivery,
+            )
+        remaining = self._dlq.flush(self.settings.kafka_produce_timeout_ms / 1000 + 1)
+        if failures or remaining:
+            raise DeadLetterError(f"dead-letter topic did not acknowledge: {failures or remaining}")
+
+
+class DeadLetterError(RuntimeError):
+    """The dead-letter topic did not take a message: the batch is not committed and will be retried."""
+
+
+def _short(exc: BaseException) -> str:
+    text = str(getattr(exc, "orig", None) or exc)
+    return text.splitlines()[0][:300] if text else type(exc).__name__
