@@ -30,27 +30,32 @@ class BodyLimitMiddleware:
                     await self._refuse(scope, receive, send)
                     return
         received = 0
+        too_large = False
         started = False
 
         async def limited_receive() -> Message:
-            nonlocal received
+            nonlocal received, too_large
             message = await receive()
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
                 if received > self.max_bytes:
+                    too_large = True
                     raise BodyTooLarge
             return message
 
-        async def tracking_send(message: Message) -> None:
+        async def guarded_send(message: Message) -> None:
             nonlocal started
+            if too_large:  # the app's own answer to the aborted read (e.g. "error parsing the body") is replaced
+                return
             started = started or message["type"] == "http.response.start"
             await send(message)
 
         try:
-            await self.app(scope, limited_receive, tracking_send)
+            await self.app(scope, limited_receive, guarded_send)
         except BodyTooLarge:
-            if not started:
-                await self._refuse(scope, receive, send)
+            pass
+        if too_large and not started:
+            await self._refuse(scope, receive, send)
 
     async def _refuse(self, scope: Scope, receive: Receive, send: Send) -> None:
         response = envelope(None, f"request body larger than {self.max_bytes} bytes", 413, "PAYLOAD_TOO_LARGE")

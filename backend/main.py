@@ -12,7 +12,7 @@ from backend.body_limit import BodyLimitMiddleware
 from backend.campaign_cache import CampaignCache
 from backend.errors import install_error_handlers
 from backend.producer import AsyncProducer
-from backend.routes import admin, campaigns, participation
+from backend.routes import admin, campaigns, health, participation
 from fcfs.db import make_engine
 from fcfs.kafka import producer_config
 from fcfs.request_ids import RequestIdSigner
@@ -50,6 +50,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(participation.router)
     app.include_router(campaigns.router)
     app.include_router(admin.router)
+    app.include_router(health.router)
     return app
 
 

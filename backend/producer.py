@@ -36,6 +36,14 @@ class AsyncProducer:
         self._running = False
         self._thread.join(timeout=2)
 
+    def reachable(self, timeout_s: float = 2.0) -> bool:
+        """Whether a broker answers a metadata request now (blocking; call from a thread)."""
+        try:
+            brokers = self._producer.list_topics(timeout=timeout_s).brokers
+        except KafkaException:
+            return False
+        return bool(brokers)
+
     async def send(self, topic: str, key: bytes, value: bytes) -> None:
         """Publish one message; return once every in-sync replica has it, else raise KafkaUnavailable."""
         await self.send_many(topic, [(key, value)])

@@ -1,0 +1,69 @@
+"""Fixtures on the real stack: a test database migrated from scratch and a fresh topic per test."""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from sqlalchemy import Engine, create_engine, text
+from sqlalchemy.engine import make_url
+
+from fcfs.db import make_engine, server_url
+from fcfs.kafka import delete_topics, ensure_topics
+from fcfs.provision import ensure_database, migrate
+from fcfs.settings import Settings
+from tests.support import ADMIN_TOKEN, Processes
+
+
+def _test_database_url() -> str:
+    url = make_url(os.environ.get("DATABASE_URL", "mysql+pymysql://fcfs:fcfs@127.0.0.1:3306/fcfs"))
+    return url.set(database=os.environ.get("TEST_DATABASE", "fcfs_test")).render_as_string(hide_password=False)
+
+
+@pytest.fixture(scope="session")
+def base_settings() -> Settings:
+    return Settings(
+        _env_file=None,  # type: ignore[call-arg]
+        app_env="test",
+        database_url=_test_database_url(),
+        kafka_bootstrap_servers=os.environ.get("KAFKA_BOOTSTRAP_SERVERS", "127.0.0.1:9092"),
+        admin_token=ADMIN_TOKEN,
+        request_id_secret="test-request-id-secret",
+    )
+
+
+@pytest.fixture(scope="session")
+def database(base_settings: Settings) -> Iterator[Engine]:
+    """The test database, dropped and migrated from scratch once per run."""
+    server, name = server_url(base_settings.database_url)
+    admin = create_engine(server)
+    with admin.begin() as conn:
+        conn.execute(text(f"DROP DATABASE IF EXISTS `{name}`"))
+    admin.dispose()
+    ensure_database(base_settings.database_url)
+    migrate(base_settings.database_url)
+    engine = make_engine(base_settings.database_url, isolation_level="READ COMMITTED", pool_size=5)
+    yield engine
+    engine.dispose()
+
+
+@pytest.fixture
+def settings(base_settings: Settings, database: Engine) -> Iterator[Settings]:
+    """Settings with a topic (and DLQ and consumer group) of this test's own."""
+    suffix = uuid.uuid4().hex[:10]
+    settings = base_settings.model_copy(
+        update={"kafka_topic": f"test-participation-{suffix}", "kafka_consumer_group": f"test-worker-{suffix}"}
+    )
+    ensure_topics(settings)
+    yield settings
+    delete_topics(settings, [settings.kafka_topic, settings.dlq_topic])
+
+
+@pytest.fixture
+def processes(tmp_path: Path) -> Iterator[Processes]:
+    procs = Processes(tmp_path)
+    yield procs
+    procs.stop_all()

@@ -1,0 +1,152 @@
+"""Bad input gets a 4xx with an errorCode and changes nothing; admin endpoints need the token."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import httpx
+import pytest
+from sqlalchemy import Engine
+
+from fcfs.settings import Settings
+from tests.support import ADMIN_TOKEN, Api, Processes, end_offsets, history_counts
+
+
+@pytest.fixture
+def api(settings: Settings, processes: Processes) -> Api:
+    return processes.api(settings)
+
+
+BAD_BODIES = [
+    ("wrong type: string", {"userId": "123"}, 422, "VALIDATION_ERROR"),
+    ("wrong type: float", {"userId": 1.5}, 422, "VALIDATION_ERROR"),
+    ("wrong type: bool", {"userId": True}, 422, "VALIDATION_ERROR"),
+    ("wrong type: list", {"userId": [1]}, 422, "VALIDATION_ERROR"),
+    ("null", {"userId": None}, 422, "VALIDATION_ERROR"),
+    ("missing field", {}, 422, "VALIDATION_ERROR"),
+    ("unknown field", {"userId": 1, "admin": True}, 422, "VALIDATION_ERROR"),
+    ("zero", {"userId": 0}, 422, "VALIDATION_ERROR"),
+    ("negative", {"userId": -5}, 422, "VALIDATION_ERROR"),
+    ("huge", {"userId": 10**30}, 422, "VALIDATION_ERROR"),
+    ("past 2^53", {"userId": 2**53}, 422, "VALIDATION_ERROR"),
+    ("not an object", [1, 2], 422, "VALIDATION_ERROR"),
+]
+
+
+@pytest.mark.parametrize("path", ["participation", "participation-sync"])
+def test_bad_bodies_are_refused_and_nothing_is_enqueued(
+    api: Api, settings: Settings, database: Engine, path: str
+) -> None:
+    campaign_id = api.create_campaign(total_stock=5)
+    before = end_offsets(settings)
+    with api.client() as client:
+        for what, body, status, code in BAD_BODIES:
+            r = client.post(f"/api/campaigns/{campaign_id}/{path}", json=body)
+            assert (r.status_code, r.json()["errorCode"]) == (status, code), what
+            assert r.json()["success"] is False
+        raw = [
+            (b'{"userId": 1', "INVALID_JSON", 400),
+            (b"not json at all", "INVALID_JSON", 400),
+            (b"", "VALIDATION_ERROR", 422),
+        ]
+        for content, code, status in raw:
+            r = client.post(f"/api/campaigns/{campaign_id}/{path}", content=content,
+                            headers={"content-type": "application/json"})
+            assert (r.status_code, r.json()["errorCode"]) == (status, code), content
+        r = client.post(f"/api/campaigns/{campaign_id}/{path}", content=b'{"userId": ' + b"1" * 20_000 + b"}",
+                        headers={"content-type": "application/json"})
+        assert (r.status_code, r.json()["errorCode"]) == (413, "PAYLOAD_TOO_LARGE")
+        r = client.post(f"/api/campaigns/987654321/{path}", json={"userId": 1})
+        assert (r.status_code, r.json()["errorCode"]) == (404, "CAMPAIGN_NOT_FOUND")
+        for bad_id in ("abc", "0", "-1", "99999999999999999999999"):
+            r = client.post(f"/api/campaigns/{bad_id}/{path}", json={"userId": 1})
+            assert (r.status_code, r.json()["errorCode"]) == (422, "VALIDATION_ERROR"), bad_id
+    assert end_offsets(settings) == before  # nothing enqueued
+    assert sum(history_counts(database, campaign_id).values()) == 0  # nothing written
+    assert api.status(campaign_id)["totalParticipation"] == 0
+
+
+def test_oversized_chunked_body_is_refused(api: Api) -> None:
+    campaign_id = api.create_campaign(total_stock=1)
+
+    def chunks():  # type: ignore[no-untyped-def]
+        yield b'{"userId": 1, "pad": "'
+        for _ in range(40):
+            yield b"x" * 1024
+        yield b'"}'
+
+    with api.client() as client:
+        r = client.post(f"/api/campaigns/{campaign_id}/participation", content=chunks(),
+                        headers={"content-type": "application/json"})
+    assert (r.status_code, r.json()["errorCode"]) == (413, "PAYLOAD_TOO_LARGE")
+
+
+def test_campaign_window_is_enforced(api: Api, settings: Settings) -> None:
+    now = dt.datetime.now(dt.UTC)
+    later = api.create_campaign(5, startsAt=(now + dt.timedelta(hours=1)).isoformat())
+    over = api.create_campaign(5, startsAt=(now - dt.timedelta(hours=2)).isoformat(),
+                               endsAt=(now - dt.timedelta(hours=1)).isoformat())
+    before = end_offsets(settings)
+    with api.client() as client:
+        for path in ("participation", "participation-sync"):
+            r = client.post(f"/api/campaigns/{later}/{path}", json={"userId": 1})
+            assert (r.status_code, r.json()["errorCode"]) == (409, "CAMPAIGN_NOT_STARTED")
+            r = client.post(f"/api/campaigns/{over}/{path}", json={"userId": 1})
+            assert (r.status_code, r.json()["errorCode"]) == (409, "CAMPAIGN_ENDED")
+    assert end_offsets(settings) == before
+    assert api.status(later)["status"] == "SCHEDULED"
+    assert api.status(over)["status"] == "ENDED"
+
+
+def test_unknown_request_ids_are_not_found(api: Api) -> None:
+    campaign_id = api.create_campaign(total_stock=1)
+    other = api.create_campaign(total_stock=1)
+    with api.client() as client:
+        issued = client.post(f"/api/campaigns/{campaign_id}/participation", json={"userId": 9}).json()["data"]
+        request_id = issued["requestId"]
+        ok = client.get(f"/api/campaigns/{campaign_id}/participation/{request_id}")
+        assert ok.status_code == 200 and ok.json()["data"]["status"] == "PENDING"
+        forged = request_id[:-1] + ("A" if request_id[-1] != "A" else "B")
+        for bad in (forged, "nonsense", "x" * 64):
+            r = client.get(f"/api/campaigns/{campaign_id}/participation/{bad}")
+            assert (r.status_code, r.json()["errorCode"]) == (404, "REQUEST_NOT_FOUND"), bad
+        r = client.get(f"/api/campaigns/{other}/participation/{request_id}")  # issued for another campaign
+        assert (r.status_code, r.json()["errorCode"]) == (404, "REQUEST_NOT_FOUND")
+
+
+ADMIN_CALLS = [
+    ("POST", "/api/admin/campaigns", {"name": "x", "totalStock": 1}),
+    ("GET", "/api/admin/campaigns", None),
+    ("POST", "/api/admin/test/participate-bulk", {"count": 1, "campaignId": 1}),
+]
+
+
+@pytest.mark.parametrize("headers", [{}, {"Authorization": "Bearer wrong"}, {"Authorization": f"Basic {ADMIN_TOKEN}"},
+                                     {"Authorization": f"Bearer {ADMIN_TOKEN}x"}])
+def test_admin_endpoints_need_the_token(api: Api, settings: Settings, headers: dict[str, str]) -> None:
+    before = end_offsets(settings)
+    with httpx.Client(base_url=api.base_url, headers=headers) as client:
+        for method, path, body in ADMIN_CALLS:
+            r = client.request(method, path, json=body)
+            assert (r.status_code, r.json()["errorCode"]) == (401, "UNAUTHORIZED"), (method, path)
+            assert ADMIN_TOKEN not in r.text
+    assert end_offsets(settings) == before
+
+
+def test_admin_input_is_validated(api: Api, settings: Settings) -> None:
+    campaign_id = api.create_campaign(total_stock=1)
+    before = end_offsets(settings)
+    with api.client(admin=True) as client:
+        for body in ({"name": "x", "totalStock": 0}, {"name": "", "totalStock": 5}, {"name": "  ", "totalStock": 5},
+                     {"name": "x", "totalStock": "5"}, {"totalStock": 5},
+                     {"name": "x", "totalStock": 5, "startsAt": "2030-01-02T00:00:00Z", "endsAt": "2030-01-01T00:00:00Z"},
+                     {"name": "x", "totalStock": 5, "startsAt": "tomorrow"}):
+            r = client.post("/api/admin/campaigns", json=body)
+            assert (r.status_code, r.json()["errorCode"]) == (422, "VALIDATION_ERROR"), body
+        for body in ({"count": 0, "campaignId": campaign_id}, {"count": 100_001, "campaignId": campaign_id},
+                     {"count": -1, "campaignId": campaign_id}, {"count": 5}, {"count": "5", "campaignId": campaign_id}):
+            r = client.post("/api/admin/test/participate-bulk", json=body)
+            assert (r.status_code, r.json()["errorCode"]) == (422, "VALIDATION_ERROR"), body
+        r = client.post("/api/admin/test/participate-bulk", json={"count": 5, "campaignId": 987654321})
+        assert (r.status_code, r.json()["errorCode"]) == (404, "CAMPAIGN_NOT_FOUND")
+    assert end_offsets(settings) == before

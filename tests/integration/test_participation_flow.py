@@ -1,0 +1,94 @@
+"""The Kafka path end to end: real API, real broker, real worker, real database (I1-I5)."""
+
+from __future__ import annotations
+
+import asyncio
+import random
+
+import orjson
+from sqlalchemy import Engine
+
+from fcfs.settings import Settings
+from tests.support import Processes, assert_counters_match_history, history_rows, read_topic
+
+
+async def _participate(api_client, campaign_id: int, users: list[int]) -> list:  # type: ignore[no-untyped-def]
+    async with api_client as client:
+        return await asyncio.gather(
+            *(client.post(f"/api/campaigns/{campaign_id}/participation", json={"userId": u}) for u in users)
+        )
+
+
+def test_thousand_concurrent_requests_pick_exactly_the_first_fifty_distinct_users(
+    settings: Settings, database: Engine, processes: Processes
+) -> None:
+    api = processes.api(settings)
+    campaign_id = api.create_campaign(total_stock=50, name="AirPods for the first 50")
+    rng = random.Random(7)
+    users = [rng.randint(1, 300) for _ in range(1000)]  # a few hundred people, many clicking twice or more
+
+    responses = asyncio.run(_participate(api.async_client(), campaign_id, users))
+
+    assert [r.status_code for r in responses] == [202] * 1000, {r.status_code for r in responses}
+    accepted = {r.json()["data"]["requestId"]: r.json()["data"]["userId"] for r in responses}
+    assert len(accepted) == 1000
+    assert all(r.json()["data"]["status"] == "PENDING" for r in responses)
+
+    worker = processes.worker(settings, "--drain")
+    assert worker.wait(120) == 0, worker.log()
+
+    # Kafka's log order is the order of arrival: the expected winners follow from it alone.
+    log_order = [orjson.loads(m.value()) for m in read_topic(settings)]
+    assert sorted(e["requestId"] for e in log_order) == sorted(accepted)
+    expected_winners: list[int] = []
+    for event in log_order:
+        if event["userId"] not in expected_winners and len(expected_winners) < 50:
+            expected_winners.append(event["userId"])
+
+    rows = history_rows(database, campaign_id)
+    assert len(rows) == 1000  # every 202 ended in exactly one terminal record
+    assert {r.request_id for r in rows} == set(accepted)
+    winners = [r.user_id for r in rows if r.status.value == "SUCCESS"]
+    assert winners == expected_winners  # I2: exactly the first 50 distinct users, in log order
+    assert len(set(winners)) == 50  # I3
+    seen: set[int] = set()
+    for row in rows:  # every other request is FAIL (first try, stock gone) or DUPLICATE (tried before)
+        expected = "DUPLICATE" if row.user_id in seen else ("SUCCESS" if row.user_id in winners else "FAIL")
+        assert row.status.value == expected
+        seen.add(row.user_id)
+
+    counts = assert_counters_match_history(database, campaign_id)
+    status = api.status(campaign_id)
+    assert status["currentStock"] == 0
+    assert status["successCount"] == counts["SUCCESS"] == 50
+    assert status["failCount"] == counts["FAIL"] == len(set(users)) - 50
+    assert status["duplicateCount"] == counts["DUPLICATE"] == 1000 - len(set(users))
+    assert status["totalParticipation"] == 1000
+    assert status["stockUsageRate"] == "100.00%"
+    assert status["status"] == "SOLD_OUT"
+
+    # every requestId answered 202 now reports its terminal outcome
+    by_request = {r.request_id: r.status.value for r in rows}
+    with api.client() as client:
+        for request_id in list(accepted)[:100]:
+            data = client.get(f"/api/campaigns/{campaign_id}/participation/{request_id}").json()["data"]
+            assert data["status"] == by_request[request_id]
+            assert data["userId"] == accepted[request_id]
+
+
+def test_redelivered_messages_change_nothing(settings: Settings, database: Engine, processes: Processes) -> None:
+    api = processes.api(settings)
+    campaign_id = api.create_campaign(total_stock=3)
+    with api.client() as client:
+        for user in (1, 2, 2, 3, 4):
+            assert client.post(f"/api/campaigns/{campaign_id}/participation", json={"userId": user}).status_code == 202
+    assert processes.worker(settings, "--drain").wait(60) == 0
+    before = assert_counters_match_history(database, campaign_id)
+
+    # The same messages again, as after a crash between the database commit and the offset commit:
+    # a new consumer group starts from the beginning of the log and its stored offsets are empty.
+    again = settings.model_copy(update={"kafka_consumer_group": settings.kafka_consumer_group + "-again"})
+    worker = processes.worker(again, "--drain")
+    assert worker.wait(60) == 0
+    assert "redelivered=5" in worker.log()
+    assert assert_counters_match_history(database, campaign_id) == before == {"SUCCESS": 3, "FAIL": 1, "DUPLICATE": 1}

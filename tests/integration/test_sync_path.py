@@ -1,0 +1,43 @@
+"""The synchronous baseline: one database transaction per request, still exact under contention."""
+
+from __future__ import annotations
+
+import asyncio
+import random
+from typing import Any
+
+from sqlalchemy import Engine
+
+from fcfs.settings import Settings
+from tests.support import Api, Processes, assert_counters_match_history, history_rows
+
+
+async def _hammer(api: Api, campaign_id: int, users: list[int]) -> list[Any]:
+    async with api.async_client() as client:
+        return await asyncio.gather(
+            *(client.post(f"/api/campaigns/{campaign_id}/participation-sync", json={"userId": u}) for u in users)
+        )
+
+
+def test_five_hundred_concurrent_sync_requests_make_exactly_twenty_winners(
+    settings: Settings, database: Engine, processes: Processes
+) -> None:
+    api = processes.api(settings)
+    campaign_id = api.create_campaign(total_stock=20)
+    rng = random.Random(11)
+    users = [rng.randint(1, 200) for _ in range(500)]
+
+    responses = asyncio.run(_hammer(api, campaign_id, users))
+
+    assert [r.status_code for r in responses] == [200] * 500
+    answers = [r.json()["data"] for r in responses]
+    assert all(a["method"] == "SYNC" for a in answers)
+    winners = [a["userId"] for a in answers if a["status"] == "SUCCESS"]
+    assert len(winners) == 20
+    assert len(set(winners)) == 20  # no user wins twice
+    rows = history_rows(database, campaign_id)
+    assert len(rows) == 500
+    assert sorted(r.user_id for r in rows if r.status.value == "SUCCESS") == sorted(winners)
+    counts = assert_counters_match_history(database, campaign_id)
+    assert counts["DUPLICATE"] == 500 - len(set(users))
+    assert api.status(campaign_id)["currentStock"] == 0

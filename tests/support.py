@@ -1,0 +1,255 @@
+"""Test helpers: the real processes (API, worker, a throwaway broker) and queries on the real stack."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+from confluent_kafka import Consumer, TopicPartition
+from sqlalchemy import Engine, func, select
+
+from fcfs.schema import Outcome, campaign, participation_history
+from fcfs.settings import Settings
+
+ROOT = Path(__file__).resolve().parent.parent
+ADMIN_TOKEN = "test-admin-token"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def settings_env(settings: Settings, **extra: str) -> dict[str, str]:
+    """The environment that makes a child process see `settings` (plus `extra`)."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("KAFKA_", "DATABASE_", "WORKER_", "DB_"))}
+    for name, value in settings.model_dump(exclude={"dlq_topic"}).items():
+        env[name.upper()] = str(value)
+    env["PYTHONPATH"] = str(ROOT)
+    env.update(extra)
+    return env
+
+
+@dataclass
+class Proc:
+    """A child process of the test, with its output in a log file."""
+
+    popen: subprocess.Popen[bytes]
+    log_path: Path
+    name: str
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")[-5000:]
+
+    def kill(self) -> None:
+        """SIGKILL: no chance to finish anything."""
+        if self.popen.poll() is None:
+            self.popen.send_signal(signal.SIGKILL)
+        self.popen.wait(10)
+
+    def terminate(self, timeout_s: float = 30) -> int:
+        if self.popen.poll() is None:
+            self.popen.send_signal(signal.SIGTERM)
+        try:
+            return self.popen.wait(timeout_s)
+        except subprocess.TimeoutExpired:
+            self.kill()
+            raise
+
+    def wait(self, timeout_s: float) -> int:
+        try:
+            return self.popen.wait(timeout_s)
+        except subprocess.TimeoutExpired:
+            raise AssertionError(f"{self.name} still running after {timeout_s} s:\n{self.log()}") from None
+
+
+@dataclass
+class Processes:
+    """Starts processes for a test and makes sure none outlives it."""
+
+    tmp: Path
+    started: list[Proc] = field(default_factory=list)
+
+    def start(self, name: str, args: list[str], env: dict[str, str]) -> Proc:
+        log_path = self.tmp / f"{name}-{len(self.started)}.log"
+        handle = log_path.open("wb")
+        popen = subprocess.Popen(args, cwd=ROOT, env=env, stdout=handle, stderr=subprocess.STDOUT)
+        proc = Proc(popen, log_path, name)
+        self.started.append(proc)
+        return proc
+
+    def api(self, settings: Settings, **extra: str) -> Api:
+        port = free_port()
+        env = settings_env(settings, ADMIN_TOKEN=ADMIN_TOKEN, **extra)
+        proc = self.start(
+            "api",
+            [sys.executable, "-m", "uvicorn", "backend.main:app", "--host", "127.0.0.1", "--port", str(port),
+             "--no-access-log", "--loop", "uvloop", "--http", "httptools"],
+            env,
+        )
+        api = Api(f"http://127.0.0.1:{port}", proc)
+        api.wait_live()
+        return api
+
+    def worker(self, settings: Settings, *args: str, **extra: str) -> Proc:
+        return self.start("worker", [sys.executable, "-m", "worker", *args], settings_env(settings, **extra))
+
+    def stop_all(self) -> None:
+        for proc in self.started:
+            if proc.popen.poll() is None:
+                proc.kill()
+
+
+@dataclass
+class Api:
+    base_url: str
+    proc: Proc
+
+    def wait_live(self, timeout_s: float = 30) -> None:
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            if self.proc.popen.poll() is not None:
+                raise AssertionError(f"API exited:\n{self.proc.log()}")
+            try:
+                if httpx.get(f"{self.base_url}/health/live", timeout=1).status_code == 200:
+                    return
+            except httpx.TransportError:
+                pass
+            time.sleep(0.1)
+        raise AssertionError(f"API not live after {timeout_s} s:\n{self.proc.log()}")
+
+    def client(self, admin: bool = False, **kwargs: Any) -> httpx.Client:
+        headers = {"Authorization": f"Bearer {ADMIN_TOKEN}"} if admin else {}
+        return httpx.Client(base_url=self.base_url, headers=headers, timeout=30, **kwargs)
+
+    def async_client(self, **kwargs: Any) -> httpx.AsyncClient:
+        limits = httpx.Limits(max_connections=1000, max_keepalive_connections=1000)
+        return httpx.AsyncClient(base_url=self.base_url, timeout=60, limits=limits, **kwargs)
+
+    def create_campaign(self, total_stock: int, name: str = "test campaign", **fields: Any) -> int:
+        with self.client(admin=True) as c:
+            r = c.post("/api/admin/campaigns", json={"name": name, "totalStock": total_stock, **fields})
+        assert r.status_code == 201, r.text
+        return int(r.json()["data"]["id"])
+
+    def status(self, campaign_id: int) -> dict[str, Any]:
+        with self.client() as c:
+            r = c.get(f"/api/campaigns/{campaign_id}/status")
+        assert r.status_code == 200, r.text
+        data: dict[str, Any] = r.json()["data"]
+        return data
+
+
+def history_counts(engine: Engine, campaign_id: int) -> dict[str, int]:
+    with engine.connect() as conn:
+        rows = conn.execute(
+            select(participation_history.c.status, func.count())
+            .where(participation_history.c.campaign_id == campaign_id)
+            .group_by(participation_history.c.status)
+        ).all()
+    counts = {o.value: 0 for o in Outcome}
+    counts.update({status.value: n for status, n in rows})
+    return counts
+
+
+def history_rows(engine: Engine, campaign_id: int) -> list[Any]:
+    with engine.connect() as conn:
+        return list(
+            conn.execute(
+                select(participation_history)
+                .where(participation_history.c.campaign_id == campaign_id)
+                .order_by(participation_history.c.kafka_partition, participation_history.c.kafka_offset)
+            ).all()
+        )
+
+
+def campaign_row(engine: Engine, campaign_id: int) -> Any:
+    with engine.connect() as conn:
+        return conn.execute(select(campaign).where(campaign.c.id == campaign_id)).one()
+
+
+def assert_counters_match_history(engine: Engine, campaign_id: int) -> dict[str, int]:
+    """I1 and the O(1) counters: the campaign row agrees with the history table."""
+    counts = history_counts(engine, campaign_id)
+    row = campaign_row(engine, campaign_id)
+    assert row.success_count == counts["SUCCESS"]
+    assert row.fail_count == counts["FAIL"]
+    assert row.duplicate_count == counts["DUPLICATE"]
+    assert row.current_stock == row.total_stock - counts["SUCCESS"] >= 0
+    return counts
+
+
+def read_topic(settings: Settings, topic: str | None = None, timeout_s: float = 30) -> list[Any]:
+    """Every message of a topic, partition by partition, in log order."""
+    topic = topic or settings.kafka_topic
+    consumer = Consumer({"bootstrap.servers": settings.kafka_bootstrap_servers, "group.id": "test-reader",
+                         "enable.auto.commit": False})
+    try:
+        meta = consumer.list_topics(topic, timeout=10).topics[topic]
+        messages: list[Any] = []
+        for p in sorted(meta.partitions):
+            low, high = consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=10)
+            if high <= low:
+                continue
+            consumer.assign([TopicPartition(topic, p, low)])
+            got: list[Any] = []
+            deadline = time.monotonic() + timeout_s
+            while len(got) < high - low and time.monotonic() < deadline:
+                got.extend(m for m in consumer.consume(10_000, 0.5) if not m.error())
+            assert len(got) == high - low, f"read {len(got)} of {high - low} messages of {topic}[{p}]"
+            messages.extend(got)
+        return messages
+    finally:
+        consumer.close()
+
+
+def end_offsets(settings: Settings, topic: str | None = None) -> dict[int, int]:
+    topic = topic or settings.kafka_topic
+    consumer = Consumer({"bootstrap.servers": settings.kafka_bootstrap_servers, "group.id": "test-reader"})
+    try:
+        meta = consumer.list_topics(topic, timeout=10).topics[topic]
+        return {p: consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=10)[1] for p in meta.partitions}
+    finally:
+        consumer.close()
+
+
+def wait_until(predicate: Any, timeout_s: float, what: str, interval_s: float = 0.1) -> Any:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(interval_s)
+    raise AssertionError(f"timed out after {timeout_s} s waiting for {what}")
+
+
+@contextmanager
+def stack_broker(name: str, port: int) -> Iterator[tuple[str, Any, Any]]:
+    """A throwaway single-node Kafka broker from the project's stack script, with start/stop controls."""
+    env = {k: v for k, v in os.environ.items() if k != "KAFKA_BOOTSTRAP_SERVERS"}
+    env.update(STACK_KAFKA_NAME=name, STACK_KAFKA_PORT=str(port), STACK_KAFKA_HEAP="384m")
+    script = str(ROOT / "stack" / "stack.sh")
+
+    def start() -> None:
+        subprocess.run(["bash", script, "kafka-start"], env=env, check=True, timeout=120)
+
+    def stop() -> None:
+        subprocess.run(["bash", script, "kafka-stop"], env=env, check=True, timeout=60)
+
+    start()
+    try:
+        yield f"127.0.0.1:{port}", start, stop
+    finally:
+        stop()
+        subprocess.run(["rm", "-rf", str(ROOT / ".stack" / name)], check=False)
