@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from backend.errors import envelope
@@ -50,10 +52,8 @@ class BodyLimitMiddleware:
             started = started or message["type"] == "http.response.start"
             await send(message)
 
-        try:
+        with contextlib.suppress(BodyTooLarge):
             await self.app(scope, limited_receive, guarded_send)
-        except BodyTooLarge:
-            pass
         if too_large and not started:
             await self._refuse(scope, receive, send)
 

@@ -15,8 +15,13 @@ from starlette.responses import Response
 log = logging.getLogger(__name__)
 
 
-def envelope(data: Any = None, message: str = "OK", status_code: int = 200, error_code: str | None = None,
-             headers: dict[str, str] | None = None) -> Response:
+def envelope(
+    data: Any = None,
+    message: str = "OK",
+    status_code: int = 200,
+    error_code: str | None = None,
+    headers: dict[str, str] | None = None,
+) -> Response:
     """Render the envelope with orjson (camelCase keys are the caller's job)."""
     body = orjson.dumps({"success": error_code is None, "message": message, "errorCode": error_code, "data": data})
     return Response(body, status_code=status_code, media_type="application/json", headers=headers)
@@ -25,8 +30,9 @@ def envelope(data: Any = None, message: str = "OK", status_code: int = 200, erro
 class ApiError(Exception):
     """An error the caller can act on, with a stable errorCode a program can match."""
 
-    def __init__(self, status_code: int, error_code: str, message: str, data: Any = None,
-                 headers: dict[str, str] | None = None) -> None:
+    def __init__(
+        self, status_code: int, error_code: str, message: str, data: Any = None, headers: dict[str, str] | None = None
+    ) -> None:
         super().__init__(message)
         self.status_code = status_code
         self.error_code = error_code
@@ -80,14 +86,16 @@ def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(OperationalError)
     async def database_down(request: Request, exc: OperationalError) -> Response:
         log.warning("database unavailable on %s %s: %s", request.method, request.url.path, exc.orig)
-        return envelope(None, "the database is unavailable, try again shortly", 503, "DATABASE_UNAVAILABLE",
-                        {"Retry-After": "1"})
+        return envelope(
+            None, "the database is unavailable, try again shortly", 503, "DATABASE_UNAVAILABLE", {"Retry-After": "1"}
+        )
 
     @app.exception_handler(DBAPIError)
     async def database_error(request: Request, exc: DBAPIError) -> Response:
         log.error("database error on %s %s: %s", request.method, request.url.path, exc.orig)
-        return envelope(None, "the database could not complete the request", 503, "DATABASE_ERROR",
-                        {"Retry-After": "1"})
+        return envelope(
+            None, "the database could not complete the request", 503, "DATABASE_ERROR", {"Retry-After": "1"}
+        )
 
     @app.exception_handler(Exception)
     async def unexpected(request: Request, exc: Exception) -> Response:

@@ -7,7 +7,7 @@ import time
 from typing import Any
 
 from confluent_kafka import Consumer, KafkaException, Producer, TopicPartition
-from confluent_kafka.admin import AdminClient, NewTopic
+from confluent_kafka.admin import AdminClient, NewTopic  # type: ignore[attr-defined]
 
 from fcfs.settings import Settings
 
@@ -54,7 +54,9 @@ def consumer_config(settings: Settings, group: str | None = None, **overrides: A
 
 
 def admin_client(settings: Settings) -> AdminClient:
-    return AdminClient({"bootstrap.servers": settings.kafka_bootstrap_servers, "socket.connection.setup.timeout.ms": 3000})
+    return AdminClient(
+        {"bootstrap.servers": settings.kafka_bootstrap_servers, "socket.connection.setup.timeout.ms": 3000}
+    )
 
 
 def ensure_topics(settings: Settings, timeout_s: float = 60.0) -> None:
@@ -98,7 +100,9 @@ def ensure_topics(settings: Settings, timeout_s: float = 60.0) -> None:
 def _wait_for_leaders(admin: AdminClient, topics: list[str], deadline: float) -> None:
     while time.monotonic() < deadline:
         meta = admin.list_topics(timeout=5).topics
-        if all(t in meta and meta[t].partitions and all(p.leader >= 0 for p in meta[t].partitions.values()) for t in topics):
+        if all(
+            t in meta and meta[t].partitions and all(p.leader >= 0 for p in meta[t].partitions.values()) for t in topics
+        ):
             return
         time.sleep(0.2)
     raise TimeoutError(f"topics {topics} have no leaders yet")

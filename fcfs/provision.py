@@ -1,6 +1,6 @@
 """Prepare what the processes need: the database (created and migrated) and the Kafka topics.
 
-    python -m fcfs.provision [--skip-kafka] [--skip-db]
+python -m fcfs.provision [--skip-kafka] [--skip-db]
 """
 
 from __future__ import annotations

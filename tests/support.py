@@ -94,8 +94,21 @@ class Processes:
         env = settings_env(settings, ADMIN_TOKEN=ADMIN_TOKEN, **extra)
         proc = self.start(
             "api",
-            [sys.executable, "-m", "uvicorn", "backend.main:app", "--host", "127.0.0.1", "--port", str(port),
-             "--no-access-log", "--loop", "uvloop", "--http", "httptools"],
+            [
+                sys.executable,
+                "-m",
+                "uvicorn",
+                "backend.main:app",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(port),
+                "--no-access-log",
+                "--loop",
+                "uvloop",
+                "--http",
+                "httptools",
+            ],
             env,
         )
         api = Api(f"http://127.0.0.1:{port}", proc)
@@ -193,8 +206,9 @@ def assert_counters_match_history(engine: Engine, campaign_id: int) -> dict[str,
 def read_topic(settings: Settings, topic: str | None = None, timeout_s: float = 30) -> list[Any]:
     """Every message of a topic, partition by partition, in log order."""
     topic = topic or settings.kafka_topic
-    consumer = Consumer({"bootstrap.servers": settings.kafka_bootstrap_servers, "group.id": "test-reader",
-                         "enable.auto.commit": False})
+    consumer = Consumer(
+        {"bootstrap.servers": settings.kafka_bootstrap_servers, "group.id": "test-reader", "enable.auto.commit": False}
+    )
     try:
         meta = consumer.list_topics(topic, timeout=10).topics[topic]
         messages: list[Any] = []

@@ -38,7 +38,9 @@ def record_batch(conn: Connection, delivered: Sequence[Delivered], stocks: dict[
         by_campaign[d.event.campaign_id].append(d)
     now = utcnow()
     for campaign_id in sorted(by_campaign):
-        _, result = record_decisions(conn, campaign_id, stocks[campaign_id], by_campaign[campaign_id], Channel.KAFKA, now)
+        _, result = record_decisions(
+            conn, campaign_id, stocks[campaign_id], by_campaign[campaign_id], Channel.KAFKA, now
+        )
         total.decided += result.decided
         total.successes += result.successes
         total.fails += result.fails

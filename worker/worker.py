@@ -121,7 +121,12 @@ class ParticipationWorker:
         elapsed = max(time.monotonic() - s.started_at, 1e-9)
         log.info(
             "decided=%d redelivered=%d dead_lettered=%d batches=%d db_retries=%d rate=%.0f/s",
-            s.decided, s.redelivered, s.dead_lettered, s.batches, s.db_retries, s.decided / elapsed,
+            s.decided,
+            s.redelivered,
+            s.dead_lettered,
+            s.batches,
+            s.db_retries,
+            s.decided / elapsed,
         )
 
     # -- rebalance ----------------------------------------------------------------------------------
@@ -174,11 +179,13 @@ class ParticipationWorker:
         invalid: list[DeadLetter] = []
         next_offsets: dict[int, int] = {}
         for msg in messages:
-            if msg.error():
-                if msg.error().code() != KafkaError._PARTITION_EOF:
-                    log.warning("consume error: %s", msg.error())
+            error = msg.error()
+            if error is not None:
+                if error.code() != KafkaError._PARTITION_EOF:
+                    log.warning("consume error: %s", error)
                 continue
             partition, offset = msg.partition(), msg.offset()
+            assert partition is not None and offset is not None  # set on every consumed message
             next_offsets[partition] = offset + 1
             try:
                 event = ParticipationEvent.from_json(msg.value())
@@ -215,7 +222,9 @@ class ParticipationWorker:
                 assert self._consumer is not None
                 self._consumer.poll(0)  # keep serving group heartbeats and callbacks while we wait
 
-    def _record(self, delivered: list[Delivered], invalid: list[DeadLetter], next_offsets: dict[int, int]) -> BatchResult:
+    def _record(
+        self, delivered: list[Delivered], invalid: list[DeadLetter], next_offsets: dict[int, int]
+    ) -> BatchResult:
         with self.engine.begin() as conn:
             stocks = lock_campaigns(conn, (d.event.campaign_id for d in delivered))
             known = [d for d in delivered if d.event.campaign_id in stocks]

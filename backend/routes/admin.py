@@ -39,7 +39,9 @@ def _to_utc(value: dt.datetime | None, tz: dt.tzinfo) -> dt.datetime | None:
 
 
 @router.post("/campaigns", status_code=201, summary="Create a campaign")
-def create_campaign(body: CampaignCreate, engine: EngineDep, settings: SettingsDep, campaigns: CampaignCacheDep) -> Response:
+def create_campaign(
+    body: CampaignCreate, engine: EngineDep, settings: SettingsDep, campaigns: CampaignCacheDep
+) -> Response:
     values = {
         "name": body.name.strip(),
         "total_stock": body.total_stock,
@@ -87,6 +89,8 @@ async def participate_bulk(
     try:
         await producer.send_many(settings.kafka_topic, messages)
     except KafkaUnavailable as exc:
-        raise ApiError(503, "KAFKA_UNAVAILABLE", f"bulk load not fully queued: {exc}", headers={"Retry-After": "1"}) from None
+        raise ApiError(
+            503, "KAFKA_UNAVAILABLE", f"bulk load not fully queued: {exc}", headers={"Retry-After": "1"}
+        ) from None
     data = {"campaignId": body.campaign_id, "requestCount": body.count, "firstUserId": first, "status": "PUBLISHED"}
     return envelope(data, f"{body.count} participation requests published", 202)

@@ -71,8 +71,11 @@ async def participate(
         await producer.send(settings.kafka_topic, event.key(), event.to_json())
     except KafkaUnavailable as exc:
         raise ApiError(
-            503, "KAFKA_UNAVAILABLE", f"the request could not be queued, retry: {exc}",
-            data={**data, "status": "NOT_ACCEPTED"}, headers={"Retry-After": "1"},
+            503,
+            "KAFKA_UNAVAILABLE",
+            f"the request could not be queued, retry: {exc}",
+            data={**data, "status": "NOT_ACCEPTED"},
+            headers={"Retry-After": "1"},
         ) from None
     return envelope(data, "participation request accepted", 202)
 

@@ -41,7 +41,9 @@ def upgrade() -> None:
         "participation_history",
         sa.Column("id", sa.BigInteger, primary_key=True, autoincrement=True),
         sa.Column("request_id", sa.String(64), nullable=False),
-        sa.Column("campaign_id", sa.BigInteger, sa.ForeignKey("campaign.id", name="fk_history_campaign"), nullable=False),
+        sa.Column(
+            "campaign_id", sa.BigInteger, sa.ForeignKey("campaign.id", name="fk_history_campaign"), nullable=False
+        ),
         sa.Column("user_id", sa.BigInteger, nullable=False),
         sa.Column("status", sa.Enum("SUCCESS", "FAIL", "DUPLICATE", name="outcome"), nullable=False),
         sa.Column("channel", sa.Enum("KAFKA", "SYNC", name="channel"), nullable=False),

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Iterator
 
 import httpx
 import pytest
@@ -50,11 +51,15 @@ def test_bad_bodies_are_refused_and_nothing_is_enqueued(
             (b"", "VALIDATION_ERROR", 422),
         ]
         for content, code, status in raw:
-            r = client.post(f"/api/campaigns/{campaign_id}/{path}", content=content,
-                            headers={"content-type": "application/json"})
+            r = client.post(
+                f"/api/campaigns/{campaign_id}/{path}", content=content, headers={"content-type": "application/json"}
+            )
             assert (r.status_code, r.json()["errorCode"]) == (status, code), content
-        r = client.post(f"/api/campaigns/{campaign_id}/{path}", content=b'{"userId": ' + b"1" * 20_000 + b"}",
-                        headers={"content-type": "application/json"})
+        r = client.post(
+            f"/api/campaigns/{campaign_id}/{path}",
+            content=b'{"userId": ' + b"1" * 20_000 + b"}",
+            headers={"content-type": "application/json"},
+        )
         assert (r.status_code, r.json()["errorCode"]) == (413, "PAYLOAD_TOO_LARGE")
         r = client.post(f"/api/campaigns/987654321/{path}", json={"userId": 1})
         assert (r.status_code, r.json()["errorCode"]) == (404, "CAMPAIGN_NOT_FOUND")
@@ -69,23 +74,27 @@ def test_bad_bodies_are_refused_and_nothing_is_enqueued(
 def test_oversized_chunked_body_is_refused(api: Api) -> None:
     campaign_id = api.create_campaign(total_stock=1)
 
-    def chunks():  # type: ignore[no-untyped-def]
+    def chunks() -> Iterator[bytes]:
         yield b'{"userId": 1, "pad": "'
         for _ in range(40):
             yield b"x" * 1024
         yield b'"}'
 
     with api.client() as client:
-        r = client.post(f"/api/campaigns/{campaign_id}/participation", content=chunks(),
-                        headers={"content-type": "application/json"})
+        r = client.post(
+            f"/api/campaigns/{campaign_id}/participation",
+            content=chunks(),
+            headers={"content-type": "application/json"},
+        )
     assert (r.status_code, r.json()["errorCode"]) == (413, "PAYLOAD_TOO_LARGE")
 
 
 def test_campaign_window_is_enforced(api: Api, settings: Settings) -> None:
     now = dt.datetime.now(dt.UTC)
     later = api.create_campaign(5, startsAt=(now + dt.timedelta(hours=1)).isoformat())
-    over = api.create_campaign(5, startsAt=(now - dt.timedelta(hours=2)).isoformat(),
-                               endsAt=(now - dt.timedelta(hours=1)).isoformat())
+    over = api.create_campaign(
+        5, startsAt=(now - dt.timedelta(hours=2)).isoformat(), endsAt=(now - dt.timedelta(hours=1)).isoformat()
+    )
     before = end_offsets(settings)
     with api.client() as client:
         for path in ("participation", "participation-sync"):
@@ -121,8 +130,15 @@ ADMIN_CALLS = [
 ]
 
 
-@pytest.mark.parametrize("headers", [{}, {"Authorization": "Bearer wrong"}, {"Authorization": f"Basic {ADMIN_TOKEN}"},
-                                     {"Authorization": f"Bearer {ADMIN_TOKEN}x"}])
+@pytest.mark.parametrize(
+    "headers",
+    [
+        {},
+        {"Authorization": "Bearer wrong"},
+        {"Authorization": f"Basic {ADMIN_TOKEN}"},
+        {"Authorization": f"Bearer {ADMIN_TOKEN}x"},
+    ],
+)
 def test_admin_endpoints_need_the_token(api: Api, settings: Settings, headers: dict[str, str]) -> None:
     before = end_offsets(settings)
     with httpx.Client(base_url=api.base_url, headers=headers) as client:
@@ -137,14 +153,24 @@ def test_admin_input_is_validated(api: Api, settings: Settings) -> None:
     campaign_id = api.create_campaign(total_stock=1)
     before = end_offsets(settings)
     with api.client(admin=True) as client:
-        for body in ({"name": "x", "totalStock": 0}, {"name": "", "totalStock": 5}, {"name": "  ", "totalStock": 5},
-                     {"name": "x", "totalStock": "5"}, {"totalStock": 5},
-                     {"name": "x", "totalStock": 5, "startsAt": "2030-01-02T00:00:00Z", "endsAt": "2030-01-01T00:00:00Z"},
-                     {"name": "x", "totalStock": 5, "startsAt": "tomorrow"}):
+        for body in (
+            {"name": "x", "totalStock": 0},
+            {"name": "", "totalStock": 5},
+            {"name": "  ", "totalStock": 5},
+            {"name": "x", "totalStock": "5"},
+            {"totalStock": 5},
+            {"name": "x", "totalStock": 5, "startsAt": "2030-01-02T00:00:00Z", "endsAt": "2030-01-01T00:00:00Z"},
+            {"name": "x", "totalStock": 5, "startsAt": "tomorrow"},
+        ):
             r = client.post("/api/admin/campaigns", json=body)
             assert (r.status_code, r.json()["errorCode"]) == (422, "VALIDATION_ERROR"), body
-        for body in ({"count": 0, "campaignId": campaign_id}, {"count": 100_001, "campaignId": campaign_id},
-                     {"count": -1, "campaignId": campaign_id}, {"count": 5}, {"count": "5", "campaignId": campaign_id}):
+        for body in (
+            {"count": 0, "campaignId": campaign_id},
+            {"count": 100_001, "campaignId": campaign_id},
+            {"count": -1, "campaignId": campaign_id},
+            {"count": 5},
+            {"count": "5", "campaignId": campaign_id},
+        ):
             r = client.post("/api/admin/test/participate-bulk", json=body)
             assert (r.status_code, r.json()["errorCode"]) == (422, "VALIDATION_ERROR"), body
         r = client.post("/api/admin/test/participate-bulk", json={"count": 5, "campaignId": 987654321})

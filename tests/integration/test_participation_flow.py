@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import random
 
+import httpx
 import orjson
 from sqlalchemy import Engine
 
@@ -12,7 +13,7 @@ from fcfs.settings import Settings
 from tests.support import Processes, assert_counters_match_history, history_rows, read_topic
 
 
-async def _participate(api_client, campaign_id: int, users: list[int]) -> list:  # type: ignore[no-untyped-def]
+async def _participate(api_client: httpx.AsyncClient, campaign_id: int, users: list[int]) -> list[httpx.Response]:
     async with api_client as client:
         return await asyncio.gather(
             *(client.post(f"/api/campaigns/{campaign_id}/participation", json={"userId": u}) for u in users)

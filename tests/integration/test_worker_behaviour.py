@@ -27,13 +27,15 @@ def test_poison_messages_go_to_the_dlq_once_and_valid_ones_are_decided(
         orjson.dumps({"requestId": "p-str", "campaignId": campaign_id, "userId": "7", "requestedAt": 1}),
         b'{"requestId": "p-huge", "campaignId": %d, "userId": %d, "requestedAt": 1}' % (campaign_id, 10**40),
     ]
-    valid = [ParticipationEvent(f"valid-{i}", campaign_id, user, 1_700_000_000_000 + i)
-             for i, user in enumerate([1, 2, 2, 3])]
+    valid = [
+        ParticipationEvent(f"valid-{i}", campaign_id, user, 1_700_000_000_000 + i)
+        for i, user in enumerate([1, 2, 2, 3])
+    ]
     producer = Producer(producer_config(settings))
     for i, event in enumerate(valid):  # valid and poison interleaved, one partition, one order
         producer.produce(settings.kafka_topic, event.to_json(), key)
         producer.produce(settings.kafka_topic, poison[i], key)
-    for message in poison[len(valid):]:
+    for message in poison[len(valid) :]:
         producer.produce(settings.kafka_topic, message, key)
     assert producer.flush(10) == 0
 
@@ -41,7 +43,10 @@ def test_poison_messages_go_to_the_dlq_once_and_valid_ones_are_decided(
     assert worker.wait(60) == 0, worker.log()
     rows = history_rows(database, campaign_id)
     assert [(r.request_id, r.status.value) for r in rows] == [
-        ("valid-0", "SUCCESS"), ("valid-1", "SUCCESS"), ("valid-2", "DUPLICATE"), ("valid-3", "FAIL"),
+        ("valid-0", "SUCCESS"),
+        ("valid-1", "SUCCESS"),
+        ("valid-2", "DUPLICATE"),
+        ("valid-3", "FAIL"),
     ]
     assert_counters_match_history(database, campaign_id)
     dead = read_topic(settings, settings.dlq_topic)

@@ -19,8 +19,10 @@ def test_sigkill_mid_run_loses_nothing_and_counts_nothing_twice(
     with api.client(admin=True) as client:
         # 15,000 users, then 5,000 of them again: 20,000 messages with 5,000 repeats
         for start, count in ((1, 15_000), (10_001, 5_000)):
-            r = client.post("/api/admin/test/participate-bulk",
-                            json={"campaignId": campaign_id, "count": count, "userIdStart": start})
+            r = client.post(
+                "/api/admin/test/participate-bulk",
+                json={"campaignId": campaign_id, "count": count, "userIdStart": start},
+            )
             assert r.status_code == 202, r.text
 
     # Small batches so the kill lands in the middle of the run.

@@ -1,0 +1,1 @@
+"""The operators' dashboard (Streamlit); not part of this release yet."""

@@ -1,0 +1,36 @@
+"""The files people run the system with are valid: docker-compose, Procfile, .env.example."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+
+from fcfs.settings import Settings
+from tests.support import ROOT
+
+
+def test_docker_compose_file_is_valid() -> None:
+    compose = shutil.which("docker-compose")
+    assert compose, "docker-compose is needed to check docker-compose.yml (Debian package docker-compose)"
+    result = subprocess.run(
+        [compose, "-f", str(ROOT / "docker-compose.yml"), "config"], capture_output=True, text=True, timeout=60
+    )
+    assert result.returncode == 0, result.stderr
+    for service in ("mysql", "kafka", "kafka-ui", "api", "worker"):
+        assert f"  {service}:" in result.stdout
+
+
+def test_env_example_names_every_setting() -> None:
+    names = {
+        line.split("=", 1)[0]
+        for line in (ROOT / ".env.example").read_text().splitlines()
+        if line and not line.startswith("#")
+    }
+    wanted = {field.upper() for field in Settings.model_fields}
+    assert wanted <= names, wanted - names
+
+
+def test_procfile_runs_the_api_and_the_worker() -> None:
+    processes = dict(line.split(":", 1) for line in (ROOT / "Procfile").read_text().splitlines() if line.strip())
+    assert "backend.main:app" in processes["api"]
+    assert "python -m worker" in processes["worker"]
