@@ -49,6 +49,14 @@ class WorkerStats:
     dead_lettered: int = 0
     db_retries: int = 0
     started_at: float = field(default_factory=time.monotonic)
+    first_message_at: float | None = None
+    last_commit_at: float | None = None
+
+    def drain_rate(self) -> float:
+        """Messages decided per second from the first message received to the last commit."""
+        if self.first_message_at is None or self.last_commit_at is None:
+            return 0.0
+        return self.decided / max(self.last_commit_at - self.first_message_at, 1e-9)
 
 
 class ParticipationWorker:
@@ -92,6 +100,8 @@ class ParticipationWorker:
             while not self._stopping:
                 messages = self._consumer.consume(self.settings.worker_batch_size, self.settings.worker_poll_timeout_s)
                 if messages:
+                    if self.stats.first_message_at is None:
+                        self.stats.first_message_at = time.monotonic()
                     self._handle(messages)
                 elif self.drain and self._caught_up():
                     log.info("drained: every assigned partition is caught up")
@@ -199,6 +209,7 @@ class ParticipationWorker:
         self.stats.batches += 1
         self.stats.decided += result.decided
         self.stats.redelivered += result.redelivered
+        self.stats.last_commit_at = time.monotonic()
         assert self._consumer is not None
         self._consumer.commit(
             offsets=[TopicPartition(self.topic, p, o) for p, o in next_offsets.items()], asynchronous=True
