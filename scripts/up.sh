@@ -8,6 +8,5 @@ scripts/bootstrap.sh
 [[ -f .env ]] || cp .env.example .env
 set -a; source .env; set +a
 stack/stack.sh up
-.venv/bin/python -m fcfs.provision
 export PATH="$PWD/.venv/bin:$PATH"
 exec honcho start -f Procfile

@@ -2,7 +2,7 @@
 # The local stack without Docker: an Apache Kafka broker (official jars from Maven Central, KRaft,
 # single node) and a MariaDB server, both on loopback, their files under .stack/ (ignored by git).
 #
-#   stack/stack.sh up | down | status
+#   stack/stack.sh up | down | status      (up also creates the database, its schema and the topics)
 #   stack/stack.sh kafka-start | kafka-stop | db-start | db-stop
 #
 # Idempotent: `up` finds running services and returns at once. When DATABASE_URL or
@@ -133,8 +133,17 @@ status() {
   else echo "database: stopped"; fi
 }
 
+provision() {  # the database (created, migrated) and the topics, when the Python environment is there
+  local python=${PYTHON:-$ROOT/.venv/bin/python}
+  if [[ -x $python ]]; then
+    (cd "$ROOT" && "$python" -m fcfs.provision)
+  else
+    log "no .venv yet: run scripts/bootstrap.sh, then 'python -m fcfs.provision' creates the database and topics"
+  fi
+}
+
 case ${1:-} in
-  up) db_start; kafka_start ;;
+  up) db_start; kafka_start; provision ;;
   down) kafka_stop; db_stop ;;
   status) status ;;
   kafka-start) kafka_start ;;

@@ -228,10 +228,11 @@ class ParticipationWorker:
                     raise SystemExit(1) from exc
                 self.stats.db_retries += 1
                 log.warning("batch not recorded, retrying in %.1f s: %s", backoff, _short(exc))
+                # No poll() while waiting: it would hand out the next message and skip it. Heartbeats run
+                # on librdkafka's own thread; past max.poll.interval.ms the group reassigns the partition
+                # and the stored offsets, row locks and request ids keep the retry exact.
                 time.sleep(backoff)
                 backoff = min(backoff * 2, self.settings.worker_retry_max_backoff_s)
-                assert self._consumer is not None
-                self._consumer.poll(0)  # keep serving group heartbeats and callbacks while we wait
 
     def _record(
         self, delivered: list[Delivered], invalid: list[DeadLetter], next_offsets: dict[int, int]
