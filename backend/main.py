@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import AsyncIterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
@@ -12,7 +13,7 @@ from backend.body_limit import BodyLimitMiddleware
 from backend.campaign_cache import CampaignCache
 from backend.errors import install_error_handlers
 from backend.producer import AsyncProducer
-from backend.routes import admin, campaigns, health, participation
+from backend.routes import admin, batch, campaigns, health, participation, stats
 from fcfs.db import make_engine
 from fcfs.kafka import producer_config
 from fcfs.request_ids import RequestIdSigner
@@ -33,9 +34,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.state.signer = RequestIdSigner(settings.request_id_secret)
         app.state.campaigns = CampaignCache(engine)
         app.state.producer = AsyncProducer(producer_config(settings), settings.kafka_produce_timeout_ms / 1000)
+        app.state.batch_executor = ThreadPoolExecutor(max_workers=2, thread_name_prefix="aggregate")
         try:
             yield
         finally:
+            app.state.batch_executor.shutdown(wait=True, cancel_futures=False)
             app.state.producer.close()
             engine.dispose()
 
@@ -50,6 +53,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(participation.router)
     app.include_router(campaigns.router)
     app.include_router(admin.router)
+    app.include_router(batch.router)
+    app.include_router(stats.router)
     app.include_router(health.router)
     return app
 

@@ -1,1 +1,1 @@
-"""The nightly aggregation job and its scheduler (campaign_stats); not part of this release yet."""
+"""The batch process: the nightly aggregation scheduler, and the history generator for volume tests."""

@@ -9,14 +9,17 @@ from sqlalchemy import (
     CheckConstraint,
     Column,
     Computed,
+    Date,
     DateTime,
     Enum,
+    Float,
     ForeignKey,
     Index,
     Integer,
     MetaData,
     String,
     Table,
+    Text,
     UniqueConstraint,
 )
 from sqlalchemy.dialects import mysql
@@ -84,6 +87,7 @@ participation_history = Table(
     UniqueConstraint("request_id", name="uq_history_request_id"),
     UniqueConstraint("campaign_id", "participant_user_id", name="uq_history_one_attempt_per_user"),
     Index("ix_history_campaign_decided", "campaign_id", "decided_at"),
+    Index("ix_history_decided_campaign_status", "decided_at", "campaign_id", "status"),
 )
 
 consumer_offset = Table(
@@ -94,4 +98,57 @@ consumer_offset = Table(
     Column("partition_id", Integer, primary_key=True, autoincrement=False),
     Column("next_offset", BigInteger, nullable=False),
     Column("updated_at", Timestamp, nullable=False),
+)
+
+
+class JobTrigger(enum.StrEnum):
+    MANUAL = "MANUAL"
+    SCHEDULED = "SCHEDULED"
+
+
+class JobStatus(enum.StrEnum):
+    STARTED = "STARTED"
+    COMPLETED = "COMPLETED"
+    PARTIAL = "PARTIAL"  # some campaigns failed; the others are committed
+    FAILED = "FAILED"
+
+
+campaign_stats = Table(
+    "campaign_stats",
+    metadata,
+    Column("stats_date", Date, primary_key=True),
+    Column(
+        "campaign_id",
+        BigInteger,
+        ForeignKey("campaign.id", name="fk_stats_campaign"),
+        primary_key=True,
+        autoincrement=False,
+    ),
+    Column("success_count", BigInteger, nullable=False),
+    Column("fail_count", BigInteger, nullable=False),
+    Column("duplicate_count", BigInteger, nullable=False),
+    Column("total_count", BigInteger, nullable=False),
+    Column("unique_users", BigInteger, nullable=False),
+    Column("first_request_at", Timestamp, nullable=True),
+    Column("last_request_at", Timestamp, nullable=True),
+    Column("sell_out_seconds", Float(precision=53), nullable=True),
+    Index("ix_stats_campaign_date", "campaign_id", "stats_date"),
+)
+
+batch_job_execution = Table(
+    "batch_job_execution",
+    metadata,
+    Column("id", BigInteger, primary_key=True, autoincrement=True),
+    Column("job_name", String(64), nullable=False),
+    Column("target_date", Date, nullable=False),
+    Column("trigger_type", Enum(JobTrigger, native_enum=True, name="job_trigger"), nullable=False),
+    Column("status", Enum(JobStatus, native_enum=True, name="job_status"), nullable=False),
+    Column("started_at", Timestamp, nullable=False),
+    Column("ended_at", Timestamp, nullable=True),
+    Column("campaigns_total", Integer, nullable=False, server_default="0"),
+    Column("campaigns_failed", Integer, nullable=False, server_default="0"),
+    Column("campaign_results", Text, nullable=True),
+    Column("error", Text, nullable=True),
+    Index("ix_job_name_date", "job_name", "target_date"),
+    Index("ix_job_started", "started_at"),
 )

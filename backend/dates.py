@@ -1,0 +1,52 @@
+"""Date query parameters of the statistics and batch endpoints: parsed, checked, 400 with an errorCode."""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+from zoneinfo import ZoneInfo
+
+from backend.errors import ApiError
+from fcfs.days import local_today
+
+MAX_PERIOD_DAYS = 366
+
+
+def parse_day(name: str, value: str, tz: ZoneInfo) -> dt.date:
+    """A YYYY-MM-DD date that is not in the future (in the configured time zone)."""
+    try:
+        day = dt.date.fromisoformat(value)
+        if len(value) != 10:
+            raise ValueError(value)
+    except ValueError:
+        raise ApiError(400, "INVALID_DATE", f"{name}: '{value}' is not a date of the form YYYY-MM-DD") from None
+    if day > local_today(tz):
+        raise ApiError(400, "DATE_IN_FUTURE", f"{name}: {day} is in the future ({tz.key})")
+    return day
+
+
+@dataclass(frozen=True)
+class Period:
+    first: dt.date
+    last: dt.date
+
+    @property
+    def single_day(self) -> bool:
+        return self.first == self.last
+
+
+def parse_period(date: str | None, from_: str | None, to: str | None, tz: ZoneInfo) -> tuple[Period, bool]:
+    """Either `date`, or `from` and `to` (inclusive); returns the period and whether it was a period form."""
+    if date is not None:
+        if from_ is not None or to is not None:
+            raise ApiError(400, "INVALID_DATE_RANGE", "give either date, or from and to, not both")
+        day = parse_day("date", date, tz)
+        return Period(day, day), False
+    if from_ is None or to is None:
+        raise ApiError(400, "MISSING_DATE", "give date=YYYY-MM-DD, or from=YYYY-MM-DD and to=YYYY-MM-DD")
+    first, last = parse_day("from", from_, tz), parse_day("to", to, tz)
+    if first > last:
+        raise ApiError(400, "INVALID_DATE_RANGE", f"from ({first}) is after to ({last})")
+    if (last - first).days + 1 > MAX_PERIOD_DAYS:
+        raise ApiError(400, "DATE_RANGE_TOO_LONG", f"a period covers at most {MAX_PERIOD_DAYS} days")
+    return Period(first, last), True

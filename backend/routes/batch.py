@@ -1,0 +1,52 @@
+"""Operator endpoints for the daily aggregation job: run it for a date, follow it, list past runs."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Path, Query, Request
+from starlette.responses import Response
+
+from backend.dates import parse_day
+from backend.deps import AdminDep, EngineDep, SettingsDep
+from backend.errors import ApiError, envelope
+from fcfs.aggregation import AggregationAlreadyRunning, get_job, job_history, run_job, start_job
+from fcfs.schema import JobTrigger
+
+router = APIRouter(prefix="/api/admin/batch", tags=["batch"], dependencies=[AdminDep])
+
+
+@router.post("/aggregate", status_code=202, summary="Aggregate a date in the background; 409 while one runs")
+def aggregate(
+    request: Request,
+    engine: EngineDep,
+    settings: SettingsDep,
+    date: Annotated[str, Query(description="YYYY-MM-DD in the configured time zone")],
+) -> Response:
+    day = parse_day("date", date, settings.tz)
+    try:
+        job = start_job(engine, day, JobTrigger.MANUAL)
+    except AggregationAlreadyRunning as exc:
+        raise ApiError(
+            409,
+            "BATCH_ALREADY_RUNNING",
+            f"an aggregation of {day} is already running",
+            data={"jobExecutionId": exc.job_id, "date": day.isoformat()},
+        ) from None
+    request.app.state.batch_executor.submit(run_job, engine, job, settings.tz)
+    return envelope(
+        {"jobExecutionId": job.job_id, "status": "STARTED", "date": day.isoformat()}, "aggregation started", 202
+    )
+
+
+@router.get("/status/{jobExecutionId}", summary="One run: status, times, per-campaign outcome")
+def status(job_id: Annotated[int, Path(alias="jobExecutionId", ge=1, le=2**63 - 1)], engine: EngineDep) -> Response:
+    job = get_job(engine, job_id)
+    if job is None:
+        raise ApiError(404, "JOB_NOT_FOUND", f"no job execution {job_id}")
+    return envelope(job)
+
+
+@router.get("/history", summary="Recent runs, newest first")
+def history(engine: EngineDep, limit: Annotated[int, Query(ge=1, le=500)] = 50) -> Response:
+    return envelope(job_history(engine, limit))

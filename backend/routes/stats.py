@@ -1,0 +1,87 @@
+"""Statistics for analysts: from the nightly aggregates (fast) or straight from the history (raw)."""
+
+from __future__ import annotations
+
+import time
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Query
+from starlette.responses import Response
+
+from backend.dates import Period, parse_period
+from backend.deps import AdminDep, EngineDep, SettingsDep
+from backend.errors import envelope
+from fcfs.stats import batched_period, campaign_names, campaign_rows, merge_days, raw_period, summary
+
+router = APIRouter(prefix="/api/admin/stats", tags=["statistics"], dependencies=[AdminDep])
+
+DateQ = Annotated[str | None, Query(description="one day, YYYY-MM-DD")]
+FromQ = Annotated[str | None, Query(alias="from", description="first day of a period")]
+ToQ = Annotated[str | None, Query(description="last day of a period (included)")]
+CampaignQ = Annotated[int | None, Query(alias="campaignId", ge=1, le=2**63 - 1)]
+
+
+@router.get("/daily", summary="Statistics from the daily aggregates (method BATCH_AGGREGATED)")
+def daily(
+    engine: EngineDep,
+    settings: SettingsDep,
+    date: DateQ = None,
+    from_: FromQ = None,
+    to: ToQ = None,
+    campaign_id: CampaignQ = None,
+) -> Response:
+    period, is_period = parse_period(date, from_, to, settings.tz)
+    with engine.connect() as conn:
+        t0 = time.perf_counter()
+        per_day = batched_period(conn, period.first, period.last, campaign_id)
+        elapsed = time.perf_counter() - t0
+        names = campaign_names(conn, {cid for day in per_day.values() for cid in day})
+    return envelope(_answer("BATCH_AGGREGATED", period, is_period, campaign_id, elapsed, per_day, names))
+
+
+@router.get("/raw", summary="Statistics computed from the history rows (method RAW_QUERY)")
+def raw(
+    engine: EngineDep,
+    settings: SettingsDep,
+    date: DateQ = None,
+    from_: FromQ = None,
+    to: ToQ = None,
+    campaign_id: CampaignQ = None,
+) -> Response:
+    period, is_period = parse_period(date, from_, to, settings.tz)
+    with engine.connect() as conn:
+        t0 = time.perf_counter()
+        per_day: dict[Any, Any] = raw_period(conn, period.first, period.last, settings.tz, campaign_id)
+        elapsed = time.perf_counter() - t0
+        names = campaign_names(conn, {cid for day in per_day.values() for cid in day})
+    return envelope(_answer("RAW_QUERY", period, is_period, campaign_id, elapsed, per_day, names))
+
+
+def _answer(
+    method: str,
+    period: Period,
+    is_period: bool,
+    campaign_id: int | None,
+    elapsed_s: float,
+    per_day: dict[Any, dict[int, dict[str, Any]]],
+    names: dict[int, str],
+) -> dict[str, Any]:
+    totals = merge_days(per_day)
+    data: dict[str, Any] = {"method": method, "queryTimeMs": round(elapsed_s * 1000, 3)}
+    if is_period:
+        data.update({"from": period.first.isoformat(), "to": period.last.isoformat(), "campaignId": campaign_id})
+    else:
+        data["date"] = period.first.isoformat()
+    data["summary"] = summary(totals)
+    data["campaigns"] = campaign_rows(per_day.get(period.first, {}) if not is_period else totals, names)
+    if not is_period:
+        extras = per_day.get(period.first, {})
+        for row in data["campaigns"]:  # the aggregates also know unique users and time to sell out
+            for key in ("uniqueUsers", "sellOutSeconds"):
+                if key in extras.get(row["campaignId"], {}):
+                    row[key] = extras[row["campaignId"]][key]
+    else:
+        data["rows"] = [
+            {"date": day.isoformat(), **row} for day in sorted(per_day) for row in campaign_rows(per_day[day], names)
+        ]
+    return data

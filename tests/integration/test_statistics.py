@@ -1,0 +1,322 @@
+"""The daily aggregation (I6), its job records, the scheduler's catch-up and the statistics API."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from sqlalchemy import Engine, delete, select, text
+
+from batch.generate import generate_history
+from batch.scheduler import catch_up, days_to_catch_up
+from fcfs.aggregation import JOB_NAME, aggregate_day, lock_name, prune_job_history
+from fcfs.days import local_today
+from fcfs.db import utcnow
+from fcfs.schema import JobStatus, JobTrigger, batch_job_execution, campaign, campaign_stats
+from fcfs.settings import Settings
+from tests.support import Api, Processes, assert_counters_match_history, history_counts, wait_until
+
+# A stretch of the past no other test writes history into.
+GENERATED_LAST_DAY = dt.date(2025, 3, 10)
+
+
+def _stats_rows(engine: Engine, day: dt.date) -> list[tuple[Any, ...]]:
+    with engine.connect() as conn:
+        return [
+            tuple(r)
+            for r in conn.execute(
+                select(campaign_stats).where(campaign_stats.c.stats_date == day).order_by(campaign_stats.c.campaign_id)
+            )
+        ]
+
+
+def _jobs(engine: Engine, day: dt.date) -> list[Any]:
+    with engine.connect() as conn:
+        return list(
+            conn.execute(
+                select(batch_job_execution)
+                .where(batch_job_execution.c.target_date == day)
+                .order_by(batch_job_execution.c.id)
+            )
+        )
+
+
+def _run_via_api(api: Api, day: dt.date) -> dict[str, Any]:
+    with api.client(admin=True) as client:
+        r = client.post("/api/admin/batch/aggregate", params={"date": day.isoformat()})
+        assert r.status_code == 202, r.text
+        started = r.json()["data"]
+        assert started["status"] == "STARTED" and started["date"] == day.isoformat()
+
+        def finished() -> dict[str, Any] | None:
+            job = client.get(f"/api/admin/batch/status/{started['jobExecutionId']}").json()["data"]
+            return job if job["status"] != "STARTED" else None
+
+        job: dict[str, Any] = wait_until(finished, 120, "the aggregation to finish", interval_s=0.2)
+        return job
+
+
+@pytest.fixture(scope="module")
+def generated(database: Engine, base_settings: Settings) -> dict[str, Any]:
+    """Four days of generated history, three campaigns a day."""
+    result = generate_history(
+        database, last_day=GENERATED_LAST_DAY, days=4, campaigns_per_day=3, rows=24_000, tz=base_settings.tz, seed=3
+    )
+    return {"rows": result.rows, "days": [GENERATED_LAST_DAY - dt.timedelta(days=i) for i in range(3, -1, -1)]}
+
+
+@pytest.fixture
+def api(settings: Settings, processes: Processes) -> Api:
+    return processes.api(settings)
+
+
+def test_batched_numbers_equal_raw_numbers_for_data_from_the_real_flow(
+    api: Api, settings: Settings, database: Engine, processes: Processes
+) -> None:
+    campaigns = [api.create_campaign(total_stock=stock) for stock in (5, 40)]
+    with api.client(admin=True) as client:
+        for cid in campaigns:
+            for start in (1, 51):  # 100 users, the second half twice: duplicates too
+                r = client.post(
+                    "/api/admin/test/participate-bulk", json={"campaignId": cid, "count": 100, "userIdStart": start}
+                )
+                assert r.status_code == 202
+    assert processes.worker(settings, "--drain").wait(120) == 0
+    today = local_today(settings.tz)
+
+    job = _run_via_api(api, today)
+    assert job["status"] == "COMPLETED", job
+    with api.client(admin=True) as client:
+        daily = client.get("/api/admin/stats/daily", params={"date": today.isoformat()}).json()["data"]
+        raw = client.get("/api/admin/stats/raw", params={"date": today.isoformat()}).json()["data"]
+    assert daily["method"] == "BATCH_AGGREGATED" and raw["method"] == "RAW_QUERY"
+    assert daily["queryTimeMs"] >= 0 and raw["queryTimeMs"] >= 0
+    batched_by_id = {c["campaignId"]: c for c in daily["campaigns"]}
+    raw_by_id = {c["campaignId"]: c for c in raw["campaigns"]}
+    assert batched_by_id.keys() == raw_by_id.keys()
+    for cid in raw_by_id:  # campaign by campaign, the same numbers
+        for key in ("campaignName", "successCount", "failCount", "duplicateCount", "totalCount", "successRate"):
+            assert batched_by_id[cid][key] == raw_by_id[cid][key], (cid, key)
+    assert daily["summary"] == raw["summary"]
+    for cid in campaigns:
+        counts = history_counts(database, cid)
+        mine = batched_by_id[cid]
+        assert (mine["successCount"], mine["failCount"], mine["duplicateCount"]) == (
+            counts["SUCCESS"],
+            counts["FAIL"],
+            counts["DUPLICATE"],
+        )
+        assert mine["totalCount"] == 200 and mine["uniqueUsers"] == 150
+        assert mine["sellOutSeconds"] is not None and mine["sellOutSeconds"] >= 0
+
+
+def test_rerunning_a_date_gives_identical_rows_and_two_job_records(
+    generated: dict[str, Any], database: Engine, settings: Settings
+) -> None:
+    day = generated["days"][1]
+    runs_before = len(_jobs(database, day))
+    first_id, first = aggregate_day(database, day, JobTrigger.MANUAL, settings.tz)
+    rows_first = _stats_rows(database, day)
+    second_id, second = aggregate_day(database, day, JobTrigger.MANUAL, settings.tz)
+    assert first is second is JobStatus.COMPLETED
+    assert len(rows_first) == 3
+    assert _stats_rows(database, day) == rows_first
+    jobs = _jobs(database, day)
+    assert len(jobs) == runs_before + 2
+    assert [j.id for j in jobs[-2:]] == [first_id, second_id]
+    assert all(j.status is JobStatus.COMPLETED and j.campaigns_total == 3 for j in jobs[-2:])
+
+
+@pytest.fixture
+def failing_campaign(database: Engine, generated: dict[str, Any]) -> Iterator[int]:
+    """A database trigger that makes the aggregation of one campaign fail (the fault is in the test)."""
+    day = generated["days"][2]
+    with database.connect() as conn:  # the day's first generated campaign
+        found = conn.scalar(
+            select(campaign.c.id).where(campaign.c.name.like(f"{day.isoformat()} %")).order_by(campaign.c.id).limit(1)
+        )
+    assert found is not None
+    victim = int(found)
+    with database.begin() as conn:
+        conn.execute(delete(campaign_stats).where(campaign_stats.c.stats_date == day))
+        conn.execute(text("DROP TRIGGER IF EXISTS test_fail_stats"))
+        conn.execute(
+            text(
+                "CREATE TRIGGER test_fail_stats BEFORE INSERT ON campaign_stats FOR EACH ROW "
+                f"IF NEW.campaign_id = {victim} THEN "
+                "SIGNAL SQLSTATE '45000' SET MESSAGE_TEXT = 'injected failure'; END IF"
+            )
+        )
+    try:
+        yield victim
+    finally:
+        with database.begin() as conn:
+            conn.execute(text("DROP TRIGGER IF EXISTS test_fail_stats"))
+
+
+def test_one_failing_campaign_makes_the_run_partial_and_a_rerun_completes_it(
+    generated: dict[str, Any], database: Engine, settings: Settings, failing_campaign: int
+) -> None:
+    day = generated["days"][2]
+    job_id, status = aggregate_day(database, day, JobTrigger.MANUAL, settings.tz)
+    assert status is JobStatus.PARTIAL
+    job = _jobs(database, day)[-1]
+    assert job.id == job_id and job.status is JobStatus.PARTIAL
+    assert f"campaign {failing_campaign}" in job.error and "injected failure" in job.error
+    results = {r["campaignId"]: r for r in json.loads(job.campaign_results)}
+    assert results[failing_campaign]["status"] == "FAILED"
+    committed = {row[1] for row in _stats_rows(database, day)}
+    assert failing_campaign not in committed
+    assert len(committed) == 2  # the other campaigns' rows are committed
+
+    with database.begin() as conn:  # remove the fault and run again
+        conn.execute(text("DROP TRIGGER test_fail_stats"))
+    _, status = aggregate_day(database, day, JobTrigger.MANUAL, settings.tz)
+    assert status is JobStatus.COMPLETED
+    assert {row[1] for row in _stats_rows(database, day)} == committed | {failing_campaign}
+
+
+def test_two_runs_of_the_same_date_never_overlap(api: Api, database: Engine, generated: dict[str, Any]) -> None:
+    day = generated["days"][0]
+    with database.connect() as holder:  # as if a run of that date were in progress
+        assert holder.scalar(text("SELECT GET_LOCK(:n, 0)"), {"n": lock_name(day)}) == 1
+        with api.client(admin=True) as client:
+            r = client.post("/api/admin/batch/aggregate", params={"date": day.isoformat()})
+        assert (r.status_code, r.json()["errorCode"]) == (409, "BATCH_ALREADY_RUNNING")
+        holder.execute(text("SELECT RELEASE_LOCK(:n)"), {"n": lock_name(day)})
+    job = _run_via_api(api, day)
+    assert job["status"] == "COMPLETED" and job["trigger"] == "MANUAL" and job["campaignsTotal"] == 3
+
+
+def test_scheduler_catches_up_the_missed_days(generated: dict[str, Any], database: Engine, settings: Settings) -> None:
+    days = generated["days"]
+    with database.begin() as conn:  # the last successful scheduled run was for the first generated day
+        conn.execute(delete(batch_job_execution).where(batch_job_execution.c.target_date >= days[0]))
+        conn.execute(
+            batch_job_execution.insert().values(
+                job_name=JOB_NAME,
+                target_date=days[0],
+                trigger_type=JobTrigger.SCHEDULED,
+                status=JobStatus.COMPLETED,
+                started_at=utcnow(),
+                ended_at=utcnow(),
+            )
+        )
+    today = days[-1] + dt.timedelta(days=1)  # the scheduler starts the day after the last generated day
+
+    outcomes = catch_up(database, settings, today=today)
+
+    assert list(outcomes) == days[1:]
+    assert set(outcomes.values()) == {JobStatus.COMPLETED}
+    for day in days[1:]:
+        assert len(_stats_rows(database, day)) == 3
+        assert _jobs(database, day)[-1].trigger_type is JobTrigger.SCHEDULED
+    assert catch_up(database, settings, today=today) == {}  # nothing left to catch up
+
+
+def test_days_to_catch_up_is_bounded() -> None:
+    today = dt.date(2026, 5, 31)
+    assert days_to_catch_up(dt.date(2026, 5, 29), today) == [dt.date(2026, 5, 30)]
+    assert days_to_catch_up(dt.date(2026, 5, 30), today) == []
+    assert len(days_to_catch_up(None, today)) == 30
+    assert days_to_catch_up(dt.date(2025, 1, 1), today)[0] == dt.date(2026, 5, 1)
+
+
+def test_generated_history_is_consistent(generated: dict[str, Any], database: Engine) -> None:
+    with database.connect() as conn:
+        ids = [r.id for r in conn.execute(select(campaign.c.id).where(campaign.c.name.like("2025-03-%")))]
+    assert len(ids) == 12
+    assert sum(sum(history_counts(database, cid).values()) for cid in ids) == generated["rows"]
+    for cid in ids:
+        counts = assert_counters_match_history(database, cid)
+        assert counts["DUPLICATE"] > 0 and counts["FAIL"] > 0
+
+
+def test_old_job_records_are_pruned(database: Engine) -> None:
+    now = utcnow()
+    with database.begin() as conn:
+        for age in (91, 89):
+            conn.execute(
+                batch_job_execution.insert().values(
+                    job_name="prune-probe",
+                    target_date=dt.date(2024, 1, 1),
+                    trigger_type=JobTrigger.SCHEDULED,
+                    status=JobStatus.COMPLETED,
+                    started_at=now - dt.timedelta(days=age),
+                )
+            )
+    assert prune_job_history(database, now=now) >= 1
+    with database.connect() as conn:
+        left = conn.execute(
+            select(batch_job_execution.c.started_at).where(batch_job_execution.c.job_name == "prune-probe")
+        ).all()
+    assert [r.started_at for r in left] == [now - dt.timedelta(days=89)]
+
+
+def test_period_statistics_give_per_day_rows(
+    api: Api, generated: dict[str, Any], database: Engine, settings: Settings
+) -> None:
+    days = generated["days"]
+    for day in days:
+        aggregate_day(database, day, JobTrigger.MANUAL, settings.tz)
+    params = {"from": days[0].isoformat(), "to": days[-1].isoformat()}
+    with api.client(admin=True) as client:
+        batched = client.get("/api/admin/stats/daily", params=params).json()["data"]
+        raw = client.get("/api/admin/stats/raw", params=params).json()["data"]
+        one = batched["rows"][0]["campaignId"]
+        only = client.get("/api/admin/stats/daily", params={**params, "campaignId": one}).json()["data"]
+    assert batched["summary"] == raw["summary"]
+    assert batched["summary"]["totalCount"] == generated["rows"]
+    assert len(batched["rows"]) == 12
+    assert {r["date"] for r in batched["rows"]} == {d.isoformat() for d in days}
+    strip = [{k: v for k, v in r.items() if k in raw["rows"][0]} for r in batched["rows"]]
+    assert strip == raw["rows"]
+    assert [r["campaignId"] for r in only["rows"]] == [one] and only["campaignId"] == one
+
+
+@pytest.mark.parametrize(
+    "path, params, code",
+    [
+        ("/api/admin/stats/daily", {"date": "2025-13-01"}, "INVALID_DATE"),
+        ("/api/admin/stats/daily", {"date": "yesterday"}, "INVALID_DATE"),
+        ("/api/admin/stats/raw", {"date": "2025-1-1"}, "INVALID_DATE"),
+        ("/api/admin/stats/raw", {}, "MISSING_DATE"),
+        ("/api/admin/stats/daily", {"from": "2025-03-10"}, "MISSING_DATE"),
+        ("/api/admin/stats/daily", {"from": "2025-03-10", "to": "2025-03-01"}, "INVALID_DATE_RANGE"),
+        (
+            "/api/admin/stats/raw",
+            {"date": "2025-03-01", "from": "2025-03-01", "to": "2025-03-02"},
+            "INVALID_DATE_RANGE",
+        ),
+        ("/api/admin/stats/daily", {"from": "2020-01-01", "to": "2025-01-01"}, "DATE_RANGE_TOO_LONG"),
+        ("/api/admin/stats/daily", {"date": "2999-01-01"}, "DATE_IN_FUTURE"),
+        ("/api/admin/stats/raw", {"from": "2025-01-01", "to": "2999-01-01"}, "DATE_IN_FUTURE"),
+    ],
+)
+def test_statistics_dates_are_validated(api: Api, path: str, params: dict[str, str], code: str) -> None:
+    with api.client(admin=True) as client:
+        r = client.get(path, params=params)
+    assert (r.status_code, r.json()["errorCode"]) == (400, code), r.text
+
+
+def test_batch_endpoints_validate_and_need_the_token(api: Api) -> None:
+    with api.client(admin=True) as client:
+        for date, code in (("2025-02-30", "INVALID_DATE"), ("2999-01-01", "DATE_IN_FUTURE")):
+            r = client.post("/api/admin/batch/aggregate", params={"date": date})
+            assert (r.status_code, r.json()["errorCode"]) == (400, code)
+        r = client.get("/api/admin/batch/status/987654321")
+        assert (r.status_code, r.json()["errorCode"]) == (404, "JOB_NOT_FOUND")
+        assert client.get("/api/admin/batch/history").status_code == 200
+    with api.client() as anonymous:
+        for method, path in (
+            ("POST", "/api/admin/batch/aggregate?date=2025-01-01"),
+            ("GET", "/api/admin/batch/history"),
+            ("GET", "/api/admin/batch/status/1"),
+            ("GET", "/api/admin/stats/daily?date=2025-01-01"),
+            ("GET", "/api/admin/stats/raw?date=2025-01-01"),
+        ):
+            r = anonymous.request(method, path)
+            assert (r.status_code, r.json()["errorCode"]) == (401, "UNAUTHORIZED"), path
