@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import signal
 import sys
 
 from apscheduler.schedulers.blocking import BlockingScheduler
@@ -84,6 +85,7 @@ def main() -> int:
     catch_up(engine, settings)
     prune_job_history(engine)
     scheduler = build_scheduler(engine, settings)
+    signal.signal(signal.SIGTERM, lambda *_: scheduler.shutdown(wait=False))
     log.info("scheduler up: aggregation daily at 02:00 %s", settings.timezone)
     try:
         scheduler.start()
@@ -91,6 +93,7 @@ def main() -> int:
         pass
     finally:
         engine.dispose()
+    log.info("scheduler stopped")
     return 0
 
 

@@ -16,7 +16,7 @@ def test_docker_compose_file_is_valid() -> None:
         [compose, "-f", str(ROOT / "docker-compose.yml"), "config"], capture_output=True, text=True, timeout=60
     )
     assert result.returncode == 0, result.stderr
-    for service in ("mysql", "kafka", "kafka-ui", "api", "worker"):
+    for service in ("mysql", "kafka", "kafka-ui", "api", "worker", "scheduler"):
         assert f"  {service}:" in result.stdout
 
 
@@ -30,7 +30,8 @@ def test_env_example_names_every_setting() -> None:
     assert wanted <= names, wanted - names
 
 
-def test_procfile_runs_the_api_and_the_worker() -> None:
+def test_procfile_runs_every_process() -> None:
     processes = dict(line.split(":", 1) for line in (ROOT / "Procfile").read_text().splitlines() if line.strip())
     assert "backend.main:app" in processes["api"]
     assert "python -m worker" in processes["worker"]
+    assert "python -m batch.scheduler" in processes["scheduler"]

@@ -39,3 +39,37 @@ def test_worker_drain_benchmark_runs_and_saves_figures(settings: Settings, tmp_p
     assert figures["runs"][0]["messages"] == 600
     assert figures["median"]["decided_per_s"] > 0
     assert "messages/s" in (tmp_path / "worker-drain.md").read_text()
+
+
+def test_raw_vs_batch_experiment_runs_and_agrees(settings: Settings, tmp_path: Path) -> None:
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "bench.raw_vs_batch",
+            "--rows",
+            "3000",
+            "--days",
+            "2",
+            "--campaigns-per-day",
+            "2",
+            "--repeats",
+            "2",
+            "--database",
+            "fcfs_test_experiment",
+            "--out-dir",
+            str(tmp_path),
+        ],
+        cwd=ROOT,
+        env=settings_env(settings),
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    figures = json.loads((tmp_path / "raw-vs-batch.json").read_text())
+    assert figures["mismatches"] == 0
+    assert figures["history_rows"] > 2000
+    assert set(figures["figures"]) == {"daily-raw", "daily-batched", "period-raw", "period-batched"}
+    assert (tmp_path / "raw-vs-batch.png").read_bytes()[:4] == b"\x89PNG"
+    assert "faster" in (tmp_path / "raw-vs-batch.md").read_text()

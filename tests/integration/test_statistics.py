@@ -17,7 +17,14 @@ from fcfs.days import local_today
 from fcfs.db import utcnow
 from fcfs.schema import JobStatus, JobTrigger, batch_job_execution, campaign, campaign_stats
 from fcfs.settings import Settings
-from tests.support import Api, Processes, assert_counters_match_history, history_counts, wait_until
+from tests.support import (
+    Api,
+    Processes,
+    assert_counters_match_history,
+    history_counts,
+    settings_env,
+    wait_until,
+)
 
 # A stretch of the past no other test writes history into.
 GENERATED_LAST_DAY = dt.date(2025, 3, 10)
@@ -320,3 +327,13 @@ def test_batch_endpoints_validate_and_need_the_token(api: Api) -> None:
         ):
             r = anonymous.request(method, path)
             assert (r.status_code, r.json()["errorCode"]) == (401, "UNAUTHORIZED"), path
+
+
+def test_scheduler_process_starts_catches_up_and_stops_on_sigterm(settings: Settings, processes: Processes) -> None:
+    import sys
+
+    proc = processes.start("scheduler", [sys.executable, "-m", "batch.scheduler"], settings_env(settings))
+    wait_until(lambda: "scheduler up" in proc.log() or proc.popen.poll() is not None, 120, "the scheduler to start")
+    assert "aggregation daily at 02:00" in proc.log(), proc.log()
+    assert proc.terminate(30) == 0
+    assert "scheduler stopped" in proc.log()

@@ -1,0 +1,109 @@
+"""What the benchmark and experiment commands share: a served API process, percentiles, result files."""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import socket
+import statistics
+import subprocess
+import sys
+import time
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import httpx
+from sqlalchemy import create_engine, text
+from sqlalchemy.engine import make_url
+
+from fcfs.db import server_url
+from fcfs.provision import ensure_database, migrate
+from fcfs.settings import get_settings
+
+ROOT = Path(__file__).resolve().parent.parent
+EXPERIMENTS = ROOT / "docs" / "experiments"
+
+
+def database_url(name: str) -> str:
+    """The configured database server, with the database `name` on it."""
+    return make_url(get_settings().database_url).set(database=name).render_as_string(hide_password=False)
+
+
+def fresh_database(name: str) -> str:
+    """Drop, create and migrate the database `name`; return its URL."""
+    url = database_url(name)
+    server, db = server_url(url)
+    engine = create_engine(server)
+    with engine.begin() as conn:
+        conn.execute(text(f"DROP DATABASE IF EXISTS `{db}`"))
+    engine.dispose()
+    ensure_database(url)
+    migrate(url)
+    return url
+
+
+@contextmanager
+def served_api(env: dict[str, str], workers: int = 1) -> Iterator[tuple[str, str]]:
+    """Run the API in its own process(es) on a free port; yield (base URL, admin token)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    token = secrets.token_urlsafe(16)
+    child_env = {**os.environ, **env, "ADMIN_TOKEN": token, "PYTHONPATH": str(ROOT)}
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "uvicorn",
+            "backend.main:app",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--workers",
+            str(workers),
+            "--loop",
+            "uvloop",
+            "--http",
+            "httptools",
+            "--no-access-log",
+            "--log-level",
+            "warning",
+        ],
+        cwd=ROOT,
+        env=child_env,
+    )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                if httpx.get(f"{base}/health/live", timeout=1).status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            if proc.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError("the API did not start")
+            time.sleep(0.2)
+        yield base, token
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+
+
+def percentile(values: Sequence[float], q: float) -> float:
+    """The q-th percentile (0-100), linear between closest ranks."""
+    if len(values) == 1:
+        return float(values[0])
+    return float(statistics.quantiles(values, n=100, method="inclusive")[round(q) - 1])
+
+
+def save_json(path: Path, payload: dict[str, Any]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(payload, indent=2, default=str) + "\n")
