@@ -13,9 +13,10 @@ from backend.body_limit import BodyLimitMiddleware
 from backend.campaign_cache import CampaignCache
 from backend.errors import install_error_handlers
 from backend.producer import AsyncProducer
-from backend.routes import admin, batch, campaigns, health, participation, stats
+from backend.routes import admin, batch, campaigns, health, operations, participation, stats
 from fcfs.db import make_engine
 from fcfs.kafka import producer_config
+from fcfs.kafka_view import KafkaView
 from fcfs.request_ids import RequestIdSigner
 from fcfs.settings import Settings, get_settings
 
@@ -35,10 +36,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.state.campaigns = CampaignCache(engine)
         app.state.producer = AsyncProducer(producer_config(settings), settings.kafka_produce_timeout_ms / 1000)
         app.state.batch_executor = ThreadPoolExecutor(max_workers=2, thread_name_prefix="aggregate")
+        app.state.kafka_view = KafkaView(settings)
         try:
             yield
         finally:
             app.state.batch_executor.shutdown(wait=True, cancel_futures=False)
+            app.state.kafka_view.close()
             app.state.producer.close()
             engine.dispose()
 
@@ -55,6 +58,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(admin.router)
     app.include_router(batch.router)
     app.include_router(stats.router)
+    app.include_router(operations.router)
     app.include_router(health.router)
     return app
 

@@ -152,3 +152,31 @@ batch_job_execution = Table(
     Index("ix_job_name_date", "job_name", "target_date"),
     Index("ix_job_started", "started_at"),
 )
+
+worker_heartbeat = Table(
+    "worker_heartbeat",
+    metadata,
+    Column("worker_id", String(100), primary_key=True),
+    Column("consumer_group", String(200), nullable=False),
+    Column("topic", String(249), nullable=False),
+    Column("partitions", String(1000), nullable=False),
+    Column("decided_total", BigInteger, nullable=False),
+    Column("dead_lettered_total", BigInteger, nullable=False),
+    Column("batches_total", BigInteger, nullable=False),
+    Column("db_retries_total", BigInteger, nullable=False),
+    Column("last_batch_at", Timestamp, nullable=True),
+    Column("started_at", Timestamp, nullable=False),
+    Column("heartbeat_at", Timestamp, nullable=False),
+    Column("state", String(20), nullable=False),
+)
+
+dead_letter_replay = Table(
+    "dead_letter_replay",
+    metadata,
+    Column("dlq_topic", String(249), primary_key=True),
+    Column("dlq_partition", Integer, primary_key=True, autoincrement=False),
+    Column("dlq_offset", BigInteger, primary_key=True, autoincrement=False),
+    Column("replayed_at", Timestamp, nullable=False),
+    Column("target_partition", Integer, nullable=True),
+    Column("target_offset", BigInteger, nullable=True),
+)

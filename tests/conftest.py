@@ -32,6 +32,7 @@ def base_settings() -> Settings:
         kafka_bootstrap_servers=os.environ.get("KAFKA_BOOTSTRAP_SERVERS", "127.0.0.1:9092"),
         admin_token=ADMIN_TOKEN,
         request_id_secret="test-request-id-secret",
+        worker_metrics_port=0,
     )
 
 

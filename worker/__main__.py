@@ -8,6 +8,7 @@ import sys
 
 from fcfs.db import make_engine
 from fcfs.settings import get_settings
+from worker import metrics
 from worker.worker import ParticipationWorker
 
 
@@ -19,6 +20,7 @@ def main() -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s worker %(message)s", stream=sys.stderr)
     settings = get_settings()
     engine = make_engine(isolation_level="READ COMMITTED", pool_size=2)
+    metrics.serve(settings.worker_metrics_host, settings.worker_metrics_port)
     worker = ParticipationWorker(settings, engine, group=args.group, drain=args.drain)
     worker.install_signal_handlers()
     worker.run()

@@ -25,6 +25,8 @@ from fcfs.events import InvalidEvent, ParticipationEvent
 from fcfs.kafka import consumer_config, producer_config
 from fcfs.ledger import BatchResult, Delivered, lock_campaigns
 from fcfs.settings import Settings
+from worker import metrics
+from worker.heartbeat import Heartbeat
 from worker.store import load_offsets, record_batch, save_offsets
 
 log = logging.getLogger(__name__)
@@ -73,6 +75,7 @@ class ParticipationWorker:
         self._consumer: Consumer | None = None
         self._dlq: Producer | None = None
         self._assigned: set[int] = set()
+        self._heartbeat = Heartbeat(engine, self.group, self.topic)
 
     # -- life cycle -------------------------------------------------------------------------------
 
@@ -93,7 +96,9 @@ class ParticipationWorker:
         self._consumer = Consumer(consumer_config(self.settings, self.group))
         self._dlq = Producer(producer_config(self.settings, **{"linger.ms": 0}))
         self._consumer.subscribe([self.topic], on_assign=self._on_assign, on_revoke=self._on_revoke)
-        log.info("worker up: topic=%s group=%s drain=%s", self.topic, self.group, self.drain)
+        log.info(
+            "worker %s up: topic=%s group=%s drain=%s", self._heartbeat.worker_id, self.topic, self.group, self.drain
+        )
         started = time.monotonic()
         last_report = started
         try:
@@ -108,13 +113,28 @@ class ParticipationWorker:
                     break
                 elif self.drain and not self._assigned and time.monotonic() - started > drain_wait_s:
                     raise TimeoutError("drain mode: no partition was assigned")
+                self._beat("RUNNING")
                 if time.monotonic() - last_report >= 10:
                     last_report = time.monotonic()
                     self._report()
         finally:
             self._close()
+            self._beat("STOPPED", force=True)
         self._report()
         return self.stats
+
+    def _beat(self, state: str, force: bool = False) -> None:
+        s = self.stats
+        self._heartbeat.beat(
+            partitions=self._assigned,
+            decided=s.decided,
+            dead_lettered=s.dead_lettered,
+            batches=s.batches,
+            db_retries=s.db_retries,
+            last_batch_at=s.last_commit_at,
+            state=state,
+            force=force,
+        )
 
     def _close(self) -> None:
         if self._consumer is not None:
@@ -210,10 +230,29 @@ class ParticipationWorker:
         self.stats.decided += result.decided
         self.stats.redelivered += result.redelivered
         self.stats.last_commit_at = time.monotonic()
+        self._observe(result, delivered, len(messages), next_offsets)
         assert self._consumer is not None
         self._consumer.commit(
             offsets=[TopicPartition(self.topic, p, o) for p, o in next_offsets.items()], asynchronous=True
         )
+
+    def _observe(
+        self, result: BatchResult, delivered: list[Delivered], size: int, next_offsets: dict[int, int]
+    ) -> None:
+        metrics.BATCH_SIZE.observe(size)
+        metrics.DECISIONS.labels("SUCCESS").inc(result.successes)
+        metrics.DECISIONS.labels("FAIL").inc(result.fails)
+        metrics.DECISIONS.labels("DUPLICATE").inc(result.duplicates)
+        metrics.REDELIVERED.inc(result.redelivered)
+        metrics.LAST_BATCH.set_to_current_time()
+        if delivered:
+            oldest = min(d.event.requested_at_ms for d in delivered)
+            metrics.DECISION_LATENCY.observe(max(time.time() - oldest / 1000, 0.0))
+        assert self._consumer is not None
+        for partition, next_offset in next_offsets.items():
+            _, high = self._consumer.get_watermark_offsets(TopicPartition(self.topic, partition), cached=True)
+            if high >= 0:
+                metrics.LAG.labels(str(partition)).set(max(high - next_offset, 0))
 
     def _record_with_retry(
         self, delivered: list[Delivered], invalid: list[DeadLetter], next_offsets: dict[int, int]
@@ -227,6 +266,8 @@ class ParticipationWorker:
                     log.warning("stopping with an undecided batch; it will be redelivered: %s", exc)
                     raise SystemExit(1) from exc
                 self.stats.db_retries += 1
+                metrics.DB_RETRIES.inc()
+                self._beat("RETRYING")
                 log.warning("batch not recorded, retrying in %.1f s: %s", backoff, _short(exc))
                 # No poll() while waiting: it would hand out the next message and skip it. Heartbeats run
                 # on librdkafka's own thread; past max.poll.interval.ms the group reassigns the partition
@@ -237,6 +278,7 @@ class ParticipationWorker:
     def _record(
         self, delivered: list[Delivered], invalid: list[DeadLetter], next_offsets: dict[int, int]
     ) -> BatchResult:
+        started = time.perf_counter()
         with self.engine.begin() as conn:
             stocks = lock_campaigns(conn, (d.event.campaign_id for d in delivered))
             known = [d for d in delivered if d.event.campaign_id in stocks]
@@ -250,6 +292,8 @@ class ParticipationWorker:
             if dead:
                 self._dead_letter(dead)  # acknowledged by Kafka before the decisions commit
         self.stats.dead_lettered += len(dead)
+        metrics.DEAD_LETTERS.inc(len(dead))
+        metrics.BATCH_SECONDS.observe(time.perf_counter() - started)
         return result
 
     def _dead_letter(self, dead: list[DeadLetter]) -> None:

@@ -1,0 +1,102 @@
+"""Operator endpoints for the running system: workers, Kafka lag, the dead-letter topic."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Annotated, Any
+
+from confluent_kafka import KafkaException
+from fastapi import APIRouter, Query, Request
+from pydantic import Field
+from sqlalchemy import select
+from starlette.responses import Response
+
+from backend.deps import AdminDep, EngineDep, SettingsDep
+from backend.errors import ApiError, envelope
+from backend.presenters import iso
+from backend.schemas import CamelModel
+from fcfs.db import utcnow
+from fcfs.dead_letters import read_dead_letters, replay, replayed_offsets
+from fcfs.schema import worker_heartbeat
+
+router = APIRouter(prefix="/api/admin", tags=["operations"], dependencies=[AdminDep])
+ALIVE_WITHIN = dt.timedelta(seconds=10)
+
+
+@router.get("/workers", summary="Workers by their heartbeats: alive, partitions, progress")
+def workers(engine: EngineDep, settings: SettingsDep) -> Response:
+    now = utcnow()
+    with engine.connect() as conn:
+        rows = conn.execute(
+            select(worker_heartbeat)
+            .where(worker_heartbeat.c.heartbeat_at > now - dt.timedelta(hours=1))
+            .order_by(worker_heartbeat.c.heartbeat_at.desc())
+        ).all()
+    data = [
+        {
+            "workerId": r.worker_id,
+            "consumerGroup": r.consumer_group,
+            "topic": r.topic,
+            "partitions": [int(p) for p in r.partitions.split(",") if p],
+            "state": r.state,
+            "alive": r.state != "STOPPED" and now - r.heartbeat_at < ALIVE_WITHIN,
+            "decidedTotal": r.decided_total,
+            "deadLetteredTotal": r.dead_lettered_total,
+            "batchesTotal": r.batches_total,
+            "dbRetriesTotal": r.db_retries_total,
+            "lastBatchAt": iso(r.last_batch_at, settings.tz),
+            "heartbeatAt": iso(r.heartbeat_at, settings.tz),
+            "startedAt": iso(r.started_at, settings.tz),
+        }
+        for r in rows
+    ]
+    return envelope(data)
+
+
+@router.get("/kafka", summary="The participation topic: end offset, committed offset and lag per partition")
+def kafka(request: Request) -> Response:
+    try:
+        return envelope(request.app.state.kafka_view.lag())
+    except (KafkaException, KeyError) as exc:
+        raise ApiError(503, "KAFKA_UNAVAILABLE", f"Kafka did not answer: {exc}", headers={"Retry-After": "1"}) from None
+
+
+@router.get("/dlq", summary="Recent dead letters, newest first, with their reasons")
+def dead_letters(
+    engine: EngineDep, settings: SettingsDep, limit: Annotated[int, Query(ge=1, le=1000)] = 100
+) -> Response:
+    try:
+        letters = read_dead_letters(settings, limit)
+    except KafkaException as exc:
+        raise ApiError(503, "KAFKA_UNAVAILABLE", f"Kafka did not answer: {exc}", headers={"Retry-After": "1"}) from None
+    done = replayed_offsets(engine, settings.dlq_topic)
+    return envelope(
+        {"topic": settings.dlq_topic, "deadLetters": [d.to_json((d.partition, d.offset) in done) for d in letters]}
+    )
+
+
+class DlqPosition(CamelModel):
+    partition: Annotated[int, Field(ge=0, le=100_000)]
+    offset: Annotated[int, Field(ge=0)]
+
+
+class ReplayRequest(CamelModel):
+    offsets: Annotated[list[DlqPosition], Field(default_factory=list, max_length=1000)]
+    all_pending: bool = False
+
+
+@router.post("/dlq/replay", summary="Publish dead letters to the participation topic again (each at most once)")
+def replay_dead_letters(body: ReplayRequest, engine: EngineDep, settings: SettingsDep) -> Response:
+    positions = [(p.partition, p.offset) for p in body.offsets]
+    if body.all_pending:
+        done = replayed_offsets(engine, settings.dlq_topic)
+        positions += [
+            (d.partition, d.offset)
+            for d in reversed(read_dead_letters(settings, 1000))
+            if (d.partition, d.offset) not in done
+        ]
+    if not positions:
+        raise ApiError(422, "VALIDATION_ERROR", "offsets: give the dead letters to replay, or allPending: true")
+    results: list[dict[str, Any]] = replay(settings, engine, list(dict.fromkeys(positions)))
+    replayed = sum(1 for r in results if r["status"] == "REPLAYED")
+    return envelope({"replayed": replayed, "results": results}, f"{replayed} dead letter(s) replayed")

@@ -1,0 +1,121 @@
+"""What operators use on the running system: the DLQ and its replay, worker heartbeats, Kafka lag, metrics."""
+
+from __future__ import annotations
+
+import httpx
+import orjson
+from confluent_kafka import Producer
+from sqlalchemy import Engine
+
+from fcfs.db import utcnow
+from fcfs.events import ParticipationEvent
+from fcfs.kafka import producer_config
+from fcfs.schema import campaign
+from fcfs.settings import Settings
+from tests.support import Processes, free_port, history_rows, wait_until
+
+RESTORED_CAMPAIGN = 555_000_111
+
+
+def test_dead_letters_are_listed_and_replayed_once_after_the_cause_is_fixed(
+    settings: Settings, database: Engine, processes: Processes
+) -> None:
+    api = processes.api(settings)
+    campaign_id = api.create_campaign(total_stock=5)
+    orphan = ParticipationEvent("orphan-1", RESTORED_CAMPAIGN, 77, 1_700_000_000_000)
+    producer = Producer(producer_config(settings))
+    producer.produce(settings.kafka_topic, ParticipationEvent("ok-1", campaign_id, 1, 1).to_json(), b"x")
+    producer.produce(settings.kafka_topic, orphan.to_json(), orphan.key())
+    producer.produce(settings.kafka_topic, b"\xde\xad\xbe\xef", b"junk")
+    assert producer.flush(10) == 0
+    assert processes.worker(settings, "--drain").wait(60) == 0
+
+    with api.client(admin=True) as client:
+        listed = client.get("/api/admin/dlq").json()["data"]["deadLetters"]
+        assert len(listed) == 2
+        by_reason = {d["reason"].split(" ")[0]: d for d in listed}
+        unknown = next(d for d in listed if d["reason"] == f"unknown campaign {RESTORED_CAMPAIGN}")
+        junk = next(d for d in listed if d is not unknown)
+        assert orjson.loads(unknown["value"])["requestId"] == "orphan-1" and unknown["valueEncoding"] == "utf-8"
+        assert junk["valueEncoding"] == "base64" and junk["sourceTopic"] == settings.kafka_topic
+        assert not any(d["replayed"] for d in listed) and by_reason
+
+        # the cause is fixed: the campaign is back (e.g. restored from a backup)
+        with database.begin() as conn:
+            conn.execute(
+                campaign.insert().values(
+                    id=RESTORED_CAMPAIGN, name="restored", total_stock=1, current_stock=1, created_at=utcnow()
+                )
+            )
+        position = {"partition": unknown["dlqPartition"], "offset": unknown["dlqOffset"]}
+        first = client.post("/api/admin/dlq/replay", json={"offsets": [position]}).json()["data"]
+        assert first["results"][0]["status"] == "REPLAYED"
+        again = client.post("/api/admin/dlq/replay", json={"offsets": [position, position]}).json()["data"]
+        assert [r["status"] for r in again["results"]] == ["ALREADY_REPLAYED"]
+        r = client.post("/api/admin/dlq/replay", json={})
+        assert (r.status_code, r.json()["errorCode"]) == (422, "VALIDATION_ERROR")
+
+    assert processes.worker(settings, "--drain").wait(60) == 0
+    rows = history_rows(database, RESTORED_CAMPAIGN)
+    assert [(r.request_id, r.status.value) for r in rows] == [("orphan-1", "SUCCESS")]  # decided once
+
+    with api.client(admin=True) as client:  # replaying the rest: the junk fails again, into the DLQ once more
+        rest = client.post("/api/admin/dlq/replay", json={"allPending": True}).json()["data"]
+        assert [r["status"] for r in rest["results"]] == ["REPLAYED"]
+        assert processes.worker(settings, "--drain").wait(60) == 0
+        listed = client.get("/api/admin/dlq").json()["data"]["deadLetters"]
+    assert len(listed) == 3 and sum(d["replayed"] for d in listed) == 2
+    assert len(history_rows(database, RESTORED_CAMPAIGN)) == 1
+
+
+def test_workers_kafka_lag_and_metrics_are_visible(settings: Settings, database: Engine, processes: Processes) -> None:
+    api = processes.api(settings)
+    campaign_id = api.create_campaign(total_stock=10)
+    with api.client(admin=True) as client:
+        assert (
+            client.post("/api/admin/test/participate-bulk", json={"campaignId": campaign_id, "count": 300}).status_code
+            == 202
+        )
+        lag = client.get("/api/admin/kafka").json()["data"]
+        assert lag["totalLag"] == 300 and lag["partitions"][0]["endOffset"] == 300
+        assert lag["topic"] == settings.kafka_topic
+
+        metrics_port = free_port()
+        worker = processes.worker(settings, WORKER_METRICS_PORT=str(metrics_port))
+
+        def caught_up() -> bool:
+            return bool(client.get("/api/admin/kafka").json()["data"]["totalLag"] == 0)
+
+        wait_until(caught_up, 60, "the worker to catch up")
+        workers = [
+            w
+            for w in client.get("/api/admin/workers").json()["data"]
+            if w["consumerGroup"] == settings.kafka_consumer_group
+        ]
+        wait_until(
+            lambda: any(
+                w["decidedTotal"] == 300
+                for w in [
+                    w
+                    for w in client.get("/api/admin/workers").json()["data"]
+                    if w["consumerGroup"] == settings.kafka_consumer_group
+                ]
+            ),
+            10,
+            "the heartbeat",
+        )
+        assert workers and workers[0]["alive"] and workers[0]["partitions"] == [0]
+        scraped = httpx.get(f"http://127.0.0.1:{metrics_port}/metrics").text
+        assert 'fcfs_worker_decisions_total{outcome="SUCCESS"} 10.0' in scraped
+        assert 'fcfs_worker_decisions_total{outcome="FAIL"} 290.0' in scraped
+        assert 'fcfs_worker_consumer_lag{partition="0"} 0.0' in scraped
+        assert lag["groupState"] in {"EMPTY", "UNKNOWN", "DEAD"}
+        assert client.get("/api/admin/kafka").json()["data"]["groupState"] == "STABLE"
+
+        assert worker.terminate(30) == 0
+        stopped = [
+            w
+            for w in client.get("/api/admin/workers").json()["data"]
+            if w["consumerGroup"] == settings.kafka_consumer_group
+        ]
+        assert stopped[0]["state"] == "STOPPED" and not stopped[0]["alive"]
