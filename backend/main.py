@@ -12,7 +12,9 @@ from fastapi import FastAPI
 from backend.body_limit import BodyLimitMiddleware
 from backend.campaign_cache import CampaignCache
 from backend.errors import install_error_handlers
+from backend.observability import RequestContextMiddleware, configure_logging, metrics_response
 from backend.producer import AsyncProducer
+from backend.rate_limit import TokenBuckets
 from backend.routes import admin, batch, campaigns, health, operations, participation, stats
 from fcfs.db import make_engine
 from fcfs.kafka import producer_config
@@ -26,6 +28,7 @@ log = logging.getLogger(__name__)
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or get_settings()
     settings.check_production_secrets()
+    configure_logging()
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -37,6 +40,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.state.producer = AsyncProducer(producer_config(settings), settings.kafka_produce_timeout_ms / 1000)
         app.state.batch_executor = ThreadPoolExecutor(max_workers=2, thread_name_prefix="aggregate")
         app.state.kafka_view = KafkaView(settings)
+        app.state.rate_limiter = TokenBuckets(settings.participation_rate_limit, settings.participation_rate_burst)
         try:
             yield
         finally:
@@ -53,6 +57,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     install_error_handlers(app)
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
+    app.add_middleware(RequestContextMiddleware)
+    app.add_api_route("/metrics", metrics_response, methods=["GET"], include_in_schema=False)
     app.include_router(participation.router)
     app.include_router(campaigns.router)
     app.include_router(admin.router)

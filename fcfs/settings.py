@@ -37,6 +37,8 @@ class Settings(BaseSettings):
     request_id_secret: str = EXAMPLE_REQUEST_ID_SECRET
     max_body_bytes: int = Field(default=16_384, ge=256)
     bulk_max_count: int = Field(default=100_000, ge=1)
+    participation_rate_limit: float = Field(default=0.0, ge=0)
+    participation_rate_burst: int = Field(default=20, ge=1)
 
     worker_batch_size: int = Field(default=5000, ge=1)
     worker_poll_timeout_s: float = Field(default=0.2, gt=0)

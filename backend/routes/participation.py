@@ -18,7 +18,9 @@ from backend.deps import (
     SignerDep,
 )
 from backend.errors import ApiError, campaign_not_found, envelope
+from backend.observability import PARTICIPATIONS, PRODUCE_SECONDS
 from backend.producer import KafkaUnavailable
+from backend.rate_limit import RateLimitDep
 from backend.schemas import (
     AcceptedParticipation,
     CampaignId,
@@ -59,6 +61,7 @@ async def participate(
     producer: ProducerDep,
     signer: SignerDep,
     campaigns: CampaignCacheDep,
+    _limit: RateLimitDep,
 ) -> Response:
     window = await campaigns.get(campaign_id)
     if window is None:
@@ -67,9 +70,11 @@ async def participate(
     issued = signer.issue(campaign_id, body.user_id)
     event = ParticipationEvent(issued.request_id, campaign_id, body.user_id, issued.issued_at_ms)
     data = {"requestId": issued.request_id, "campaignId": campaign_id, "userId": body.user_id, "status": "PENDING"}
+    started = time.perf_counter()
     try:
         await producer.send(settings.kafka_topic, event.key(), event.to_json())
     except KafkaUnavailable as exc:
+        PARTICIPATIONS.labels("503").inc()
         raise ApiError(
             503,
             "KAFKA_UNAVAILABLE",
@@ -77,6 +82,8 @@ async def participate(
             data={**data, "status": "NOT_ACCEPTED"},
             headers={"Retry-After": "1"},
         ) from None
+    PRODUCE_SECONDS.observe(time.perf_counter() - started)
+    PARTICIPATIONS.labels("202").inc()
     return envelope(data, "participation request accepted", 202)
 
 
@@ -86,7 +93,7 @@ async def participate(
     responses={200: {"model": SyncParticipation}},
 )
 def participate_sync(
-    campaign_id: CampaignIdPath, body: ParticipationRequest, engine: EngineDep, signer: SignerDep
+    campaign_id: CampaignIdPath, body: ParticipationRequest, engine: EngineDep, signer: SignerDep, _limit: RateLimitDep
 ) -> Response:
     issued = signer.issue(campaign_id, body.user_id)
     event = ParticipationEvent(issued.request_id, campaign_id, body.user_id, issued.issued_at_ms)

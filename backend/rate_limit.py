@@ -1,0 +1,53 @@
+"""A per-client token bucket for the participation endpoints (one bucket per client address and process)."""
+
+from __future__ import annotations
+
+import math
+import time
+from typing import Annotated
+
+from fastapi import Depends, Request
+
+from backend.deps import SettingsDep
+from backend.errors import ApiError
+
+
+class TokenBuckets:
+    """`rate` requests per second per key, with bursts up to `burst`; memory bounded by `max_keys`."""
+
+    def __init__(self, rate: float, burst: int, max_keys: int = 100_000) -> None:
+        self.rate = rate
+        self.burst = max(burst, 1)
+        self.max_keys = max_keys
+        self._buckets: dict[str, tuple[float, float]] = {}
+
+    def take(self, key: str, now: float | None = None) -> float:
+        """Take a token: 0.0 if allowed, else the seconds until the next token."""
+        now = time.monotonic() if now is None else now
+        tokens, last = self._buckets.get(key, (float(self.burst), now))
+        tokens = min(self.burst, tokens + (now - last) * self.rate)
+        if tokens >= 1:
+            if len(self._buckets) >= self.max_keys and key not in self._buckets:
+                self._buckets.clear()  # a flood of new addresses: start over rather than grow without bound
+            self._buckets[key] = (tokens - 1, now)
+            return 0.0
+        self._buckets[key] = (tokens, now)
+        return (1 - tokens) / self.rate
+
+
+def limit_participation(request: Request, settings: SettingsDep) -> None:
+    if settings.participation_rate_limit <= 0:
+        return
+    buckets: TokenBuckets = request.app.state.rate_limiter
+    client = request.client.host if request.client else "unknown"
+    wait = buckets.take(client)
+    if wait:
+        raise ApiError(
+            429,
+            "RATE_LIMITED",
+            "too many participation requests from this client, slow down",
+            headers={"Retry-After": str(max(1, math.ceil(wait)))},
+        )
+
+
+RateLimitDep = Annotated[None, Depends(limit_participation)]
