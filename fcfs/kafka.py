@@ -43,12 +43,15 @@ def consumer_config(settings: Settings, group: str | None = None, **overrides: A
         "auto.offset.reset": "earliest",
         "isolation.level": "read_committed",
         "partition.assignment.strategy": "cooperative-sticky",
-        "session.timeout.ms": 10_000,
+        "session.timeout.ms": settings.worker_session_timeout_ms,
         "heartbeat.interval.ms": 1000,
         "max.poll.interval.ms": 300_000,
         "fetch.wait.max.ms": 50,
         "queued.max.messages.kbytes": 65536,
     }
+    if settings.worker_instance_id:
+        # Static membership: a restarted worker takes its partitions back at once, without a rebalance.
+        config["group.instance.id"] = settings.worker_instance_id
     config.update(overrides)
     return config
 

@@ -43,6 +43,8 @@ class Settings(BaseSettings):
     worker_batch_size: int = Field(default=5000, ge=1)
     worker_poll_timeout_s: float = Field(default=0.2, gt=0)
     worker_retry_max_backoff_s: float = Field(default=5.0, gt=0)
+    worker_instance_id: str = ""
+    worker_session_timeout_ms: int = Field(default=10_000, ge=6000, le=300_000)
     worker_metrics_host: str = "127.0.0.1"
     worker_metrics_port: int = Field(default=9101, ge=0, le=65535)
 

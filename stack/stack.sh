@@ -8,7 +8,8 @@
 # Idempotent: `up` finds running services and returns at once. When DATABASE_URL or
 # KAFKA_BOOTSTRAP_SERVERS are set to something other than the local defaults, that service is
 # left to the user and not started here. Several brokers can run side by side by giving each its
-# own STACK_KAFKA_NAME and STACK_KAFKA_PORT (tests start throwaway brokers that way).
+# own STACK_KAFKA_NAME and STACK_KAFKA_PORT, and several database servers with STACK_DB_NAME and
+# STACK_DB_PORT (tests start throwaway brokers and servers that way).
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -25,7 +26,7 @@ LOCAL_DB="mysql+pymysql://$DB_USER:$DB_PASSWORD@127.0.0.1:$DB_PORT/"
 
 KAFKA_LIBS=$STACK_DIR/kafka-libs
 KAFKA_HOME=$STACK_DIR/$KAFKA_NAME
-DB_HOME=$STACK_DIR/mariadb
+DB_HOME=$STACK_DIR/${STACK_DB_NAME:-mariadb}
 
 log() { printf '[stack] %s\n' "$*" >&2; }
 

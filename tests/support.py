@@ -267,3 +267,24 @@ def stack_broker(name: str, port: int) -> Iterator[tuple[str, Any, Any]]:
     finally:
         stop()
         subprocess.run(["rm", "-rf", str(ROOT / ".stack" / name)], check=False)
+
+
+@contextmanager
+def stack_database(name: str, port: int) -> Iterator[tuple[str, Any, Any]]:
+    """A throwaway MariaDB server from the project's stack script; yields (server URL, start, stop)."""
+    env = {k: v for k, v in os.environ.items() if k != "DATABASE_URL"}
+    env.update(STACK_DB_NAME=name, STACK_DB_PORT=str(port))
+    script = str(ROOT / "stack" / "stack.sh")
+
+    def start() -> None:
+        subprocess.run(["bash", script, "db-start"], env=env, check=True, timeout=120)
+
+    def stop() -> None:
+        subprocess.run(["bash", script, "db-stop"], env=env, check=True, timeout=60)
+
+    start()
+    try:
+        yield f"mysql+pymysql://fcfs:fcfs@127.0.0.1:{port}/", start, stop
+    finally:
+        stop()
+        subprocess.run(["rm", "-rf", str(ROOT / ".stack" / name)], check=False)

@@ -1,0 +1,174 @@
+"""Faults the system must survive, on the real stack: worker crashes, a database outage, a broker restart."""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import time
+from typing import Any
+
+import orjson
+from sqlalchemy import Engine, func, select
+
+from fcfs.db import make_engine
+from fcfs.kafka import ensure_topics
+from fcfs.provision import ensure_database, migrate
+from fcfs.schema import participation_history
+from fcfs.settings import Settings
+from tests.support import (
+    Api,
+    Processes,
+    assert_counters_match_history,
+    free_port,
+    history_rows,
+    read_topic,
+    stack_broker,
+    stack_database,
+    wait_until,
+)
+
+
+def _decided(engine: Engine, campaign_id: int) -> int:
+    with engine.connect() as conn:
+        return int(
+            conn.scalar(
+                select(func.count())
+                .select_from(participation_history)
+                .where(participation_history.c.campaign_id == campaign_id)
+            )
+            or 0
+        )
+
+
+def _bulk(api: Api, campaign_id: int, start: int, count: int) -> None:
+    with api.client(admin=True) as client:
+        r = client.post(
+            "/api/admin/test/participate-bulk", json={"campaignId": campaign_id, "count": count, "userIdStart": start}
+        )
+        assert r.status_code == 202, r.text
+
+
+def test_ten_kills_during_a_hundred_thousand_messages(
+    settings: Settings, database: Engine, processes: Processes
+) -> None:
+    api = processes.api(settings)
+    campaign_id = api.create_campaign(total_stock=30_000)
+    _bulk(api, campaign_id, 1, 80_000)
+    _bulk(api, campaign_id, 60_001, 20_000)  # 20,000 repeat clicks
+    rng = random.Random(2024)
+    worker_env = {"WORKER_BATCH_SIZE": "300", "WORKER_INSTANCE_ID": "fault-test-worker"}  # static membership
+    kills_at = []
+    for _ in range(10):
+        before = _decided(database, campaign_id)
+        worker = processes.worker(settings, **worker_env)
+        wait_until(lambda b=before: _decided(database, campaign_id) > b, 60, "the restarted worker to make progress")
+        time.sleep(rng.uniform(0.0, 0.4))  # a random moment within a batch or between two
+        worker.kill()
+        kills_at.append(_decided(database, campaign_id))
+        assert_counters_match_history(database, campaign_id)  # never half a batch
+    assert kills_at[-1] < 100_000, "the run ended before the tenth kill"
+
+    assert processes.worker(settings, "--drain", **worker_env).wait(300) == 0
+    rows = history_rows(database, campaign_id)
+    assert len(rows) == 100_000  # nothing lost
+    assert len({r.request_id for r in rows}) == 100_000  # nothing twice
+    counts = assert_counters_match_history(database, campaign_id)  # stock never below zero: CHECK constraints
+    assert counts == {"SUCCESS": 30_000, "FAIL": 50_000, "DUPLICATE": 20_000}
+    log_order = [orjson.loads(m.value())["userId"] for m in read_topic(settings)]
+    assert [r.user_id for r in rows if r.status.value == "SUCCESS"] == log_order[:30_000]
+    print(f"decided rows at each kill: {kills_at}")
+
+
+def test_database_outage_during_consumption(settings: Settings, processes: Processes) -> None:
+    with stack_database("mariadb-outage-test", free_port()) as (server, start_db, stop_db):
+        url = server + "fcfs_outage"
+        ensure_database(url)
+        migrate(url)
+        settings = settings.model_copy(update={"database_url": url})
+        engine = make_engine(url, pool_size=2)
+        try:
+            api = processes.api(settings)
+            campaign_id = api.create_campaign(total_stock=5_000)
+            _bulk(api, campaign_id, 1, 30_000)
+            worker = processes.worker(settings, WORKER_BATCH_SIZE="500", WORKER_RETRY_MAX_BACKOFF_S="1")
+            wait_until(lambda: _decided(engine, campaign_id) >= 3000, 60, "the worker to get going")
+
+            stop_db()
+            outage_started = time.monotonic()
+            with api.client() as client:
+                sync = client.post(f"/api/campaigns/{campaign_id}/participation-sync", json={"userId": 999_999})
+                status = client.get(f"/api/campaigns/{campaign_id}/status")
+                queued = client.post(f"/api/campaigns/{campaign_id}/participation", json={"userId": 888_888})
+            assert (sync.status_code, sync.json()["errorCode"]) == (503, "DATABASE_UNAVAILABLE")
+            assert (status.status_code, status.json()["errorCode"]) == (503, "DATABASE_UNAVAILABLE")
+            assert queued.status_code == 202  # the Kafka path does not need the database
+            time.sleep(max(0.0, 10 - (time.monotonic() - outage_started)))
+            assert worker.popen.poll() is None, "the worker died during the outage"
+            start_db()
+
+            wait_until(
+                lambda: _decided(engine, campaign_id) == 30_001, 120, "the worker to resume by itself", interval_s=0.5
+            )
+            assert worker.terminate(30) == 0
+            assert "retrying" in worker.log()
+            counts = assert_counters_match_history(engine, campaign_id)
+            assert counts == {"SUCCESS": 5_000, "FAIL": 25_001, "DUPLICATE": 0}
+            with api.client() as client:
+                assert client.get(f"/api/campaigns/{campaign_id}/status").status_code == 200
+                again = client.post(f"/api/campaigns/{campaign_id}/participation-sync", json={"userId": 999_999})
+                assert again.status_code == 200 and again.json()["data"]["status"] == "FAIL"
+        finally:
+            engine.dispose()
+
+
+async def _ingest(api: Api, campaign_id: int, seconds: float, clients: int) -> list[tuple[float, float, Any]]:
+    """`clients` loops posting participations for `seconds`; (start, elapsed, response) of each request."""
+    results: list[tuple[float, float, Any]] = []
+    deadline = time.monotonic() + seconds
+    async with api.async_client() as http:
+
+        async def loop(n: int) -> None:
+            user = n * 1_000_000
+            while time.monotonic() < deadline:
+                user += 1
+                t0 = time.monotonic()
+                r = await http.post(f"/api/campaigns/{campaign_id}/participation", json={"userId": user})
+                results.append((t0, time.monotonic() - t0, r))
+
+        await asyncio.gather(*(loop(n) for n in range(1, clients + 1)))
+    return results
+
+
+def test_broker_restart_during_ingest(settings: Settings, database: Engine, processes: Processes) -> None:
+    with stack_broker("kafka-restart-test", free_port()) as (bootstrap, start_broker, stop_broker):
+        settings = settings.model_copy(update={"kafka_bootstrap_servers": bootstrap, "kafka_produce_timeout_ms": 3000})
+        ensure_topics(settings)
+        api = processes.api(settings)
+        campaign_id = api.create_campaign(total_stock=1_000)
+
+        async def scenario() -> list[tuple[float, float, Any]]:
+            ingest = asyncio.create_task(_ingest(api, campaign_id, seconds=22, clients=40))
+            await asyncio.sleep(5)
+            await asyncio.to_thread(stop_broker)
+            await asyncio.sleep(8)
+            await asyncio.to_thread(start_broker)
+            return await ingest
+
+        results = asyncio.run(scenario())
+        codes = [r.status_code for _, _, r in results]
+        assert set(codes) <= {202, 503}, set(codes)
+        assert codes.count(503) > 0 and codes.count(202) > 0
+        assert max(elapsed for _, elapsed, _ in results) < 3 + 2.5  # never a hang beyond the produce timeout
+        last = max(t for t, _, _ in results)
+        assert any(r.status_code == 202 for t, _, r in results if t > last - 2), "no recovery after the restart"
+        accepted = {r.json()["data"]["requestId"] for _, _, r in results if r.status_code == 202}
+
+        assert processes.worker(settings, "--drain").wait(180) == 0
+        recorded = [r.request_id for r in history_rows(database, campaign_id)]
+        assert len(recorded) == len(set(recorded))
+        assert accepted <= set(recorded)  # every 202 was decided: no false acceptance
+        assert_counters_match_history(database, campaign_id)
+        print(
+            f"{len(results)} requests: {codes.count(202)} accepted, {codes.count(503)} refused during the outage; "
+            f"{len(set(recorded) - accepted)} refused ones reached Kafka anyway and were decided"
+        )
