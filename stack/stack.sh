@@ -4,6 +4,7 @@
 #
 #   stack/stack.sh up | down | status      (up also creates the database, its schema and the topics)
 #   stack/stack.sh kafka-start | kafka-stop | db-start | db-stop
+#   stack/stack.sh cluster-up | cluster-down | cluster-bootstrap | cluster-broker-start|stop|kill N
 #
 # Idempotent: `up` finds running services and returns at once. When DATABASE_URL or
 # KAFKA_BOOTSTRAP_SERVERS are set to something other than the local defaults, that service is
@@ -18,6 +19,13 @@ KAFKA_NAME=${STACK_KAFKA_NAME:-kafka}
 KAFKA_PORT=${STACK_KAFKA_PORT:-9092}
 KAFKA_CONTROLLER_PORT=${STACK_KAFKA_CONTROLLER_PORT:-$((KAFKA_PORT + 1))}
 KAFKA_HEAP=${STACK_KAFKA_HEAP:-768m}
+NODE_ID=1
+VOTERS=""
+CLUSTER_ID=""
+EXTRA_PROPS=""
+CLUSTER_NAME=${STACK_CLUSTER_NAME:-kafka-cluster}
+CLUSTER_PORT=${STACK_CLUSTER_PORT:-19092}
+CLUSTER_SIZE=3
 DB_PORT=${STACK_DB_PORT:-3306}
 DB_USER=${STACK_DB_USER:-fcfs}
 DB_PASSWORD=${STACK_DB_PASSWORD:-fcfs}
@@ -77,11 +85,13 @@ kafka_start() {
   kafka_libs
   mkdir -p "$KAFKA_HOME"
   sed -e "s#@PORT@#$KAFKA_PORT#g" -e "s#@CONTROLLER_PORT@#$KAFKA_CONTROLLER_PORT#g" \
+    -e "s#@NODE_ID@#$NODE_ID#g" -e "s#@VOTERS@#${VOTERS:-1@127.0.0.1:$KAFKA_CONTROLLER_PORT}#g" \
     -e "s#@DATA@#$KAFKA_HOME/data#g" "$ROOT/stack/kafka/server.properties" > "$KAFKA_HOME/server.properties"
+  [[ -z $EXTRA_PROPS ]] || printf '%s\n' "$EXTRA_PROPS" >> "$KAFKA_HOME/server.properties"
   sed -e "s#@LOG@#$KAFKA_HOME/server.log#g" "$ROOT/stack/kafka/log4j2.properties" > "$KAFKA_HOME/log4j2.properties"
   if [[ ! -f $KAFKA_HOME/data/meta.properties ]]; then
-    local cluster_id
-    cluster_id=$(java -cp "$KAFKA_LIBS/*" kafka.tools.StorageTool random-uuid 2>/dev/null | tail -n 1)
+    local cluster_id=$CLUSTER_ID
+    [[ -n $cluster_id ]] || cluster_id=$(java -cp "$KAFKA_LIBS/*" kafka.tools.StorageTool random-uuid 2>/dev/null | tail -n 1)
     java -cp "$KAFKA_LIBS/*" kafka.tools.StorageTool format -t "$cluster_id" \
       -c "$KAFKA_HOME/server.properties" > "$KAFKA_HOME/format.log" 2>&1
   fi
@@ -91,10 +101,62 @@ kafka_start() {
     -cp "$KAFKA_LIBS/*" kafka.Kafka "$KAFKA_HOME/server.properties" \
     > "$KAFKA_HOME/stdout.log" 2>&1 < /dev/null &
   echo $! > "$KAFKA_HOME/pid"
+  [[ ${1:-} == --no-wait ]] && return 0
   wait_port "$KAFKA_PORT" 60 Kafka || { tail -n 20 "$KAFKA_HOME/server.log" >&2; return 1; }
 }
 
 kafka_stop() { stop_pid "$KAFKA_HOME/pid" "Kafka $KAFKA_NAME"; }
+
+# A 3-broker KRaft cluster on loopback (each node broker and controller), replication factor 3 and
+# min.insync.replicas 2: broker N listens on STACK_CLUSTER_PORT + 2(N-1), its controller one above.
+cluster_node() {  # node number -> sets the variables kafka_start uses
+  local n=$1 i
+  NODE_ID=$n
+  KAFKA_NAME=$CLUSTER_NAME-$n
+  KAFKA_HOME=$STACK_DIR/$KAFKA_NAME
+  KAFKA_PORT=$((CLUSTER_PORT + 2 * (n - 1)))
+  KAFKA_CONTROLLER_PORT=$((KAFKA_PORT + 1))
+  LOCAL_KAFKA="127.0.0.1:$KAFKA_PORT"
+  VOTERS=""
+  for ((i = 1; i <= CLUSTER_SIZE; i++)); do
+    VOTERS+="${VOTERS:+,}$i@127.0.0.1:$((CLUSTER_PORT + 2 * (i - 1) + 1))"
+  done
+  EXTRA_PROPS=$'offsets.topic.replication.factor=3\ntransaction.state.log.replication.factor=3\ntransaction.state.log.min.isr=2\ndefault.replication.factor=3\nmin.insync.replicas=2\nshare.coordinator.state.topic.replication.factor=3\nshare.coordinator.state.topic.min.isr=2\nbroker.heartbeat.interval.ms=1000\nbroker.session.timeout.ms=4000'
+}
+
+cluster_bootstrap() {
+  local i out=""
+  for ((i = 0; i < CLUSTER_SIZE; i++)); do out+="${out:+,}127.0.0.1:$((CLUSTER_PORT + 2 * i))"; done
+  echo "$out"
+}
+
+cluster_up() {
+  unset KAFKA_BOOTSTRAP_SERVERS
+  kafka_libs
+  local id_file=$STACK_DIR/$CLUSTER_NAME.cluster-id n
+  mkdir -p "$STACK_DIR"
+  [[ -f $id_file ]] || java -cp "$KAFKA_LIBS/*" kafka.tools.StorageTool random-uuid 2>/dev/null | tail -n 1 > "$id_file"
+  CLUSTER_ID=$(cat "$id_file")
+  for ((n = 1; n <= CLUSTER_SIZE; n++)); do (cluster_node "$n"; kafka_start --no-wait); done
+  for ((n = 1; n <= CLUSTER_SIZE; n++)); do wait_port $((CLUSTER_PORT + 2 * (n - 1))) 90 "Kafka node $n"; done
+  log "cluster up: KAFKA_BOOTSTRAP_SERVERS=$(cluster_bootstrap) KAFKA_REPLICATION_FACTOR=3 KAFKA_MIN_INSYNC_REPLICAS=2"
+}
+
+cluster_down() {
+  local n
+  for ((n = 1; n <= CLUSTER_SIZE; n++)); do (cluster_node "$n"; kafka_stop); done
+}
+
+cluster_broker() {  # start|stop|kill N
+  local action=$1 n=$2
+  cluster_node "$n"
+  case $action in
+    start) unset KAFKA_BOOTSTRAP_SERVERS; CLUSTER_ID=$(cat "$STACK_DIR/$CLUSTER_NAME.cluster-id"); kafka_start ;;
+    stop) kafka_stop ;;
+    kill) if pid_alive "$KAFKA_HOME/pid"; then kill -9 "$(cat "$KAFKA_HOME/pid")"; log "node $n killed"; fi
+          rm -f "$KAFKA_HOME/pid" ;;
+  esac
+}
 
 db_sql() { mariadb --protocol=socket -S "$DB_HOME/mysqld.sock" -uroot "$@"; }
 
@@ -151,5 +213,9 @@ case ${1:-} in
   kafka-stop) kafka_stop ;;
   db-start) db_start ;;
   db-stop) db_stop ;;
-  *) echo "usage: $0 up|down|status|kafka-start|kafka-stop|db-start|db-stop" >&2; exit 2 ;;
+  cluster-up) cluster_up ;;
+  cluster-down) cluster_down ;;
+  cluster-bootstrap) cluster_bootstrap ;;
+  cluster-broker-start | cluster-broker-stop | cluster-broker-kill) cluster_broker "${1#cluster-broker-}" "${2:?node 1-3}" ;;
+  *) echo "usage: $0 up|down|status|kafka-start|kafka-stop|db-start|db-stop|cluster-up|cluster-down|cluster-bootstrap|cluster-broker-start|stop|kill N" >&2; exit 2 ;;
 esac

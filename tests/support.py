@@ -288,3 +288,29 @@ def stack_database(name: str, port: int) -> Iterator[tuple[str, Any, Any]]:
     finally:
         stop()
         subprocess.run(["rm", "-rf", str(ROOT / ".stack" / name)], check=False)
+
+
+@contextmanager
+def stack_cluster(name: str, port: int) -> Iterator[tuple[str, Any, Any]]:
+    """A throwaway 3-broker KRaft cluster from the stack script; yields (bootstrap, kill(n), start(n))."""
+    env = {k: v for k, v in os.environ.items() if k != "KAFKA_BOOTSTRAP_SERVERS"}
+    env.update(STACK_CLUSTER_NAME=name, STACK_CLUSTER_PORT=str(port), STACK_KAFKA_HEAP="384m")
+    script = str(ROOT / "stack" / "stack.sh")
+
+    def run(*args: str) -> str:
+        return subprocess.run(
+            ["bash", script, *args], env=env, check=True, timeout=180, capture_output=True, text=True
+        ).stdout.strip()
+
+    run("cluster-up")
+    try:
+        yield (
+            run("cluster-bootstrap"),
+            lambda n: run("cluster-broker-kill", str(n)),
+            lambda n: run("cluster-broker-start", str(n)),
+        )
+    finally:
+        run("cluster-down")
+        subprocess.run(
+            f"rm -rf {ROOT / '.stack' / name}-* {ROOT / '.stack' / name}.cluster-id", shell=True, check=False
+        )

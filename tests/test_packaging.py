@@ -35,3 +35,23 @@ def test_procfile_runs_every_process() -> None:
     assert "backend.main:app" in processes["api"]
     assert "python -m worker" in processes["worker"]
     assert "python -m batch.scheduler" in processes["scheduler"]
+
+
+def test_cluster_override_gives_three_brokers_and_replication() -> None:
+    compose = shutil.which("docker-compose")
+    assert compose, "docker-compose is needed (Debian package docker-compose)"
+    result = subprocess.run(
+        [compose, "-f", str(ROOT / "docker-compose.yml"), "-f", str(ROOT / "docker-compose.cluster.yml"), "config"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 0, result.stderr
+    for needle in (
+        "  kafka-2:",
+        "  kafka-3:",
+        "KAFKA_BOOTSTRAP_SERVERS: kafka:9092,kafka-2:9092,kafka-3:9092",
+        "KAFKA_MIN_INSYNC_REPLICAS:",
+        "1@kafka:9093,2@kafka-2:9093,3@kafka-3:9093",
+    ):
+        assert needle in result.stdout, needle

@@ -11,7 +11,7 @@ import orjson
 from sqlalchemy import Engine, func, select
 
 from fcfs.db import make_engine
-from fcfs.kafka import ensure_topics
+from fcfs.kafka import admin_client, ensure_topics
 from fcfs.provision import ensure_database, migrate
 from fcfs.schema import participation_history
 from fcfs.settings import Settings
@@ -23,6 +23,7 @@ from tests.support import (
     history_rows,
     read_topic,
     stack_broker,
+    stack_cluster,
     stack_database,
     wait_until,
 )
@@ -172,3 +173,46 @@ def test_broker_restart_during_ingest(settings: Settings, database: Engine, proc
             f"{len(results)} requests: {codes.count(202)} accepted, {codes.count(503)} refused during the outage; "
             f"{len(set(recorded) - accepted)} refused ones reached Kafka anyway and were decided"
         )
+
+
+def test_losing_a_broker_of_a_three_broker_cluster_loses_nothing(
+    settings: Settings, database: Engine, processes: Processes
+) -> None:
+    with stack_cluster("kafka-cluster-test", free_port() + 1000) as (bootstrap, kill_broker, _start_broker):
+        settings = settings.model_copy(
+            update={
+                "kafka_bootstrap_servers": bootstrap,
+                "kafka_replication_factor": 3,
+                "kafka_min_insync_replicas": 2,
+            }
+        )
+        ensure_topics(settings)
+        leader = admin_client(settings).list_topics(timeout=10).topics[settings.kafka_topic].partitions[0].leader
+        api = processes.api(settings)
+        campaign_id = api.create_campaign(total_stock=2_000)
+        worker = processes.worker(settings, WORKER_BATCH_SIZE="500")
+
+        async def scenario() -> list[tuple[float, float, Any]]:
+            ingest = asyncio.create_task(_ingest(api, campaign_id, seconds=15, clients=40))
+            await asyncio.sleep(5)
+            await asyncio.to_thread(kill_broker, leader)  # the partition's leader dies mid-ingest
+            killed_at = time.monotonic()
+            results = await ingest
+            assert any(t > killed_at + 2 and r.status_code == 202 for t, _, r in results), "ingest did not go on"
+            return results
+
+        results = asyncio.run(scenario())
+        accepted = {r.json()["data"]["requestId"] for _, _, r in results if r.status_code == 202}
+        refused = sum(r.status_code != 202 for _, _, r in results)
+        wait_until(
+            lambda: _decided(database, campaign_id) >= len(accepted),
+            120,
+            "the worker to decide every accepted request after the broker loss",
+            interval_s=0.5,
+        )
+        assert worker.popen.poll() is None
+        recorded = [r.request_id for r in history_rows(database, campaign_id)]
+        assert accepted <= set(recorded)  # nothing acknowledged was lost
+        assert len(recorded) == len(set(recorded))
+        assert_counters_match_history(database, campaign_id)
+        print(f"cluster: leader {leader} killed; {len(accepted)} accepted, {refused} refused; all accepted decided")
