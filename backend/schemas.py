@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
-from typing import Annotated, Literal
+from typing import Annotated, Generic, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, StrictInt, model_validator
 from pydantic.alias_generators import to_camel
@@ -39,16 +39,22 @@ class CampaignCreate(CamelModel):
 
 
 class BulkParticipationRequest(CamelModel):
-    count: Annotated[StrictInt, Field(ge=1)]
-    campaign_id: Annotated[StrictInt, Field(ge=1)]
+    count: Annotated[StrictInt, Field(ge=1, le=10**9)]
+    campaign_id: Annotated[StrictInt, Field(ge=1, le=2**63 - 1)]
     user_id_start: Annotated[StrictInt | None, Field(ge=1, le=MAX_USER_ID)] = None
 
 
 # Response shapes, for the OpenAPI document (handlers render them with orjson).
-class Envelope(BaseModel):
+T = TypeVar("T")
+
+
+class ApiResponse(BaseModel, Generic[T]):
+    """The envelope every answer comes in."""
+
     success: bool
     message: str
-    error_code: str | None = Field(alias="errorCode")
+    errorCode: str | None
+    data: T
 
 
 class AcceptedParticipation(BaseModel):

@@ -12,7 +12,7 @@ import uuid
 from dataclasses import dataclass
 from typing import Any
 
-from confluent_kafka import Consumer, KafkaError, Message, Producer, TopicPartition
+from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Producer, TopicPartition
 from sqlalchemy import Engine, select
 from sqlalchemy.exc import IntegrityError
 
@@ -138,7 +138,12 @@ def read_dead_letters(settings: Settings, limit: int = 100, timeout_s: float = 1
 def read_dead_letter(settings: Settings, partition: int, offset: int, timeout_s: float = 10.0) -> DeadLetter | None:
     consumer = _reader(settings)
     try:
-        low, high = consumer.get_watermark_offsets(TopicPartition(settings.dlq_topic, partition), timeout=timeout_s)
+        try:
+            low, high = consumer.get_watermark_offsets(TopicPartition(settings.dlq_topic, partition), timeout=timeout_s)
+        except KafkaException as exc:
+            if exc.args[0].code() in (KafkaError._UNKNOWN_PARTITION, KafkaError.UNKNOWN_TOPIC_OR_PART):
+                return None
+            raise
         if not low <= offset < high:
             return None
         consumer.assign([TopicPartition(settings.dlq_topic, partition, offset)])

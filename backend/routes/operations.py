@@ -77,7 +77,7 @@ def dead_letters(
 
 class DlqPosition(CamelModel):
     partition: Annotated[int, Field(ge=0, le=100_000)]
-    offset: Annotated[int, Field(ge=0)]
+    offset: Annotated[int, Field(ge=0, le=2**63 - 1)]
 
 
 class ReplayRequest(CamelModel):

@@ -23,6 +23,7 @@ from backend.producer import KafkaUnavailable
 from backend.rate_limit import RateLimitDep
 from backend.schemas import (
     AcceptedParticipation,
+    ApiResponse,
     CampaignId,
     ParticipationRequest,
     ParticipationState,
@@ -52,7 +53,7 @@ def ensure_open(window: CampaignWindow) -> None:
     "/participation",
     status_code=202,
     summary="Take part (Kafka path): 202 once Kafka has the request",
-    responses={202: {"model": AcceptedParticipation}, 503: {"description": "Kafka unavailable; retry"}},
+    responses={202: {"model": ApiResponse[AcceptedParticipation]}, 503: {"description": "Kafka unavailable; retry"}},
 )
 async def participate(
     campaign_id: CampaignIdPath,
@@ -90,7 +91,7 @@ async def participate(
 @router.post(
     "/participation-sync",
     summary="Take part (synchronous): decided in one database transaction",
-    responses={200: {"model": SyncParticipation}},
+    responses={200: {"model": ApiResponse[SyncParticipation]}},
 )
 def participate_sync(
     campaign_id: CampaignIdPath, body: ParticipationRequest, engine: EngineDep, signer: SignerDep, _limit: RateLimitDep
@@ -117,7 +118,7 @@ def participate_sync(
 @router.get(
     "/participation/{requestId}",
     summary="The outcome of a request: PENDING until the worker has decided it",
-    responses={200: {"model": ParticipationState}, 404: {"description": "an id this system never issued"}},
+    responses={200: {"model": ApiResponse[ParticipationState]}, 404: {"description": "an id this system never issued"}},
 )
 def participation_state(
     campaign_id: CampaignIdPath,
