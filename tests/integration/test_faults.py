@@ -8,6 +8,7 @@ import time
 from typing import Any
 
 import orjson
+from confluent_kafka import Consumer, TopicPartition
 from sqlalchemy import Engine, func, select
 
 from fcfs.db import make_engine
@@ -39,6 +40,16 @@ def _decided(engine: Engine, campaign_id: int) -> int:
             )
             or 0
         )
+
+
+def _committed(settings: Settings) -> int:
+    consumer = Consumer(
+        {"bootstrap.servers": settings.kafka_bootstrap_servers, "group.id": settings.kafka_consumer_group}
+    )
+    try:
+        return int(consumer.committed([TopicPartition(settings.kafka_topic, 0)], timeout=10)[0].offset)
+    finally:
+        consumer.close()
 
 
 def _bulk(api: Api, campaign_id: int, start: int, count: int) -> None:
@@ -103,7 +114,9 @@ def test_database_outage_during_consumption(settings: Settings, processes: Proce
             assert (sync.status_code, sync.json()["errorCode"]) == (503, "DATABASE_UNAVAILABLE")
             assert (status.status_code, status.json()["errorCode"]) == (503, "DATABASE_UNAVAILABLE")
             assert queued.status_code == 202  # the Kafka path does not need the database
+            committed_early = _committed(settings)
             time.sleep(max(0.0, 10 - (time.monotonic() - outage_started)))
+            assert _committed(settings) == committed_early  # no offsets move while nothing can be decided
             assert worker.popen.poll() is None, "the worker died during the outage"
             start_db()
 

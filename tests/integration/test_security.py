@@ -8,7 +8,7 @@ import sys
 import pytest
 
 from fcfs.settings import EXAMPLE_ADMIN_TOKEN, EXAMPLE_REQUEST_ID_SECRET, Settings
-from tests.support import ROOT, Processes, end_offsets, settings_env
+from tests.support import ADMIN_TOKEN, ROOT, Processes, end_offsets, settings_env
 
 
 def test_participation_is_rate_limited_per_client(settings: Settings, processes: Processes) -> None:
@@ -73,3 +73,23 @@ def test_production_refuses_the_example_secrets(base_settings: Settings, secret:
     )
     assert result.returncode != 0 and "APP_ENV=production" in result.stderr
     production.model_copy(update={secret: "something-else"}).check_production_secrets()  # a real secret is fine
+
+
+def test_every_admin_route_needs_the_token_and_logs_keep_it_secret(settings: Settings, processes: Processes) -> None:
+    api = processes.api(settings)
+    with api.client() as client:
+        paths = client.get("/openapi.json").json()["paths"]
+        admin = [
+            (method.upper(), path) for path, ops in paths.items() if path.startswith("/api/admin") for method in ops
+        ]
+        assert len(admin) >= 12
+        for method, path in admin:
+            concrete = path.replace("{jobExecutionId}", "1")
+            for headers in ({}, {"Authorization": "Bearer nope"}):
+                r = client.request(method, concrete, headers=headers, json={})
+                assert (r.status_code, r.json()["errorCode"]) == (401, "UNAUTHORIZED"), (method, path)
+                assert r.headers["www-authenticate"] == "Bearer"
+    with api.client(admin=True) as client:
+        client.get("/api/admin/campaigns")
+        client.post("/api/admin/campaigns", json={"name": "x"})
+    assert ADMIN_TOKEN not in api.proc.log()
