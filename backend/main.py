@@ -12,6 +12,7 @@ from fastapi import FastAPI
 from backend.body_limit import BodyLimitMiddleware
 from backend.campaign_cache import CampaignCache
 from backend.errors import install_error_handlers
+from backend.lag_sampler import LagSampler
 from backend.observability import RequestContextMiddleware, configure_logging, metrics_response
 from backend.producer import AsyncProducer
 from backend.rate_limit import TokenBuckets
@@ -41,9 +42,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.state.batch_executor = ThreadPoolExecutor(max_workers=2, thread_name_prefix="aggregate")
         app.state.kafka_view = KafkaView(settings)
         app.state.rate_limiter = TokenBuckets(settings.participation_rate_limit, settings.participation_rate_burst)
+        sampler = LagSampler(app.state.kafka_view, engine, settings.lag_sample_interval_s)
+        sampler.start()
         try:
             yield
         finally:
+            await sampler.stop()
             app.state.batch_executor.shutdown(wait=True, cancel_futures=False)
             app.state.kafka_view.close()
             app.state.producer.close()

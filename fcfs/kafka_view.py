@@ -33,7 +33,7 @@ class KafkaView:
             )
         return self._consumer
 
-    def lag(self, timeout_s: float = 5.0) -> dict[str, Any]:
+    def lag(self, timeout_s: float = 5.0, with_group_state: bool = True) -> dict[str, Any]:
         """Partitions of the participation topic with end offset, committed offset and lag."""
         with self._lock:
             per_partition = partition_lag(self._reader(), self.settings.kafka_topic, timeout_s)
@@ -44,7 +44,7 @@ class KafkaView:
         return {
             "topic": self.settings.kafka_topic,
             "consumerGroup": self.settings.kafka_consumer_group,
-            "groupState": self.group_state(timeout_s),
+            "groupState": self.group_state(timeout_s) if with_group_state else None,
             "totalLag": sum(p["lag"] for p in partitions),
             "partitions": partitions,
         }

@@ -8,12 +8,13 @@ import datetime as dt
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
-from sqlalchemy import Connection, select, update
+from sqlalchemy import Connection, func, select, update
+from sqlalchemy.dialects.mysql import insert as mysql_insert
 
 from fcfs.db import utcnow
-from fcfs.decision import decide_batch
+from fcfs.decision import Tally, decide_batch
 from fcfs.events import ParticipationEvent
-from fcfs.schema import Channel, Outcome, campaign, participation_history
+from fcfs.schema import Channel, Outcome, campaign, campaign_second, participation_history
 
 
 @dataclass(frozen=True, slots=True)
@@ -102,5 +103,26 @@ def record_decisions(
     if stock > 0 and tally.stock_left == 0:
         values["sold_out_at"] = now
     conn.execute(update(campaign).where(campaign.c.id == campaign_id).values(**values))
+    record_second(conn, campaign_id, now, tally)
     result = BatchResult(len(events), 0, tally.successes, tally.fails, tally.duplicates)
     return tally.outcomes, result
+
+
+def record_second(conn: Connection, campaign_id: int, now: dt.datetime, tally: Tally) -> None:
+    """Add a batch's decisions to the campaign's per-second counts (the dashboard's curves)."""
+    stmt = mysql_insert(campaign_second).values(
+        campaign_id=campaign_id,
+        second=now.replace(microsecond=0),
+        success_count=tally.successes,
+        fail_count=tally.fails,
+        duplicate_count=tally.duplicates,
+        stock_after=tally.stock_left,
+    )
+    conn.execute(
+        stmt.on_duplicate_key_update(
+            success_count=campaign_second.c.success_count + stmt.inserted.success_count,
+            fail_count=campaign_second.c.fail_count + stmt.inserted.fail_count,
+            duplicate_count=campaign_second.c.duplicate_count + stmt.inserted.duplicate_count,
+            stock_after=func.least(campaign_second.c.stock_after, stmt.inserted.stock_after),
+        )
+    )

@@ -180,3 +180,34 @@ dead_letter_replay = Table(
     Column("target_partition", Integer, nullable=True),
     Column("target_offset", BigInteger, nullable=True),
 )
+
+# Decisions per campaign and second (of decided_at), kept in the same transaction as the history:
+# the live dashboard's curves in O(seconds), whatever the size of the history.
+campaign_second = Table(
+    "campaign_second",
+    metadata,
+    Column(
+        "campaign_id",
+        BigInteger,
+        ForeignKey("campaign.id", name="fk_second_campaign"),
+        primary_key=True,
+        autoincrement=False,
+    ),
+    Column("second", DateTime, primary_key=True),
+    Column("success_count", Integer, nullable=False),
+    Column("fail_count", Integer, nullable=False),
+    Column("duplicate_count", Integer, nullable=False),
+    Column("stock_after", Integer, nullable=False),
+    Index("ix_second_time", "second"),
+)
+
+consumer_lag_sample = Table(
+    "consumer_lag_sample",
+    metadata,
+    Column("topic", String(249), primary_key=True),
+    Column("partition_id", Integer, primary_key=True, autoincrement=False),
+    Column("sampled_at", DateTime, primary_key=True),
+    Column("end_offset", BigInteger, nullable=False),
+    Column("committed_offset", BigInteger, nullable=False),
+    Index("ix_lag_sample_time", "sampled_at"),
+)

@@ -48,6 +48,7 @@ class Settings(BaseSettings):
     worker_metrics_host: str = "127.0.0.1"
     worker_metrics_port: int = Field(default=9101, ge=0, le=65535)
 
+    lag_sample_interval_s: float = Field(default=1.0, ge=0)
     timezone: str = "Asia/Seoul"
     api_base_url: str = "http://127.0.0.1:8000"
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Path
+from fastapi import APIRouter, Path, Query
 from sqlalchemy import select
 from starlette.responses import Response
 
@@ -13,6 +13,8 @@ from backend.errors import campaign_not_found, envelope
 from backend.presenters import campaign_json, campaign_status_json
 from backend.schemas import CampaignId
 from fcfs.schema import campaign
+from fcfs.timeline import campaign_timeline as timeline
+from fcfs.timeline import from_epoch_s
 
 router = APIRouter(prefix="/api/campaigns", tags=["campaigns"])
 
@@ -31,3 +33,17 @@ def campaign_status(campaign_id: Annotated[CampaignId, Path(alias="campaignId")]
     if row is None:
         raise campaign_not_found(campaign_id)
     return envelope(campaign_status_json(row))
+
+
+@router.get("/{campaignId}/timeline", summary="Per-second decisions with running totals and stock left")
+def campaign_timeline(
+    campaign_id: Annotated[CampaignId, Path(alias="campaignId")],
+    engine: EngineDep,
+    after: Annotated[int | None, Query(ge=0, le=2**40, description="epoch seconds: only points after it")] = None,
+) -> Response:
+    with engine.connect() as conn:
+        row = conn.execute(select(campaign.c.id, campaign.c.total_stock).where(campaign.c.id == campaign_id)).first()
+        if row is None:
+            raise campaign_not_found(campaign_id)
+        points = timeline(conn, campaign_id, row.total_stock, None if after is None else from_epoch_s(after))
+    return envelope({"campaignId": campaign_id, "totalStock": row.total_stock, "points": points})

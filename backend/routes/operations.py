@@ -18,9 +18,11 @@ from backend.schemas import CamelModel
 from fcfs.db import utcnow
 from fcfs.dead_letters import read_dead_letters, replay, replayed_offsets
 from fcfs.schema import worker_heartbeat
+from fcfs.timeline import decided_per_second, from_epoch_s, lag_history, lag_status
 
 router = APIRouter(prefix="/api/admin", tags=["operations"], dependencies=[AdminDep])
 ALIVE_WITHIN = dt.timedelta(seconds=10)
+STATUS_WINDOW = dt.timedelta(seconds=15)
 
 
 @router.get("/workers", summary="Workers by their heartbeats: alive, partitions, progress")
@@ -53,12 +55,41 @@ def workers(engine: EngineDep, settings: SettingsDep) -> Response:
     return envelope(data)
 
 
-@router.get("/kafka", summary="The participation topic: end offset, committed offset and lag per partition")
-def kafka(request: Request) -> Response:
+@router.get("/kafka", summary="The participation topic: offsets and lag per partition, lag status, throughput")
+def kafka(request: Request, engine: EngineDep, settings: SettingsDep) -> Response:
     try:
-        return envelope(request.app.state.kafka_view.lag())
+        view = request.app.state.kafka_view.lag()
     except (KafkaException, KeyError) as exc:
         raise ApiError(503, "KAFKA_UNAVAILABLE", f"Kafka did not answer: {exc}", headers={"Retry-After": "1"}) from None
+    now = utcnow()
+    with engine.connect() as conn:
+        recent = lag_history(conn, settings.kafka_topic, now - STATUS_WINDOW)
+        view["decidedPerSecond"] = decided_per_second(conn, now)
+    for partition in view["partitions"]:
+        partition["status"] = lag_status(recent.get(partition["partition"], []))
+    statuses = {p["status"] for p in view["partitions"]}
+    view["status"] = next((s for s in ("STALLED", "WARN", "UNKNOWN") if s in statuses), "OK")
+    return envelope(view)
+
+
+@router.get("/kafka/lag-history", summary="Consumer lag per partition over time (sampled every second)")
+def kafka_lag_history(
+    engine: EngineDep,
+    settings: SettingsDep,
+    seconds: Annotated[int, Query(ge=1, le=86_400)] = 300,
+    after: Annotated[int | None, Query(ge=0, le=2**40, description="epoch seconds: only samples after it")] = None,
+) -> Response:
+    since = utcnow() - dt.timedelta(seconds=seconds)
+    if after is not None:
+        since = max(since, from_epoch_s(after))
+    with engine.connect() as conn:
+        series = lag_history(conn, settings.kafka_topic, since)
+    return envelope(
+        {
+            "topic": settings.kafka_topic,
+            "partitions": [{"partition": p, "samples": s} for p, s in sorted(series.items())],
+        }
+    )
 
 
 @router.get("/dlq", summary="Recent dead letters, newest first, with their reasons")
