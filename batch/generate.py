@@ -133,6 +133,7 @@ def generate_history(
                     created_at=opens - dt.timedelta(hours=2),
                 )
                 loader.history(campaign_id, users, tally.outcomes, requested, decided)
+                loader.seconds(campaign_id, stock, tally.outcomes, decided)
                 campaigns += 1
                 total_rows += n
             loader.flush()
@@ -168,6 +169,26 @@ class _Loader:
         for i, (user, outcome, req, dec) in enumerate(zip(users, outcomes, requested, decided, strict=True)):
             write(f"gen-{campaign_id}-{i}\t{campaign_id}\t{user}\t{outcome.value}\tKAFKA\t0\t{i}\t{req}\t{dec}\n")
         self._pending += len(users)
+
+    def seconds(self, campaign_id: int, stock: int, outcomes: list[Outcome], decided: list[int]) -> None:
+        """The campaign's per-second decision counts, as the worker keeps them."""
+        buckets: dict[int, list[int]] = {}
+        left = stock
+        for outcome, dec in zip(outcomes, decided, strict=True):
+            bucket = buckets.setdefault(dec // 1_000_000, [0, 0, 0, 0])
+            if outcome is Outcome.SUCCESS:
+                bucket[0] += 1
+                left -= 1
+            elif outcome is Outcome.FAIL:
+                bucket[1] += 1
+            else:
+                bucket[2] += 1
+            bucket[3] = left
+        self._cursor.executemany(
+            "INSERT INTO campaign_second (campaign_id, second, success_count, fail_count, duplicate_count, "
+            "stock_after) VALUES (%s, %s, %s, %s, %s, %s)",
+            [(campaign_id, _from_us(sec * 1_000_000), *counts) for sec, counts in sorted(buckets.items())],
+        )
 
     def flush(self) -> None:
         self._file.flush()

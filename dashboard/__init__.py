@@ -1,1 +1,1 @@
-"""The operators' dashboard (Streamlit); not part of this release yet."""
+"""The operators' dashboard (Streamlit): live campaign view, controls, analytics, Kafka. Talks to the API only."""

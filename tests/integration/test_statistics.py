@@ -15,12 +15,13 @@ from batch.scheduler import catch_up, days_to_catch_up
 from fcfs.aggregation import JOB_NAME, aggregate_day, lock_name, prune_job_history
 from fcfs.days import local_today
 from fcfs.db import utcnow
-from fcfs.schema import JobStatus, JobTrigger, batch_job_execution, campaign, campaign_stats
+from fcfs.schema import JobStatus, JobTrigger, batch_job_execution, campaign, campaign_second, campaign_stats
 from fcfs.settings import Settings
 from tests.support import (
     Api,
     Processes,
     assert_counters_match_history,
+    campaign_row,
     history_counts,
     settings_env,
     wait_until,
@@ -240,6 +241,11 @@ def test_generated_history_is_consistent(generated: dict[str, Any], database: En
     for cid in ids:
         counts = assert_counters_match_history(database, cid)
         assert counts["DUPLICATE"] > 0 and counts["FAIL"] > 0
+        with database.connect() as conn:
+            seconds = conn.execute(select(campaign_second).where(campaign_second.c.campaign_id == cid)).all()
+        assert sum(r.success_count for r in seconds) == counts["SUCCESS"]
+        assert sum(r.fail_count + r.duplicate_count for r in seconds) == counts["FAIL"] + counts["DUPLICATE"]
+        assert min(r.stock_after for r in seconds) == campaign_row(database, cid).current_stock
 
 
 def test_old_job_records_are_pruned(database: Engine) -> None:

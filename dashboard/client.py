@@ -1,0 +1,82 @@
+"""The dashboard's only way to the system: the backend's HTTP API, with errors people can read."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+
+from fcfs.settings import Settings
+
+
+class BackendUnavailable(Exception):
+    """The API did not answer (down, restarting, unreachable)."""
+
+
+class BackendError(Exception):
+    """The API answered with an error envelope."""
+
+    def __init__(self, status: int, code: str | None, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.code = code
+        self.message = message
+
+
+@dataclass
+class Timed:
+    data: Any
+    wall_ms: float
+
+
+class ApiClient:
+    def __init__(self, base_url: str, admin_token: str, timeout_s: float = 5.0) -> None:
+        self.base_url = base_url.rstrip("/")
+        self._http = httpx.Client(
+            base_url=self.base_url, timeout=timeout_s, headers={"Authorization": f"Bearer {admin_token}"}
+        )
+
+    @classmethod
+    def from_settings(cls) -> ApiClient:
+        settings = Settings()
+        return cls(settings.api_base_url, settings.admin_token)
+
+    def call(self, method: str, path: str, **kwargs: Any) -> Any:
+        return self.timed(method, path, **kwargs).data
+
+    def timed(self, method: str, path: str, **kwargs: Any) -> Timed:
+        t0 = time.perf_counter()
+        try:
+            response = self._http.request(method, path, **kwargs)
+        except httpx.TransportError as exc:
+            raise BackendUnavailable(f"the API at {self.base_url} is not reachable ({type(exc).__name__})") from None
+        wall_ms = (time.perf_counter() - t0) * 1000
+        try:
+            body = response.json()
+        except ValueError:
+            raise BackendError(response.status_code, None, f"unexpected answer ({response.status_code})") from None
+        if response.status_code >= 400 or not body.get("success", False):
+            raise BackendError(response.status_code, body.get("errorCode"), body.get("message") or "error")
+        return Timed(body.get("data"), wall_ms)
+
+    # the calls the pages make
+    def campaigns(self) -> list[dict[str, Any]]:
+        return list(self.call("GET", "/api/campaigns"))
+
+    def status(self, campaign_id: int) -> dict[str, Any]:
+        return dict(self.call("GET", f"/api/campaigns/{campaign_id}/status"))
+
+    def timeline(self, campaign_id: int, after: int | None = None) -> dict[str, Any]:
+        params = {} if after is None else {"after": after}
+        return dict(self.call("GET", f"/api/campaigns/{campaign_id}/timeline", params=params))
+
+    def kafka(self) -> dict[str, Any]:
+        return dict(self.call("GET", "/api/admin/kafka"))
+
+    def lag_history(self, seconds: int = 300, after: int | None = None) -> dict[str, Any]:
+        params: dict[str, Any] = {"seconds": seconds}
+        if after is not None:
+            params["after"] = after
+        return dict(self.call("GET", "/api/admin/kafka/lag-history", params=params))

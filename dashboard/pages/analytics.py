@@ -1,0 +1,82 @@
+"""Analytics: daily and period statistics from the nightly aggregates, and raw vs batched query timings."""
+
+from __future__ import annotations
+
+import datetime as dt
+import statistics
+from functools import partial
+
+import plotly.graph_objects as go
+import streamlit as st
+
+from dashboard.ui import api, attempt
+from fcfs.days import local_today
+from fcfs.settings import Settings
+
+st.title("Analytics")
+tz = Settings().tz
+yesterday = local_today(tz) - dt.timedelta(days=1)
+period = st.date_input(
+    "Period", value=(yesterday - dt.timedelta(days=6), yesterday), max_value=local_today(tz), key="period"
+)
+first, last = period if isinstance(period, tuple) and len(period) == 2 else (yesterday, yesterday)
+campaign_filter = st.text_input("Campaign id (empty: all)", key="campaign-filter").strip()
+params: dict[str, str] = {"from": first.isoformat(), "to": last.isoformat()}
+if campaign_filter.isdigit():
+    params["campaignId"] = campaign_filter
+
+stats = attempt(lambda: api().call("GET", "/api/admin/stats/daily", params=params), "read the statistics")
+if stats is not None:
+    summary = stats["summary"]
+    cols = st.columns(5)
+    cols[0].metric("Campaigns", f"{summary['campaignCount']:,}")
+    cols[1].metric("Requests", f"{summary['totalCount']:,}")
+    cols[2].metric("Winners", f"{summary['successCount']:,}")
+    cols[3].metric("Success rate", f"{summary['successRate']:.2f}%")
+    cols[4].metric("Query time", f"{stats['queryTimeMs']:.1f} ms")
+    if stats["rows"]:
+        days = sorted({r["date"] for r in stats["rows"]})
+        fig = go.Figure()
+        for name, key in (("success", "successCount"), ("fail", "failCount"), ("duplicate", "duplicateCount")):
+            fig.add_bar(x=days, y=[sum(r[key] for r in stats["rows"] if r["date"] == d) for d in days], name=name)
+        fig.update_layout(
+            barmode="stack",
+            title="Requests per day (batched aggregates)",
+            height=340,
+            margin={"l": 10, "r": 10, "t": 40, "b": 10},
+        )
+        st.plotly_chart(fig, use_container_width=True, key="daily")
+        st.dataframe(stats["campaigns"], hide_index=True, use_container_width=True)
+    else:
+        st.info("No aggregated statistics in this period: run the aggregation on the Control page.")
+
+st.header("Raw vs batched")
+st.caption("Runs the same statistics query both ways through the API and compares the response times.")
+runs = st.number_input("Runs", min_value=1, max_value=50, value=5, key="runs")
+if st.button("Measure", key="measure"):
+    timings: dict[str, list[float]] = {"raw": [], "batched": []}
+    failed = False
+    for _ in range(int(runs)):
+        for method, path in (("raw", "/api/admin/stats/raw"), ("batched", "/api/admin/stats/daily")):
+            timed = attempt(partial(api().timed, "GET", path, params=params), "run the statistics query")
+            if timed is None:
+                failed = True
+                break
+            timings[method].append(timed.wall_ms)
+    if not failed:
+        raw, batched = statistics.median(timings["raw"]), statistics.median(timings["batched"])
+        ratio_cols = st.columns(3)
+        ratio_cols[0].metric("Raw, median", f"{raw:,.1f} ms")
+        ratio_cols[1].metric("Batched, median", f"{batched:,.1f} ms")
+        ratio_cols[2].metric("Ratio", f"{raw / batched:,.1f}×" if batched else "—")
+        fig = go.Figure()
+        for method, values in timings.items():
+            fig.add_bar(x=list(range(1, len(values) + 1)), y=values, name=method)
+        fig.update_layout(
+            barmode="group",
+            title="Response time per run (ms)",
+            height=300,
+            xaxis_title="run",
+            margin={"l": 10, "r": 10, "t": 40, "b": 10},
+        )
+        st.plotly_chart(fig, use_container_width=True, key="raw-vs-batched")

@@ -1,0 +1,105 @@
+"""Control: create a campaign, launch a bulk load, run the aggregation for a date and follow it."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+import streamlit as st
+
+from dashboard.ui import api, attempt, pick_campaign
+from fcfs.days import local_today
+from fcfs.settings import Settings
+
+st.title("Control")
+tz = Settings().tz
+
+st.header("New campaign")
+with st.form("create-campaign", clear_on_submit=False):
+    name = st.text_input("Name", value="AirPods for the first 100", key="campaign-name")
+    stock = st.number_input("Stock", min_value=1, max_value=100_000_000, value=100, step=1, key="campaign-stock")
+    create = st.form_submit_button("Create campaign")
+if create:
+    created = attempt(
+        lambda: api().call("POST", "/api/admin/campaigns", json={"name": name, "totalStock": int(stock)}),
+        "create the campaign",
+    )
+    if created:
+        st.success(f"Campaign #{created['id']} “{created['name']}” created with {created['totalStock']:,} in stock.")
+
+st.header("Bulk load")
+campaigns = attempt(api().campaigns, "list the campaigns")
+if campaigns is not None:
+    target = pick_campaign(campaigns, key="bulk-campaign")
+    count = st.number_input(
+        "Requests (distinct users)", min_value=1, max_value=100_000, value=5_000, step=1000, key="bulk-count"
+    )
+    if target is not None and st.button("Launch bulk load", key="bulk-launch"):
+        sent = attempt(
+            lambda: api().call(
+                "POST", "/api/admin/test/participate-bulk", json={"campaignId": target, "count": int(count)}
+            ),
+            "launch the load",
+        )
+        if sent:
+            st.success(
+                f"{sent['requestCount']:,} requests published to campaign #{sent['campaignId']} "
+                "— watch them arrive on the Live page."
+            )
+
+st.header("Daily aggregation")
+day = st.date_input(
+    "Date", value=local_today(tz) - dt.timedelta(days=1), max_value=local_today(tz), key="aggregate-date"
+)
+if st.button("Run aggregation", key="aggregate-run"):
+    started = attempt(
+        lambda: api().call("POST", "/api/admin/batch/aggregate", params={"date": day.isoformat()}),
+        "start the aggregation",
+    )
+    if started:
+        st.session_state["job"] = started["jobExecutionId"]
+
+
+def _job_line(job: dict[str, Any]) -> str:
+    took = f" in {job['durationMs']:,} ms" if job.get("durationMs") is not None else ""
+    return (
+        f"Job #{job['jobExecutionId']} for {job['date']}: **{job['status']}**{took} — "
+        f"{job['campaignsTotal']} campaign(s), {job['campaignsFailed']} failed"
+    )
+
+
+@st.fragment(run_every=1)
+def job_panel() -> None:
+    job_id = st.session_state.get("job")
+    if job_id is not None:
+        job = attempt(lambda: api().call("GET", f"/api/admin/batch/status/{job_id}"), "read the job")
+        if job:
+            show = st.success if job["status"] == "COMPLETED" else st.info if job["status"] == "STARTED" else st.error
+            show(_job_line(job))
+            if job.get("error"):
+                st.caption(job["error"])
+    history = attempt(
+        lambda: api().call("GET", "/api/admin/batch/history", params={"limit": 20}), "read the job history"
+    )
+    if history is not None:
+        st.subheader("Job history")
+        st.dataframe(
+            [
+                {
+                    "id": j["jobExecutionId"],
+                    "date": j["date"],
+                    "trigger": j["trigger"],
+                    "status": j["status"],
+                    "campaigns": j["campaignsTotal"],
+                    "failed": j["campaignsFailed"],
+                    "ms": j["durationMs"],
+                    "started": j["startedAt"],
+                }
+                for j in history
+            ],
+            hide_index=True,
+            use_container_width=True,
+        )
+
+
+job_panel()

@@ -1,0 +1,45 @@
+"""Shared page pieces: the API client per session, friendly errors, and the campaign picker."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+import streamlit as st
+
+from dashboard.client import ApiClient, BackendError, BackendUnavailable
+
+T = TypeVar("T")
+
+
+def api() -> ApiClient:
+    if "api" not in st.session_state:
+        st.session_state["api"] = ApiClient.from_settings()
+    client: ApiClient = st.session_state["api"]
+    return client
+
+
+def attempt(action: Callable[[], T], what: str) -> T | None:
+    """Run a backend call; on failure show a clear message (no traceback) and return None."""
+    try:
+        return action()
+    except BackendUnavailable as exc:
+        st.warning(f"⏳ The backend is unreachable — {exc}. This page retries by itself.", icon="🔌")
+    except BackendError as exc:
+        st.error(f"Could not {what}: {exc.message}" + (f" ({exc.code})" if exc.code else ""))
+    return None
+
+
+def pick_campaign(campaigns: list[dict[str, Any]], key: str = "campaign") -> int | None:
+    """A select box of campaigns, newest first; `?campaign=ID` in the address preselects one."""
+    if not campaigns:
+        st.info("No campaign yet — create one on the Control page.")
+        return None
+    ids = [c["id"] for c in campaigns]
+    wanted = st.query_params.get("campaign")
+    index = ids.index(int(wanted)) if wanted and wanted.isdigit() and int(wanted) in ids else 0
+    labels = {c["id"]: f"#{c['id']} · {c['name']} ({c['status']})" for c in campaigns}
+    chosen = st.selectbox("Campaign", ids, index=index, format_func=labels.__getitem__, key=key)
+    if chosen is not None:
+        st.query_params["campaign"] = str(chosen)
+    return int(chosen) if chosen is not None else None

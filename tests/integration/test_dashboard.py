@@ -1,0 +1,105 @@
+"""The dashboard's pages, run headless with Streamlit's AppTest against the real backend."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from fcfs.settings import Settings
+from tests.support import ADMIN_TOKEN, ROOT, Api, Processes, free_port
+
+PAGES = ROOT / "dashboard" / "pages"
+
+
+@pytest.fixture
+def api(settings: Settings, processes: Processes, monkeypatch: pytest.MonkeyPatch) -> Iterator[Api]:
+    api = processes.api(settings)
+    monkeypatch.setenv("API_BASE_URL", api.base_url)
+    monkeypatch.setenv("ADMIN_TOKEN", ADMIN_TOKEN)
+    yield api
+
+
+def page(name: str, **query: str) -> AppTest:
+    at = AppTest.from_file(str(PAGES / f"{name}.py"), default_timeout=30)
+    for key, value in query.items():
+        at.query_params[key] = value
+    return at.run()
+
+
+def metrics(at: AppTest) -> dict[str, str]:
+    return {m.label: m.value for m in at.metric}
+
+
+def test_live_page_shows_the_values_the_api_reports(api: Api, settings: Settings, processes: Processes) -> None:
+    campaign_id = api.create_campaign(total_stock=40, name="Live page campaign")
+    with api.client(admin=True) as client:
+        for start in (1, 101):
+            assert (
+                client.post(
+                    "/api/admin/test/participate-bulk",
+                    json={"campaignId": campaign_id, "count": 150, "userIdStart": start},
+                ).status_code
+                == 202
+            )
+    assert processes.worker(settings, "--drain").wait(60) == 0
+    status = api.status(campaign_id)
+
+    at = page("live", campaign=str(campaign_id))
+
+    assert not at.exception, at.exception
+    shown = metrics(at)
+    assert shown["Stock left"] == f"{status['currentStock']} / {status['totalStock']}" == "0 / 40"
+    assert shown["Winners"] == str(status["successCount"]) == "40"
+    assert shown["Fails (sold out)"] == str(status["failCount"])
+    assert shown["Duplicates"] == str(status["duplicateCount"]) == "50"
+    assert shown["Stock used"] == "100.00%"
+    assert shown["Consumer lag"] == "0"
+    assert any("Live page campaign" in s.value for s in at.subheader)
+    assert at.selectbox(key="campaign").value == campaign_id
+
+
+def test_control_page_buttons_call_the_api(api: Api, settings: Settings) -> None:
+    at = page("control")
+    at.text_input(key="campaign-name").input("Created from the dashboard")
+    at.number_input(key="campaign-stock").set_value(7)
+    at.button[0].click().run()
+    assert not at.exception, at.exception
+    assert any("Created from the dashboard" in s.value for s in at.success), [s.value for s in at.success]
+    with api.client(admin=True) as client:
+        created = client.get("/api/admin/campaigns").json()["data"][0]
+    assert (created["name"], created["totalStock"]) == ("Created from the dashboard", 7)
+
+    at.number_input(key="bulk-count").set_value(25)
+    at.selectbox(key="bulk-campaign").set_value(created["id"])
+    at.button(key="bulk-launch").click().run()
+    assert any("25 requests published" in s.value for s in at.success), [s.value for s in at.success]
+    with api.client(admin=True) as client:
+        assert client.get("/api/admin/kafka").json()["data"]["totalLag"] == 25
+
+    at.button(key="aggregate-run").click().run()
+    assert "job" in at.session_state
+    assert any("Job #" in s.value for s in [*at.success, *at.info]), "the job's status is shown"
+
+
+def test_analytics_and_kafka_pages_render(api: Api) -> None:
+    analytics = page("analytics")
+    assert not analytics.exception, analytics.exception
+    assert "Campaigns" in metrics(analytics)
+    analytics.number_input(key="runs").set_value(2)
+    analytics.button(key="measure").click().run()
+    assert {"Raw, median", "Batched, median", "Ratio"} <= set(metrics(analytics))
+
+    kafka = page("kafka")
+    assert not kafka.exception, kafka.exception
+    assert metrics(kafka)["Total lag"] == "0"
+
+
+@pytest.mark.parametrize("name", ["live", "control", "analytics", "kafka"])
+def test_pages_say_clearly_when_the_backend_is_down(name: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("API_BASE_URL", f"http://127.0.0.1:{free_port()}")
+    at = page(name)
+    assert not at.exception, at.exception
+    assert any("backend is unreachable" in w.value for w in at.warning), [w.value for w in at.warning]
+    assert not at.error
