@@ -11,14 +11,14 @@ if str(ROOT) not in sys.path:
 
 import streamlit as st  # noqa: E402
 
-st.set_page_config(page_title="FCFS campaigns", page_icon="🎯", layout="wide")
+st.set_page_config(page_title="FCFS campaigns", page_icon=":material/bolt:", layout="wide")
 pages = ROOT / "dashboard" / "pages"
 navigation = st.navigation(
     [
-        st.Page(pages / "live.py", title="Live", icon="📈", default=True),
-        st.Page(pages / "control.py", title="Control", icon="🎛️"),
-        st.Page(pages / "analytics.py", title="Analytics", icon="📊"),
-        st.Page(pages / "kafka.py", title="Kafka", icon="🧵"),
+        st.Page(pages / "live.py", title="Live", icon=":material/monitoring:", default=True),
+        st.Page(pages / "control.py", title="Control", icon=":material/tune:"),
+        st.Page(pages / "analytics.py", title="Analytics", icon=":material/bar_chart:"),
+        st.Page(pages / "kafka.py", title="Kafka", icon=":material/hub:"),
     ]
 )
 navigation.run()

@@ -24,7 +24,7 @@ def attempt(action: Callable[[], T], what: str) -> T | None:
     try:
         return action()
     except BackendUnavailable as exc:
-        st.warning(f"⏳ The backend is unreachable — {exc}. This page retries by itself.", icon="🔌")
+        st.warning(f"The backend is unreachable — {exc}. This page retries by itself.", icon=":material/cloud_off:")
     except BackendError as exc:
         st.error(f"Could not {what}: {exc.message}" + (f" ({exc.code})" if exc.code else ""))
     return None
@@ -38,7 +38,7 @@ def pick_campaign(campaigns: list[dict[str, Any]], key: str = "campaign") -> int
     ids = [c["id"] for c in campaigns]
     wanted = st.query_params.get("campaign")
     index = ids.index(int(wanted)) if wanted and wanted.isdigit() and int(wanted) in ids else 0
-    labels = {c["id"]: f"#{c['id']} · {c['name']} ({c['status']})" for c in campaigns}
+    labels = {c["id"]: f"#{c['id']} · {c['name']} · stock {c['totalStock']:,}" for c in campaigns}
     chosen = st.selectbox("Campaign", ids, index=index, format_func=labels.__getitem__, key=key)
     if chosen is not None:
         st.query_params["campaign"] = str(chosen)

@@ -37,8 +37,14 @@ if stats is not None:
     if stats["rows"]:
         days = sorted({r["date"] for r in stats["rows"]})
         fig = go.Figure()
+        colors = {"success": "#2ca02c", "fail": "#ff7f0e", "duplicate": "#7f7f7f"}
         for name, key in (("success", "successCount"), ("fail", "failCount"), ("duplicate", "duplicateCount")):
-            fig.add_bar(x=days, y=[sum(r[key] for r in stats["rows"] if r["date"] == d) for d in days], name=name)
+            fig.add_bar(
+                x=days,
+                y=[sum(r[key] for r in stats["rows"] if r["date"] == d) for d in days],
+                name=name,
+                marker_color=colors[name],
+            )
         fig.update_layout(
             barmode="stack",
             title="Requests per day (batched aggregates)",

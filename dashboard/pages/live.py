@@ -12,7 +12,7 @@ from dashboard.ui import api, attempt, pick_campaign
 from fcfs.settings import Settings
 
 LAG_WINDOW_S = 300
-STATUS_BADGE = {"OK": "🟢 OK", "WARN": "🟠 WARN", "STALLED": "🔴 STALLED", "UNKNOWN": "⚪ UNKNOWN"}
+COLORS = {"success": "#2ca02c", "fail": "#ff7f0e", "duplicate": "#7f7f7f"}
 
 
 def _times(points: list[dict[str, Any]]) -> list[dt.datetime]:
@@ -70,7 +70,11 @@ def live_panel(campaign_id: int) -> None:
         per_partition = ", ".join(f"p{p['partition']}: {p['lag']:,}" for p in kafka["partitions"])
         row[1].metric("Consumer lag", f"{kafka['totalLag']:,}", help=per_partition or None)
         row[2].metric("Decided / s", f"{kafka['decidedPerSecond']:,.0f}")
-        row[3].metric("Lag status", STATUS_BADGE.get(kafka["status"], kafka["status"]))
+        row[3].metric(
+            "Lag status",
+            kafka["status"],
+            help="OK: caught up or keeping up · WARN: lag growing · STALLED: lag and no progress",
+        )
 
     if points:
         times = _times(points)
@@ -86,7 +90,9 @@ def live_panel(campaign_id: int) -> None:
             ("fail", "cumulativeFail"),
             ("duplicate", "cumulativeDuplicate"),
         ):
-            totals.add_scatter(x=times, y=[p[field] for p in points], mode="lines", name=name)
+            totals.add_scatter(
+                x=times, y=[p[field] for p in points], mode="lines", name=name, line={"color": COLORS[name]}
+            )
         right.plotly_chart(totals, use_container_width=True, key=f"totals-{campaign_id}")
     else:
         st.info("No decisions yet: the curves start with the first decided request.")

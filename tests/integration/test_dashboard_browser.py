@@ -1,0 +1,131 @@
+"""A real browser (headless Chromium) watches the Live page fill up during a bulk load, without a reload."""
+
+from __future__ import annotations
+
+import shutil
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+from selenium import webdriver
+from selenium.webdriver.chrome.service import Service
+from selenium.webdriver.common.by import By
+
+from fcfs.settings import Settings
+from tests.support import ADMIN_TOKEN, ROOT, Processes, free_port, settings_env, wait_until
+
+SCREENSHOT = ROOT / "docs" / "images" / "dashboard-live.png"
+
+
+@pytest.fixture
+def browser(tmp_path: Path) -> Iterator[webdriver.Chrome]:
+    chromium = shutil.which("chromium")
+    driver_path = shutil.which("chromedriver")
+    assert chromium and driver_path, "install the Debian packages chromium and chromium-driver"
+    options = webdriver.ChromeOptions()
+    options.binary_location = chromium
+    for flag in (
+        "--headless=new",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-dev-shm-usage",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        "--no-first-run",
+        "--disable-quic",
+        "--window-size=1400,1500",
+        f"--user-data-dir={tmp_path / 'p'}",
+    ):
+        options.add_argument(flag)
+    driver = webdriver.Chrome(service=Service(driver_path), options=options)
+    try:
+        yield driver
+    finally:
+        driver.quit()
+
+
+def shown_metrics(driver: webdriver.Chrome) -> dict[str, str]:
+    found = {}
+    for metric in driver.find_elements(By.CSS_SELECTOR, '[data-testid="stMetric"]'):
+        label = metric.find_elements(By.CSS_SELECTOR, '[data-testid="stMetricLabel"]')
+        value = metric.find_elements(By.CSS_SELECTOR, '[data-testid="stMetricValue"]')
+        if label and value:
+            found[label[0].text.strip()] = value[0].text.strip()
+    return found
+
+
+def test_live_page_follows_a_bulk_load_without_reloading(
+    settings: Settings, processes: Processes, browser: webdriver.Chrome
+) -> None:
+    api = processes.api(settings)
+    campaign_id = api.create_campaign(total_stock=20_000, name="Christmas AirPods")
+    port = free_port()
+    processes.start(
+        "dashboard",
+        [
+            sys.executable,
+            "-m",
+            "streamlit",
+            "run",
+            str(ROOT / "dashboard" / "app.py"),
+            "--server.port",
+            str(port),
+            "--server.address",
+            "127.0.0.1",
+            "--server.headless",
+            "true",
+            "--browser.gatherUsageStats",
+            "false",
+        ],
+        settings_env(settings, API_BASE_URL=api.base_url, ADMIN_TOKEN=ADMIN_TOKEN),
+    )
+    url = f"http://127.0.0.1:{port}"
+    wait_until(lambda: _up(url), 60, "the dashboard to serve")
+
+    browser.get(f"{url}/?campaign={campaign_id}")
+    wait_until(lambda: shown_metrics(browser).get("Winners") == "0", 60, "the Live page to show the campaign")
+    browser.execute_script("window.__sameDocument = 'yes'")  # gone if the page reloads
+
+    with api.client(admin=True) as client:
+        for start in (1, 30_001):
+            assert (
+                client.post(
+                    "/api/admin/test/participate-bulk",
+                    json={"campaignId": campaign_id, "count": 15_000, "userIdStart": start},
+                ).status_code
+                == 202
+            )
+    processes.worker(settings, WORKER_BATCH_SIZE="100")  # small batches: a climb lasting seconds
+
+    seen = set()
+
+    def sold_out() -> bool:
+        winners = shown_metrics(browser).get("Winners")
+        seen.add(winners)
+        return winners == "20,000"
+
+    wait_until(sold_out, 90, "the winner count to reach the stock", interval_s=0.2)
+    assert browser.execute_script("return window.__sameDocument") == "yes"  # no reload happened
+    climbing = sorted(int(w.replace(",", "")) for w in seen if w)
+    assert any(0 < w < 20_000 for w in climbing), f"no count between 0 and the stock was shown: {climbing}"
+    wait_until(lambda: shown_metrics(browser).get("Consumer lag") == "0", 60, "the lag to drain", interval_s=0.5)
+    time.sleep(2.5)  # let the curves take the last seconds
+    final = shown_metrics(browser)
+    assert final["Stock left"] == "0 / 20,000"
+    assert final["Duplicates"] == "0" and final["Fails (sold out)"] == "10,000"
+    assert len(browser.find_elements(By.CSS_SELECTOR, ".js-plotly-plot")) >= 3
+    SCREENSHOT.parent.mkdir(parents=True, exist_ok=True)
+    browser.save_screenshot(str(SCREENSHOT))
+    assert SCREENSHOT.stat().st_size > 10_000
+    print(f"winner counts seen on the page without reloading: {climbing}")
+
+
+def _up(url: str) -> bool:
+    try:
+        return httpx.get(f"{url}/_stcore/health", timeout=1).status_code == 200
+    except httpx.TransportError:
+        return False
