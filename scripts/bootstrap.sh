@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Install what the system needs on a Debian machine: MariaDB (and docker-compose for the tests) from
+# Install what the system needs on a Debian machine: MariaDB (and, for the tests, docker-compose and
+# headless Chromium with its driver) from
 # Debian, a JDK and Maven for the Kafka broker, and the Python packages in .venv.
 #   scripts/bootstrap.sh [--dev]
 set -euo pipefail
@@ -9,7 +10,11 @@ want=()
 command -v mariadbd > /dev/null || want+=(mariadb-server mariadb-client)
 command -v java > /dev/null || want+=(default-jre-headless)
 command -v mvn > /dev/null || want+=(maven)
-if [[ ${1:-} == --dev ]]; then command -v docker-compose > /dev/null || want+=(docker-compose); fi
+if [[ ${1:-} == --dev ]]; then
+  command -v docker-compose > /dev/null || want+=(docker-compose)
+  command -v chromium > /dev/null || want+=(chromium)
+  command -v chromedriver > /dev/null || want+=(chromium-driver)
+fi
 if ((${#want[@]})); then
   if [[ $(id -u) -ne 0 ]] || ! command -v apt-get > /dev/null; then
     echo "please install: ${want[*]}" >&2

@@ -80,8 +80,13 @@ def live_panel(campaign_id: int) -> None:
         times = _times(points)
         left, right = st.columns(2)
         burn = _figure("Stock burn-down")
+        start = times[0] - dt.timedelta(seconds=1)  # the full stock, just before the first decision
         burn.add_scatter(
-            x=times, y=[p["stockLeft"] for p in points], mode="lines", name="stock left", line={"shape": "hv"}
+            x=[start, *times],
+            y=[status["totalStock"], *(p["stockLeft"] for p in points)],
+            mode="lines",
+            name="stock left",
+            line={"shape": "hv"},
         )
         left.plotly_chart(burn, use_container_width=True, key=f"burn-{campaign_id}")
         totals = _figure("Decisions so far")
