@@ -93,8 +93,12 @@ def generate_history(
     rows: int,
     tz: ZoneInfo,
     seed: int = 1,
+    jitter: float = 0.3,
 ) -> Generated:
-    """Create `days` x `campaigns_per_day` campaigns ending on `last_day` with about `rows` history rows."""
+    """Create `days` x `campaigns_per_day` campaigns ending on `last_day` with about `rows` history rows.
+
+    Each campaign gets the average size, give or take `jitter` (0.3: up to 30% more or less).
+    """
     rng = random.Random(seed)
     t0 = time.perf_counter()
     per_campaign = max(rows // (days * campaigns_per_day), 1)
@@ -105,7 +109,7 @@ def generate_history(
         for day in days_between(last_day - dt.timedelta(days=days - 1), last_day):
             day_start, day_end = day_bounds(day, tz)
             for _ in range(campaigns_per_day):
-                n = max(int(per_campaign * rng.uniform(0.7, 1.3)), 1)
+                n = max(int(per_campaign * rng.uniform(1 - jitter, 1 + jitter)), 1)
                 opens = day_start + dt.timedelta(minutes=rng.randrange(9 * 60, 20 * 60))
                 users, next_user = campaign_requests(rng, n, next_user)
                 stock = min(rng.choice(STOCKS), max(len(set(users)) - 1, 1))

@@ -9,7 +9,7 @@ from typing import Any
 from sqlalchemy import Connection, delete, func, select
 from sqlalchemy.dialects.mysql import insert as mysql_insert
 
-from fcfs.schema import campaign_second, consumer_lag_sample
+from fcfs.schema import campaign, campaign_second, consumer_lag_sample
 
 EPOCH = dt.datetime(1970, 1, 1)
 
@@ -23,40 +23,51 @@ def from_epoch_s(seconds: float) -> dt.datetime:
 
 
 def campaign_timeline(
-    conn: Connection, campaign_id: int, total_stock: int, after: dt.datetime | None, limit: int = 3600
-) -> list[dict[str, Any]]:
-    """Per-second points after `after` (all when None), with running totals from the campaign's start."""
+    conn: Connection, campaign_id: int, after: dt.datetime | None, limit: int = 3600
+) -> tuple[int, list[dict[str, Any]]]:
+    """The newest `limit` per-second points (after `after`, when given), oldest first, with running totals.
+
+    Running totals are counted back from the campaign's counters, read in the same snapshot, so a
+    poll costs O(points returned) however long the campaign has been running.
+    """
     s = campaign_second.c
-    base = {"success": 0, "fail": 0, "duplicate": 0}
-    query = select(campaign_second).where(s.campaign_id == campaign_id).order_by(s.second).limit(limit)
-    if after is not None:
-        earlier = conn.execute(
+    conn = conn.execution_options(isolation_level="REPEATABLE READ")  # one snapshot for totals and points
+    with conn.begin():
+        totals = conn.execute(
             select(
-                func.coalesce(func.sum(s.success_count), 0),
-                func.coalesce(func.sum(s.fail_count), 0),
-                func.coalesce(func.sum(s.duplicate_count), 0),
-            ).where(s.campaign_id == campaign_id, s.second <= after)
-        ).one()
-        base = {"success": int(earlier[0]), "fail": int(earlier[1]), "duplicate": int(earlier[2])}
-        query = query.where(s.second > after)
+                campaign.c.total_stock, campaign.c.success_count, campaign.c.fail_count, campaign.c.duplicate_count
+            ).where(campaign.c.id == campaign_id)
+        ).first()
+        if totals is None:
+            raise LookupError(campaign_id)
+        query = select(campaign_second).where(s.campaign_id == campaign_id).order_by(s.second.desc()).limit(limit)
+        if after is not None:
+            query = query.where(s.second > after)
+        newest_first = conn.execute(query).all()
+    running = {
+        "success": int(totals.success_count),
+        "fail": int(totals.fail_count),
+        "duplicate": int(totals.duplicate_count),
+    }
     points = []
-    for row in conn.execute(query):
-        base["success"] += row.success_count
-        base["fail"] += row.fail_count
-        base["duplicate"] += row.duplicate_count
+    for row in newest_first:  # walk back from the totals
         points.append(
             {
                 "ts": epoch_s(row.second),
                 "success": row.success_count,
                 "fail": row.fail_count,
                 "duplicate": row.duplicate_count,
-                "cumulativeSuccess": base["success"],
-                "cumulativeFail": base["fail"],
-                "cumulativeDuplicate": base["duplicate"],
-                "stockLeft": min(row.stock_after, total_stock),
+                "cumulativeSuccess": running["success"],
+                "cumulativeFail": running["fail"],
+                "cumulativeDuplicate": running["duplicate"],
+                "stockLeft": min(row.stock_after, totals.total_stock),
             }
         )
-    return points
+        running["success"] -= row.success_count
+        running["fail"] -= row.fail_count
+        running["duplicate"] -= row.duplicate_count
+    points.reverse()
+    return int(totals.total_stock), points
 
 
 def decided_per_second(conn: Connection, now: dt.datetime, window_s: int = 5) -> float:

@@ -35,15 +35,16 @@ def campaign_status(campaign_id: Annotated[CampaignId, Path(alias="campaignId")]
     return envelope(campaign_status_json(row))
 
 
-@router.get("/{campaignId}/timeline", summary="Per-second decisions with running totals and stock left")
+@router.get("/{campaignId}/timeline", summary="Per-second decisions (newest hour) with running totals and stock")
 def campaign_timeline(
     campaign_id: Annotated[CampaignId, Path(alias="campaignId")],
     engine: EngineDep,
     after: Annotated[int | None, Query(ge=0, le=2**40, description="epoch seconds: only points after it")] = None,
+    limit: Annotated[int, Query(ge=1, le=86_400, description="at most this many newest points")] = 3600,
 ) -> Response:
     with engine.connect() as conn:
-        row = conn.execute(select(campaign.c.id, campaign.c.total_stock).where(campaign.c.id == campaign_id)).first()
-        if row is None:
-            raise campaign_not_found(campaign_id)
-        points = timeline(conn, campaign_id, row.total_stock, None if after is None else from_epoch_s(after))
-    return envelope({"campaignId": campaign_id, "totalStock": row.total_stock, "points": points})
+        try:
+            total_stock, points = timeline(conn, campaign_id, None if after is None else from_epoch_s(after), limit)
+        except LookupError:
+            raise campaign_not_found(campaign_id) from None
+    return envelope({"campaignId": campaign_id, "totalStock": total_stock, "points": points})

@@ -73,3 +73,30 @@ def test_raw_vs_batch_experiment_runs_and_agrees(settings: Settings, tmp_path: P
     assert set(figures["figures"]) == {"daily-raw", "daily-batched", "period-raw", "period-batched"}
     assert (tmp_path / "raw-vs-batch.png").read_bytes()[:4] == b"\x89PNG"
     assert "faster" in (tmp_path / "raw-vs-batch.md").read_text()
+
+
+def test_dashboard_poll_benchmark_runs(settings: Settings, tmp_path: Path) -> None:
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "bench.dashboard_poll",
+            "--rows",
+            "5000",
+            "--polls",
+            "3",
+            "--database",
+            "fcfs_test_dashboard",
+            "--out-dir",
+            str(tmp_path),
+        ],
+        cwd=ROOT,
+        env=settings_env(settings),
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    figures = json.loads((tmp_path / "dashboard-poll.json").read_text())
+    assert figures["history_rows"] == 5000 and figures["polls"] == 3
+    assert figures["poll_ms"]["p50"] > 0
