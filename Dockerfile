@@ -5,6 +5,7 @@ WORKDIR /app
 COPY requirements.txt .
 RUN pip install --no-cache-dir -r requirements.txt
 COPY alembic.ini Procfile ./
+COPY .streamlit ./.streamlit
 COPY fcfs ./fcfs
 COPY migrations ./migrations
 COPY backend ./backend

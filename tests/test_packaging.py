@@ -16,7 +16,7 @@ def test_docker_compose_file_is_valid() -> None:
         [compose, "-f", str(ROOT / "docker-compose.yml"), "config"], capture_output=True, text=True, timeout=60
     )
     assert result.returncode == 0, result.stderr
-    for service in ("mysql", "kafka", "kafka-ui", "api", "worker", "scheduler"):
+    for service in ("mysql", "kafka", "kafka-ui", "api", "worker", "scheduler", "dashboard"):
         assert f"  {service}:" in result.stdout
 
 
@@ -35,6 +35,7 @@ def test_procfile_runs_every_process() -> None:
     assert "backend.main:app" in processes["api"]
     assert "python -m worker" in processes["worker"]
     assert "python -m batch.scheduler" in processes["scheduler"]
+    assert "streamlit run dashboard/app.py" in processes["dashboard"]
 
 
 def test_cluster_override_gives_three_brokers_and_replication() -> None:
