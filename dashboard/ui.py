@@ -25,6 +25,7 @@ def attempt(action: Callable[[], T], what: str) -> T | None:
         return action()
     except BackendUnavailable as exc:
         st.warning(f"The backend is unreachable — {exc}. This page retries by itself.", icon=":material/cloud_off:")
+        st.session_state["backend-down"] = True
     except BackendError as exc:
         st.error(f"Could not {what}: {exc.message}" + (f" ({exc.code})" if exc.code else ""))
     return None
@@ -43,3 +44,19 @@ def pick_campaign(campaigns: list[dict[str, Any]], key: str = "campaign") -> int
     if chosen is not None:
         st.query_params["campaign"] = str(chosen)
     return int(chosen) if chosen is not None else None
+
+
+def recover_when_back() -> None:
+    """If a call of this run found the API down, check every 2 s and rerun the page once it answers."""
+    if not st.session_state.pop("backend-down", False):
+        return
+
+    @st.fragment(run_every=2)
+    def watch() -> None:
+        try:
+            api().call("GET", "/health/live")
+        except (BackendUnavailable, BackendError):
+            return
+        st.rerun()
+
+    watch()

@@ -9,7 +9,7 @@ from functools import partial
 import plotly.graph_objects as go
 import streamlit as st
 
-from dashboard.ui import api, attempt
+from dashboard.ui import api, attempt, recover_when_back
 from fcfs.days import local_today
 from fcfs.settings import Settings
 
@@ -86,3 +86,4 @@ if st.button("Measure", key="measure"):
             margin={"l": 10, "r": 10, "t": 40, "b": 10},
         )
         st.plotly_chart(fig, use_container_width=True, key="raw-vs-batched")
+recover_when_back()

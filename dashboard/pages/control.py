@@ -7,7 +7,7 @@ from typing import Any
 
 import streamlit as st
 
-from dashboard.ui import api, attempt, pick_campaign
+from dashboard.ui import api, attempt, pick_campaign, recover_when_back
 from fcfs.days import local_today
 from fcfs.settings import Settings
 
@@ -103,3 +103,4 @@ def job_panel() -> None:
 
 
 job_panel()
+recover_when_back()

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import streamlit as st
 
-from dashboard.ui import api, attempt
+from dashboard.ui import api, attempt, recover_when_back
 
 st.title("Kafka")
 
@@ -86,3 +86,4 @@ if dlq is not None:
             st.success(f"{result['replayed']} dead letter(s) published again; the worker decides them like any other.")
     elif not letters:
         st.info("The dead-letter topic is empty.")
+recover_when_back()

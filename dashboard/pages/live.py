@@ -8,7 +8,7 @@ from typing import Any
 import plotly.graph_objects as go
 import streamlit as st
 
-from dashboard.ui import api, attempt, pick_campaign
+from dashboard.ui import api, attempt, pick_campaign, recover_when_back
 from fcfs.settings import Settings
 
 LAG_WINDOW_S = 300
@@ -112,10 +112,8 @@ def live_panel(campaign_id: int) -> None:
 
 st.title("Live")
 campaigns = attempt(api().campaigns, "list the campaigns")
-if campaigns is None:
-    st.caption("Waiting for the backend…")
-    st.fragment(run_every=2)(lambda: st.rerun() if attempt(api().campaigns, "list the campaigns") else None)()
-else:
+if campaigns is not None:
     chosen = pick_campaign(campaigns)
     if chosen is not None:
         live_panel(chosen)
+recover_when_back()

@@ -129,3 +129,42 @@ def _up(url: str) -> bool:
         return httpx.get(f"{url}/_stcore/health", timeout=1).status_code == 200
     except httpx.TransportError:
         return False
+
+
+def test_pages_recover_by_themselves_when_the_backend_comes_back(
+    settings: Settings, processes: Processes, browser: webdriver.Chrome
+) -> None:
+    api_port = free_port()
+    port = free_port()
+    processes.start(
+        "dashboard",
+        [
+            sys.executable,
+            "-m",
+            "streamlit",
+            "run",
+            str(ROOT / "dashboard" / "app.py"),
+            "--server.port",
+            str(port),
+            "--server.address",
+            "127.0.0.1",
+        ],
+        settings_env(settings, API_BASE_URL=f"http://127.0.0.1:{api_port}", ADMIN_TOKEN=ADMIN_TOKEN),
+    )
+    url = f"http://127.0.0.1:{port}"
+    wait_until(lambda: _up(url), 60, "the dashboard to serve")
+    browser.get(f"{url}/analytics")
+    wait_until(lambda: "backend is unreachable" in browser.page_source, 30, "the backend-down message")
+    browser.execute_script("window.__sameDocument = 'yes'")
+
+    processes.start(  # the API comes up on the port the dashboard was told about
+        "api",
+        [sys.executable, "-m", "uvicorn", "backend.main:app", "--host", "127.0.0.1", "--port", str(api_port)],
+        settings_env(settings, ADMIN_TOKEN=ADMIN_TOKEN),
+    )
+    wait_until(
+        lambda: "Success rate" in browser.page_source and "backend is unreachable" not in browser.page_source,
+        60,
+        "the page to recover by itself",
+    )
+    assert browser.execute_script("return window.__sameDocument") == "yes"
