@@ -39,7 +39,9 @@ def campaign_status(campaign_id: Annotated[CampaignId, Path(alias="campaignId")]
 def campaign_timeline(
     campaign_id: Annotated[CampaignId, Path(alias="campaignId")],
     engine: EngineDep,
-    after: Annotated[int | None, Query(ge=0, le=4_102_444_800, description="epoch seconds: only points after it")] = None,
+    after: Annotated[
+        int | None, Query(ge=0, le=4_102_444_800, description="epoch seconds: only points after it")
+    ] = None,
     limit: Annotated[int, Query(ge=1, le=86_400, description="at most this many newest points")] = 3600,
 ) -> Response:
     with engine.connect() as conn:

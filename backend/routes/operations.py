@@ -77,7 +77,9 @@ def kafka_lag_history(
     engine: EngineDep,
     settings: SettingsDep,
     seconds: Annotated[int, Query(ge=1, le=86_400)] = 300,
-    after: Annotated[int | None, Query(ge=0, le=4_102_444_800, description="epoch seconds: only samples after it")] = None,
+    after: Annotated[
+        int | None, Query(ge=0, le=4_102_444_800, description="epoch seconds: only samples after it")
+    ] = None,
 ) -> Response:
     since = utcnow() - dt.timedelta(seconds=seconds)
     if after is not None:
