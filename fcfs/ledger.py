@@ -65,6 +65,17 @@ def prior_participants(conn: Connection, campaign_id: int, user_ids: Iterable[in
     return {row.participant_user_id for row in rows}
 
 
+INSERT_HISTORY = (
+    "INSERT INTO participation_history (request_id, campaign_id, user_id, status, channel, kafka_partition, "
+    "kafka_offset, requested_at, decided_at) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s)"
+)
+_EPOCH = dt.datetime(1970, 1, 1)
+
+
+def _ms_to_datetime(ms: int) -> str:
+    return (_EPOCH + dt.timedelta(milliseconds=ms)).strftime("%Y-%m-%d %H:%M:%S.%f")
+
+
 def record_decisions(
     conn: Connection,
     campaign_id: int,
@@ -77,20 +88,23 @@ def record_decisions(
     now = now or utcnow()
     prior = prior_participants(conn, campaign_id, (d.event.user_id for d in events))
     tally = decide_batch(stock, prior, (d.event.user_id for d in events))
-    conn.execute(
-        participation_history.insert(),
+    kafka = channel is Channel.KAFKA
+    decided = now.strftime("%Y-%m-%d %H:%M:%S.%f")
+    # Plain %s placeholders and tuples: PyMySQL folds them into one multi-row INSERT.
+    conn.exec_driver_sql(
+        INSERT_HISTORY,
         [
-            {
-                "request_id": d.event.request_id,
-                "campaign_id": campaign_id,
-                "user_id": d.event.user_id,
-                "status": outcome,
-                "channel": channel,
-                "kafka_partition": d.partition if channel is Channel.KAFKA else None,
-                "kafka_offset": d.offset if channel is Channel.KAFKA else None,
-                "requested_at": dt.datetime.fromtimestamp(d.event.requested_at_ms / 1000, dt.UTC).replace(tzinfo=None),
-                "decided_at": now,
-            }
+            (
+                d.event.request_id,
+                campaign_id,
+                d.event.user_id,
+                outcome.value,
+                channel.value,
+                d.partition if kafka else None,
+                d.offset if kafka else None,
+                _ms_to_datetime(d.event.requested_at_ms),
+                decided,
+            )
             for d, outcome in zip(events, tally.outcomes, strict=True)
         ],
     )

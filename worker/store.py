@@ -23,9 +23,23 @@ def already_recorded(conn: Connection, request_ids: Sequence[str]) -> set[str]:
     return {row.request_id for row in rows}
 
 
-def record_batch(conn: Connection, delivered: Sequence[Delivered], stocks: dict[int, int]) -> BatchResult:
-    """Decide and record every new event of a batch; `stocks` are the locked campaigns' stock levels."""
-    seen = already_recorded(conn, [d.event.request_id for d in delivered])
+def record_batch(
+    conn: Connection,
+    delivered: Sequence[Delivered],
+    stocks: dict[int, int],
+    first_unrecorded: dict[int, int] | None = None,
+) -> BatchResult:
+    """Decide and record every new event of a batch; `stocks` are the locked campaigns' stock levels.
+
+    `first_unrecorded` maps a partition to the first offset no committed batch covered: events at or
+    past it are only looked up if their request id repeats within the batch; the unique request id
+    still guards them (a conflict makes the caller retry with `first_unrecorded=None`, checking all).
+    """
+    if first_unrecorded is None:
+        maybe_seen = [d.event.request_id for d in delivered]
+    else:
+        maybe_seen = [d.event.request_id for d in delivered if d.offset < first_unrecorded.get(d.partition, 2**63)]
+    seen = already_recorded(conn, maybe_seen)
     by_campaign: dict[int, list[Delivered]] = defaultdict(list)
     fresh_ids: set[str] = set()
     total = BatchResult()

@@ -19,7 +19,7 @@ from types import FrameType
 
 from confluent_kafka import Consumer, KafkaError, Message, Producer, TopicPartition
 from sqlalchemy import Engine
-from sqlalchemy.exc import DBAPIError, SQLAlchemyError
+from sqlalchemy.exc import DBAPIError, IntegrityError, SQLAlchemyError
 
 from fcfs.events import InvalidEvent, ParticipationEvent
 from fcfs.kafka import consumer_config, producer_config
@@ -75,6 +75,7 @@ class ParticipationWorker:
         self._consumer: Consumer | None = None
         self._dlq: Producer | None = None
         self._assigned: set[int] = set()
+        self._recorded_up_to: dict[int, int] = {}  # partition -> next offset the database has decided
         self._heartbeat = Heartbeat(engine, self.group, self.topic)
 
     # -- life cycle -------------------------------------------------------------------------------
@@ -164,6 +165,7 @@ class ParticipationWorker:
     def _on_assign(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
         """Start each partition at the offset stored with the decisions (the database is the truth)."""
         stored = self._stored_offsets()
+        self._recorded_up_to.update(stored)
         for tp in partitions:
             if tp.partition in stored:
                 tp.offset = stored[tp.partition]
@@ -258,10 +260,19 @@ class ParticipationWorker:
         self, delivered: list[Delivered], invalid: list[DeadLetter], next_offsets: dict[int, int]
     ) -> BatchResult:
         backoff = 0.1
+        check_all = False
         while True:
             try:
-                return self._record(delivered, invalid, next_offsets)
+                result = self._record(delivered, invalid, next_offsets, check_all)
+                for partition, offset in next_offsets.items():
+                    self._recorded_up_to[partition] = max(self._recorded_up_to.get(partition, 0), offset)
+                return result
             except (DBAPIError, SQLAlchemyError, DeadLetterError) as exc:
+                if isinstance(exc, IntegrityError) and not check_all:
+                    # a request id recorded meanwhile (a replay, a rebalance race): decide again, checking all
+                    log.info("request id already recorded, checking every id of the batch: %s", _short(exc))
+                    check_all = True
+                    continue
                 if self._stopping and isinstance(exc, DeadLetterError | DBAPIError):
                     log.warning("stopping with an undecided batch; it will be redelivered: %s", exc)
                     raise SystemExit(1) from exc
@@ -276,7 +287,7 @@ class ParticipationWorker:
                 backoff = min(backoff * 2, self.settings.worker_retry_max_backoff_s)
 
     def _record(
-        self, delivered: list[Delivered], invalid: list[DeadLetter], next_offsets: dict[int, int]
+        self, delivered: list[Delivered], invalid: list[DeadLetter], next_offsets: dict[int, int], check_all: bool
     ) -> BatchResult:
         started = time.perf_counter()
         with self.engine.begin() as conn:
@@ -287,7 +298,7 @@ class ParticipationWorker:
                 for d in delivered
                 if d.event.campaign_id not in stocks
             ]
-            result = record_batch(conn, known, stocks)
+            result = record_batch(conn, known, stocks, None if check_all else self._recorded_up_to)
             save_offsets(conn, self.group, self.topic, next_offsets)
             if dead:
                 self._dead_letter(dead)  # acknowledged by Kafka before the decisions commit

@@ -99,7 +99,7 @@ def test_live_page_follows_a_bulk_load_without_reloading(
                 ).status_code
                 == 202
             )
-    processes.worker(settings, WORKER_BATCH_SIZE="100")  # small batches: a climb lasting seconds
+    processes.worker(settings, WORKER_BATCH_SIZE="20")  # small batches: a climb lasting seconds
 
     seen = set()
 

@@ -93,3 +93,29 @@ def test_redelivered_messages_change_nothing(settings: Settings, database: Engin
     assert worker.wait(60) == 0
     assert "redelivered=5" in worker.log()
     assert assert_counters_match_history(database, campaign_id) == before == {"SUCCESS": 3, "FAIL": 1, "DUPLICATE": 1}
+
+
+def test_a_request_published_twice_is_decided_once(settings: Settings, database: Engine, processes: Processes) -> None:
+    """A request id seen again at a new offset (a replay, a second publication) is recognised and skipped."""
+    from confluent_kafka import Producer
+
+    from fcfs.events import ParticipationEvent
+    from fcfs.kafka import producer_config
+
+    api = processes.api(settings)
+    campaign_id = api.create_campaign(total_stock=5)
+    producer = Producer(producer_config(settings))
+    first = ParticipationEvent("twice-1", campaign_id, 1, 1_700_000_000_000)
+    producer.produce(settings.kafka_topic, first.to_json(), first.key())
+    assert producer.flush(10) == 0
+    assert processes.worker(settings, "--drain").wait(60) == 0
+
+    for event in (first, ParticipationEvent("twice-2", campaign_id, 2, 1_700_000_000_001)):
+        producer.produce(settings.kafka_topic, event.to_json(), event.key())
+    assert producer.flush(10) == 0
+    worker = processes.worker(settings, "--drain")  # same group: starts past the first batch
+    assert worker.wait(60) == 0
+    assert "checking every id" in worker.log() and "redelivered=1" in worker.log()
+    rows = history_rows(database, campaign_id)
+    assert [(r.request_id, r.status.value) for r in rows] == [("twice-1", "SUCCESS"), ("twice-2", "SUCCESS")]
+    assert assert_counters_match_history(database, campaign_id)["SUCCESS"] == 2
