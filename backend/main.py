@@ -64,6 +64,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_middleware(RequestContextMiddleware)
     app.add_api_route("/metrics", metrics_response, methods=["GET"], include_in_schema=False)
     app.include_router(participation.router)
+    if settings.bench_endpoints:
+        app.include_router(participation.bench_router)
     app.include_router(campaigns.router)
     app.include_router(admin.router)
     app.include_router(batch.router)

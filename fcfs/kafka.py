@@ -136,3 +136,14 @@ def partition_lag(consumer: Consumer, topic: str, timeout_s: float = 5.0) -> dic
         done = tp.offset if tp.offset >= 0 else low
         result[tp.partition] = (high, done, max(high - done, 0))
     return result
+
+
+def end_offsets(settings: Settings, topic: str | None = None) -> dict[int, int]:
+    """Each partition's end offset (the offset the next message will get)."""
+    topic = topic or settings.kafka_topic
+    consumer = Consumer({"bootstrap.servers": settings.kafka_bootstrap_servers, "group.id": "fcfs-end-offsets"})
+    try:
+        meta = consumer.list_topics(topic, timeout=10).topics[topic]
+        return {p: consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=10)[1] for p in meta.partitions}
+    finally:
+        consumer.close()

@@ -39,6 +39,8 @@ class Settings(BaseSettings):
     bulk_max_count: int = Field(default=100_000, ge=1)
     participation_rate_limit: float = Field(default=0.0, ge=0)
     participation_rate_burst: int = Field(default=20, ge=1)
+    # Serve POST .../participation-noop: the participation endpoint without Kafka, for benchmarks.
+    bench_endpoints: bool = False
 
     worker_batch_size: int = Field(default=5000, ge=1)
     worker_poll_timeout_s: float = Field(default=0.2, gt=0)

@@ -4,6 +4,7 @@
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 scripts/bootstrap.sh --dev
+scripts/build-loadgen.sh
 stack/stack.sh up
 export PATH="$PWD/.venv/bin:$PATH"
 ruff format --check .

@@ -228,16 +228,6 @@ def read_topic(settings: Settings, topic: str | None = None, timeout_s: float = 
         consumer.close()
 
 
-def end_offsets(settings: Settings, topic: str | None = None) -> dict[int, int]:
-    topic = topic or settings.kafka_topic
-    consumer = Consumer({"bootstrap.servers": settings.kafka_bootstrap_servers, "group.id": "test-reader"})
-    try:
-        meta = consumer.list_topics(topic, timeout=10).topics[topic]
-        return {p: consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=10)[1] for p in meta.partitions}
-    finally:
-        consumer.close()
-
-
 def wait_until(predicate: Any, timeout_s: float, what: str, interval_s: float = 0.1) -> Any:
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:

@@ -5,22 +5,22 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Sequence
 
-from sqlalchemy import Connection, func, select
-from sqlalchemy.dialects.mysql import insert as mysql_insert
+from sqlalchemy import Connection, select
 
 from fcfs.db import utcnow
-from fcfs.ledger import BatchResult, Delivered, record_decisions
-from fcfs.schema import Channel, consumer_offset, participation_history
+from fcfs.ledger import BatchResult, Delivered, placeholders, record_decisions
+from fcfs.schema import Channel, consumer_offset
 
 
 def already_recorded(conn: Connection, request_ids: Sequence[str]) -> set[str]:
     """The request ids among these that already have a history row (redelivered messages)."""
     if not request_ids:
         return set()
-    rows = conn.execute(
-        select(participation_history.c.request_id).where(participation_history.c.request_id.in_(request_ids))
+    rows = conn.exec_driver_sql(
+        f"SELECT request_id FROM participation_history WHERE request_id IN ({placeholders(len(request_ids))})",
+        tuple(request_ids),
     )
-    return {row.request_id for row in rows}
+    return {request_id for (request_id,) in rows}
 
 
 def record_batch(
@@ -62,21 +62,19 @@ def record_batch(
     return total
 
 
+SAVE_OFFSETS = (
+    "INSERT INTO consumer_offset (consumer_group, topic, partition_id, next_offset, updated_at) "
+    "VALUES (%s, %s, %s, %s, %s) ON DUPLICATE KEY UPDATE "
+    "next_offset = GREATEST(next_offset, VALUES(next_offset)), updated_at = VALUES(updated_at)"
+)
+
+
 def save_offsets(conn: Connection, group: str, topic: str, next_offsets: dict[int, int]) -> None:
     """Store the next offset to read per partition, in the same transaction as the decisions."""
     if not next_offsets:
         return
     now = utcnow()
-    stmt = mysql_insert(consumer_offset)
-    stmt = stmt.on_duplicate_key_update(
-        next_offset=func.greatest(consumer_offset.c.next_offset, stmt.inserted.next_offset),
-        updated_at=stmt.inserted.updated_at,
-    )
-    rows = [
-        {"consumer_group": group, "topic": topic, "partition_id": p, "next_offset": o, "updated_at": now}
-        for p, o in sorted(next_offsets.items())
-    ]
-    conn.execute(stmt, rows)
+    conn.exec_driver_sql(SAVE_OFFSETS, [(group, topic, p, o, now) for p, o in sorted(next_offsets.items())])
 
 
 def load_offsets(conn: Connection, group: str, topic: str) -> dict[int, int]:

@@ -9,7 +9,7 @@ from fastapi import APIRouter, Path
 from sqlalchemy import select
 from starlette.responses import Response
 
-from backend.campaign_cache import CampaignWindow
+from backend.campaign_cache import CampaignCache, CampaignWindow
 from backend.deps import (
     CampaignCacheDep,
     EngineDep,
@@ -37,6 +37,7 @@ from fcfs.request_ids import IssuedRequest, RequestIdSigner
 from fcfs.schema import Channel, campaign, participation_history
 
 router = APIRouter(prefix="/api/campaigns/{campaignId}", tags=["participation"])
+bench_router = APIRouter(prefix="/api/campaigns/{campaignId}", tags=["benchmark"])
 CampaignIdPath = Annotated[CampaignId, Path(alias="campaignId")]
 
 
@@ -64,13 +65,7 @@ async def participate(
     campaigns: CampaignCacheDep,
     _limit: RateLimitDep,
 ) -> Response:
-    window = await campaigns.get(campaign_id)
-    if window is None:
-        raise campaign_not_found(campaign_id)
-    ensure_open(window)
-    issued = signer.issue(campaign_id, body.user_id)
-    event = ParticipationEvent(issued.request_id, campaign_id, body.user_id, issued.issued_at_ms)
-    data = {"requestId": issued.request_id, "campaignId": campaign_id, "userId": body.user_id, "status": "PENDING"}
+    event, data = await _accept(campaign_id, body, signer, campaigns)
     started = time.perf_counter()
     try:
         await producer.send(settings.kafka_topic, event.key(), event.to_json())
@@ -86,6 +81,38 @@ async def participate(
     PRODUCE_SECONDS.observe(time.perf_counter() - started)
     PARTICIPATIONS.labels("202").inc()
     return envelope(data, "participation request accepted", 202)
+
+
+async def _accept(
+    campaign_id: int, body: ParticipationRequest, signer: RequestIdSigner, campaigns: CampaignCache
+) -> tuple[ParticipationEvent, dict[str, Any]]:
+    """Everything the Kafka path does before publishing: the event to publish and the reply's data."""
+    window = await campaigns.get(campaign_id)
+    if window is None:
+        raise campaign_not_found(campaign_id)
+    ensure_open(window)
+    issued = signer.issue(campaign_id, body.user_id)
+    event = ParticipationEvent(issued.request_id, campaign_id, body.user_id, issued.issued_at_ms)
+    data = {"requestId": issued.request_id, "campaignId": campaign_id, "userId": body.user_id, "status": "PENDING"}
+    return event, data
+
+
+@bench_router.post(
+    "/participation-noop",
+    status_code=202,
+    summary="Benchmark baseline (BENCH_ENDPOINTS=true): the Kafka path without Kafka; nothing is recorded",
+    responses={202: {"model": ApiResponse[AcceptedParticipation]}},
+)
+async def participate_noop(
+    campaign_id: CampaignIdPath,
+    body: ParticipationRequest,
+    signer: SignerDep,
+    campaigns: CampaignCacheDep,
+    _limit: RateLimitDep,
+) -> Response:
+    event, data = await _accept(campaign_id, body, signer, campaigns)
+    event.to_json()  # serialised like a published event, then dropped
+    return envelope(data, "participation request accepted (not queued: benchmark baseline)", 202)
 
 
 @router.post(

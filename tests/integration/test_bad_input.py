@@ -9,8 +9,9 @@ import httpx
 import pytest
 from sqlalchemy import Engine
 
+from fcfs.kafka import end_offsets
 from fcfs.settings import Settings
-from tests.support import ADMIN_TOKEN, Api, Processes, end_offsets, history_counts
+from tests.support import ADMIN_TOKEN, Api, Processes, history_counts
 
 
 @pytest.fixture

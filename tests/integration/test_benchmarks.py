@@ -8,23 +8,29 @@ import sys
 from pathlib import Path
 
 from fcfs.settings import Settings
-from tests.support import ROOT, settings_env
+from tests.support import ROOT, Processes, settings_env
 
 
-def test_worker_drain_benchmark_runs_and_saves_figures(settings: Settings, tmp_path: Path) -> None:
+def test_consumer_design_experiment_runs_and_agrees(settings: Settings, tmp_path: Path) -> None:
     result = subprocess.run(
         [
             sys.executable,
             "-m",
-            "bench.worker_drain",
+            "bench.consumer_design",
             "--messages",
-            "600",
+            "1500",
+            "--campaigns",
+            "3",
+            "--stock",
+            "100",
+            "--batch-size",
+            "400",
+            "--single-messages",
+            "150",
             "--runs",
             "1",
-            "--batch-size",
-            "200",
             "--database",
-            "fcfs_test",
+            "fcfs_test_design",
             "--out-dir",
             str(tmp_path),
         ],
@@ -32,13 +38,23 @@ def test_worker_drain_benchmark_runs_and_saves_figures(settings: Settings, tmp_p
         env=settings_env(settings),
         capture_output=True,
         text=True,
-        timeout=180,
+        timeout=300,
     )
     assert result.returncode == 0, result.stderr[-3000:]
-    figures = json.loads((tmp_path / "worker-drain.json").read_text())
-    assert figures["runs"][0]["messages"] == 600
-    assert figures["median"]["decided_per_s"] > 0
-    assert "messages/s" in (tmp_path / "worker-drain.md").read_text()
+    figures = json.loads((tmp_path / "consumer-design.json").read_text())
+    run = figures["runs"][0]
+    assert figures["wrong_decisions"] == 0
+    assert run["designs"]["batched"]["decided"] == 1500 and run["designs"]["batched"]["batches"] >= 4
+    assert 150 <= run["designs"]["one message per transaction"]["decided"] < 1500
+    assert run["winners_expected"] == 300
+    assert set(run["ceiling_rows_per_s"]) == {
+        "reference",
+        "history_shape",
+        "history_shape_server",
+        "history_shape_one_commit_per_row",
+    }
+    assert (tmp_path / "consumer-design.png").read_bytes()[:4] == b"\x89PNG"
+    assert "0 wrong decisions" in (tmp_path / "consumer-design.md").read_text()
 
 
 def test_raw_vs_batch_experiment_runs_and_agrees(settings: Settings, tmp_path: Path) -> None:
@@ -100,3 +116,45 @@ def test_dashboard_poll_benchmark_runs(settings: Settings, tmp_path: Path) -> No
     figures = json.loads((tmp_path / "dashboard-poll.json").read_text())
     assert figures["history_rows"] == 5000 and figures["polls"] == 3
     assert figures["poll_ms"]["p50"] > 0
+
+
+def test_ingest_experiment_runs_and_every_202_is_in_kafka(settings: Settings, tmp_path: Path) -> None:
+    subprocess.run(["bash", str(ROOT / "scripts" / "build-loadgen.sh")], check=True, timeout=600)
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "bench.ingest",
+            "--clients",
+            "50",
+            "--duration",
+            "2",
+            "--rounds",
+            "1",
+            "--workers",
+            "1",
+            "--database",
+            "fcfs_test_ingest",
+            "--out-dir",
+            str(tmp_path),
+        ],
+        cwd=ROOT,
+        env=settings_env(settings),
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    figures = json.loads((tmp_path / "ingest.json").read_text())
+    assert figures["errors"] == 0 and figures["accepted_not_in_kafka"] == 0 and figures["noop_in_kafka"] == 0
+    kafka = figures["runs"]["Kafka"][0]
+    assert kafka["status_codes"]["202"] == kafka["in_kafka"] > 0
+    assert figures["median"]["no-I/O"]["requests_per_s"] > 0
+    assert (tmp_path / "ingest.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_the_noop_endpoint_is_served_only_when_asked(settings: Settings, processes: Processes) -> None:
+    api = processes.api(settings)
+    campaign_id = api.create_campaign(total_stock=1)
+    with api.client() as client:
+        assert client.post(f"/api/campaigns/{campaign_id}/participation-noop", json={"userId": 1}).status_code == 404

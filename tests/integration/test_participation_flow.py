@@ -119,3 +119,25 @@ def test_a_request_published_twice_is_decided_once(settings: Settings, database:
     rows = history_rows(database, campaign_id)
     assert [(r.request_id, r.status.value) for r in rows] == [("twice-1", "SUCCESS"), ("twice-2", "SUCCESS")]
     assert assert_counters_match_history(database, campaign_id)["SUCCESS"] == 2
+
+
+def test_any_request_id_text_is_stored_as_is(settings: Settings, database: Engine, processes: Processes) -> None:
+    """Request ids are written into the multi-row INSERT by hand: quotes, %, backslashes and non-ASCII survive."""
+    from confluent_kafka import Producer
+
+    from fcfs.events import ParticipationEvent
+    from fcfs.kafka import producer_config
+
+    api = processes.api(settings)
+    campaign_id = api.create_campaign(total_stock=2)
+    odd = ["it's", "100%s %(x)s %%", "back\\slash\\", 'quote"; DROP TABLE campaign; --', "día-ü-🎧", "plain-id.1"]
+    producer = Producer(producer_config(settings))
+    for i, request_id in enumerate(odd):
+        event = ParticipationEvent(request_id, campaign_id, i + 1, 1_700_000_000_000 + i)
+        producer.produce(settings.kafka_topic, event.to_json(), event.key())
+    assert producer.flush(10) == 0
+    assert processes.worker(settings, "--drain").wait(60) == 0
+    rows = history_rows(database, campaign_id)
+    assert [r.request_id for r in rows] == odd
+    assert [r.status.value for r in rows] == ["SUCCESS", "SUCCESS"] + ["FAIL"] * 4
+    assert [r.requested_at.microsecond for r in rows] == [i * 1000 for i in range(len(odd))]

@@ -7,8 +7,9 @@ import sys
 
 import pytest
 
+from fcfs.kafka import end_offsets
 from fcfs.settings import EXAMPLE_ADMIN_TOKEN, EXAMPLE_REQUEST_ID_SECRET, Settings
-from tests.support import ADMIN_TOKEN, ROOT, Processes, end_offsets, settings_env
+from tests.support import ADMIN_TOKEN, ROOT, Processes, settings_env
 
 
 def test_participation_is_rate_limited_per_client(settings: Settings, processes: Processes) -> None:

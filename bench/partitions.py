@@ -1,0 +1,298 @@
+"""Experiment 2 — partitions 1 / 2 / 3 / 4: throughput, and whether first-come-first-served held.
+
+For each N and each way of placing messages, from a clean state: a fresh database with C campaigns,
+a fresh topic with N partitions, N worker processes (`python -m worker`) in one consumer group,
+waiting until every partition is assigned; then one publisher sends M requests in arrival order
+(the order an API process would have accepted them) and the clock runs until every request is
+decided. Placement:
+
+- **keyed**: key = campaign id (the system's design): each campaign lives in one partition.
+- **unkeyed**: no key, partitions in turn (round-robin): a campaign's requests spread over all.
+
+FCFS check per campaign: the winners must be exactly the first `stock` distinct users in arrival
+order; every winner outside that set is a violation (a later request that overtook an earlier one).
+Results go to docs/experiments/partitions.{md,json,png}.
+
+    python -m bench.partitions [--messages 10000] [--campaigns 10] [--stock 100] [--partitions 1 2 3 4]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import random
+import subprocess
+import sys
+import time
+import uuid
+from collections import Counter, defaultdict
+from pathlib import Path
+from typing import Any
+
+from confluent_kafka import Producer
+from sqlalchemy import Engine, insert, select, text
+
+from bench.common import EXPERIMENTS, ROOT, fresh_database, save_json
+from fcfs.db import make_engine, utcnow
+from fcfs.events import ParticipationEvent
+from fcfs.kafka import delete_topics, ensure_topics, producer_config
+from fcfs.request_ids import RequestIdSigner
+from fcfs.schema import Outcome, campaign, participation_history, worker_heartbeat
+from fcfs.settings import get_settings
+
+PLACEMENTS = ("keyed", "unkeyed")
+
+
+def requests(messages: int, campaigns: int, seed: int) -> list[ParticipationEvent]:
+    """M requests over campaigns 1..C in arrival order; a few users click twice."""
+    signer = RequestIdSigner("bench")
+    rng = random.Random(seed)
+    out = []
+    for _ in range(messages):
+        cid, user = rng.randint(1, campaigns), rng.randint(1, messages * 5)
+        issued = signer.issue(cid, user)
+        out.append(ParticipationEvent(issued.request_id, cid, user, issued.issued_at_ms))
+    return out
+
+
+def fair_winners(events: list[ParticipationEvent], stock: int) -> dict[int, set[int]]:
+    """Per campaign, the first `stock` distinct users in arrival order."""
+    winners: dict[int, set[int]] = defaultdict(set)
+    seen: dict[int, set[int]] = defaultdict(set)
+    for e in events:
+        if e.user_id in seen[e.campaign_id]:
+            continue
+        seen[e.campaign_id].add(e.user_id)
+        if len(winners[e.campaign_id]) < stock:
+            winners[e.campaign_id].add(e.user_id)
+    return winners
+
+
+def start_workers(n: int, database_url: str, topic: str, group: str) -> list[subprocess.Popen[bytes]]:
+    env = {
+        **os.environ,
+        "PYTHONPATH": str(ROOT),
+        "DATABASE_URL": database_url,
+        "KAFKA_TOPIC": topic,
+        "KAFKA_CONSUMER_GROUP": group,
+        "KAFKA_TOPIC_PARTITIONS": str(n),
+        "WORKER_METRICS_PORT": "0",
+        "WORKER_INSTANCE_ID": "",
+    }
+    return [
+        subprocess.Popen([sys.executable, "-m", "worker"], cwd=ROOT, env=env, stderr=subprocess.DEVNULL)
+        for _ in range(n)
+    ]
+
+
+def wait_assigned(engine: Engine, group: str, n: int, timeout_s: float = 60) -> None:
+    """Until n workers report heartbeats and together hold partitions 0..n-1."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        with engine.connect() as conn:
+            rows = conn.execute(
+                select(worker_heartbeat.c.partitions).where(
+                    worker_heartbeat.c.consumer_group == group, worker_heartbeat.c.state == "RUNNING"
+                )
+            ).all()
+        held = [int(p) for row in rows for p in row.partitions.split(",") if p]
+        if len(rows) == n and sorted(held) == list(range(n)):
+            return
+        time.sleep(0.2)
+    raise TimeoutError(f"{n} workers did not take the {n} partitions of group {group}")
+
+
+def one_run(args: argparse.Namespace, n: int, placement: str, events: list[ParticipationEvent]) -> dict[str, Any]:
+    suffix = uuid.uuid4().hex[:8]
+    settings = get_settings().model_copy(
+        update={"kafka_topic": f"bench-partitions-{suffix}", "kafka_topic_partitions": n}
+    )
+    group = f"bench-partitions-{suffix}"
+    database_url = fresh_database(args.database)
+    engine = make_engine(database_url, pool_size=2)
+    with engine.begin() as conn:
+        for i in range(args.campaigns):
+            conn.execute(
+                insert(campaign).values(
+                    name=f"campaign {i + 1}", total_stock=args.stock, current_stock=args.stock, created_at=utcnow()
+                )
+            )
+    ensure_topics(settings)
+    workers = start_workers(n, database_url, settings.kafka_topic, group)
+    try:
+        wait_assigned(engine, group, n)
+        producer = Producer(producer_config(settings, **{"linger.ms": 5}))
+        per_partition: Counter[int] = Counter()
+
+        def delivered(err: Any, msg: Any) -> None:
+            if err is None:
+                per_partition[msg.partition()] += 1
+
+        t0 = time.monotonic()
+        for seq, event in enumerate(events):
+            if placement == "keyed":
+                producer.produce(settings.kafka_topic, event.to_json(), event.key(), on_delivery=delivered)
+            else:
+                producer.produce(settings.kafka_topic, event.to_json(), partition=seq % n, on_delivery=delivered)
+            producer.poll(0)
+        assert producer.flush(60) == 0
+        published_s = time.monotonic() - t0
+        deadline = t0 + 300
+        while True:
+            with engine.connect() as conn:
+                decided = conn.execute(text("SELECT COUNT(*) FROM participation_history")).scalar_one()
+            if decided >= len(events):
+                break
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"only {decided} of {len(events)} decided")
+            time.sleep(0.02)
+        elapsed = time.monotonic() - t0
+    finally:
+        for w in workers:
+            w.terminate()
+        for w in workers:
+            w.wait(60)
+        delete_topics(settings, [settings.kafka_topic, settings.dlq_topic])
+    with engine.connect() as conn:
+        rows = conn.execute(
+            select(participation_history.c.campaign_id, participation_history.c.user_id).where(
+                participation_history.c.status == Outcome.SUCCESS
+            )
+        ).all()
+    engine.dispose()
+    actual: dict[int, set[int]] = defaultdict(set)
+    for row in rows:
+        actual[row.campaign_id].add(row.user_id)
+    fair = fair_winners(events, args.stock)
+    violations = sum(len(actual[c] - fair[c]) for c in fair)
+    return {
+        "partitions": n,
+        "placement": placement,
+        "messages": len(events),
+        "messages_per_partition": [per_partition[p] for p in range(n)],
+        "published_s": round(published_s, 3),
+        "all_decided_s": round(elapsed, 3),
+        "messages_per_s": round(len(events) / elapsed),
+        "winners": sum(len(v) for v in actual.values()),
+        "fcfs_violations": violations,
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--messages", type=int, default=10_000)
+    parser.add_argument("--campaigns", type=int, default=10)
+    parser.add_argument("--stock", type=int, default=100)
+    parser.add_argument("--partitions", type=int, nargs="+", default=[1, 2, 3, 4])
+    parser.add_argument("--runs", type=int, default=3, help="runs of each configuration (the median is kept)")
+    parser.add_argument("--database", default="fcfs_bench_partitions")
+    parser.add_argument("--out", default="partitions", help="file name (without suffix) of the results")
+    parser.add_argument("--out-dir", type=Path, default=EXPERIMENTS)
+    args = parser.parse_args()
+
+    events = requests(args.messages, args.campaigns, seed=7)
+    results: list[dict[str, Any]] = []
+    for n in args.partitions:
+        for placement in PLACEMENTS:
+            runs = []
+            for i in range(args.runs):
+                run = one_run(args, n, placement, events)
+                print(f"N={n} {placement} run {i + 1}: {run}", flush=True)
+                runs.append(run)
+            runs.sort(key=lambda r: r["messages_per_s"])
+            median = dict(runs[len(runs) // 2])
+            median["fcfs_violations_per_run"] = [r["fcfs_violations"] for r in runs]
+            median["messages_per_s_per_run"] = [r["messages_per_s"] for r in runs]
+            results.append(median)
+    result = {
+        "experiment": "partitions and FCFS fairness",
+        "settings": {k: v for k, v in vars(args).items() if k != "out_dir"},
+        "machine": {"cpus": os.cpu_count(), "python": platform.python_version()},
+        "measured_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "results": results,
+    }
+    out: Path = args.out_dir
+    save_json(out / f"{args.out}.json", result)
+    write_markdown(out / f"{args.out}.md", result)
+    write_chart(out / f"{args.out}.png", result)
+    for r in results:
+        print(
+            f"N={r['partitions']} {r['placement']}: {r['messages_per_s']:,} msg/s, "
+            f"violations {r['fcfs_violations_per_run']}"
+        )
+
+
+def write_markdown(path: Path, r: dict[str, Any]) -> None:
+    s = r["settings"]
+    lines = [
+        "# Experiment 2 — partitions and first-come-first-served",
+        "",
+        f"`python -m bench.partitions --messages {s['messages']} --campaigns {s['campaigns']} --stock {s['stock']} "
+        f"--partitions {' '.join(map(str, s['partitions']))} --runs {s['runs']}` — {r['machine']['cpus']} cores, "
+        f"{r['measured_at']}.",
+        "",
+        f"{s['messages']:,} requests over {s['campaigns']} campaigns (stock {s['stock']} each), published in arrival "
+        "order by one producer to a fresh topic with N partitions, decided by N worker processes in one consumer "
+        "group (already assigned when publishing starts). Time runs from the first publish until every request "
+        f"is decided; median of {s['runs']} runs. A **violation** is a winner who is not among their campaign's "
+        f"first {s['stock']} distinct users in arrival order.",
+        "",
+        "| partitions = workers | placement | messages per partition | all decided in | messages/s "
+        "| winners | FCFS violations (each run) |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for x in r["results"]:
+        lines.append(
+            f"| {x['partitions']} | {x['placement']} | {' / '.join(f'{m:,}' for m in x['messages_per_partition'])} "
+            f"| {x['all_decided_s']:.2f} s | {x['messages_per_s']:,} | {x['winners']:,} "
+            f"| {', '.join(map(str, x['fcfs_violations_per_run']))} |"
+        )
+    lines += [
+        "",
+        "Keyed by campaign, every campaign's requests stay in one partition and are decided in log order, so the "
+        "winners are exactly the first comers, whatever N. Unkeyed, a campaign's requests are spread over the "
+        "partitions and the workers race: later requests in a less busy partition overtake earlier ones.",
+        "",
+        f"![partitions]({path.stem}.png)",
+        "",
+    ]
+    path.write_text("\n".join(lines))
+
+
+def write_chart(path: Path, r: dict[str, Any]) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, (left, right) = plt.subplots(1, 2, figsize=(10, 4.2), dpi=120)
+    ns = sorted({x["partitions"] for x in r["results"]})
+    for placement, color in zip(PLACEMENTS, ("#1f77b4", "#ff7f0e"), strict=True):
+        rows = {x["partitions"]: x for x in r["results"] if x["placement"] == placement}
+        left.plot(ns, [rows[n]["messages_per_s"] for n in ns], marker="o", color=color, label=placement)
+        right.bar(
+            [n + (-0.2 if placement == "keyed" else 0.2) for n in ns],
+            [max(rows[n]["fcfs_violations_per_run"]) for n in ns],
+            0.4,
+            color=color,
+            label=placement,
+        )
+    left.set_xticks(ns)
+    left.set_xlabel("partitions = worker processes")
+    left.set_ylabel("messages decided per second")
+    left.set_ylim(bottom=0)
+    left.legend()
+    left.set_title("Throughput")
+    right.set_xticks(ns)
+    right.set_xlabel("partitions = worker processes")
+    right.set_ylabel("winners who were not first (worst run)")
+    right.legend()
+    right.set_title("FCFS violations")
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+
+
+if __name__ == "__main__":
+    main()
