@@ -2,10 +2,13 @@
 
 A campaign's id, start and end never change after creation, so a known campaign stays cached; an
 unknown id is remembered for a moment only, so a campaign created since is found at once after.
+Concurrent misses for one id share one database read: a campaign's first second is a burst of
+requests that all miss at once (1,000 separate reads made the first answers wait seconds).
 """
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import time
 from dataclasses import dataclass
@@ -29,6 +32,7 @@ class CampaignCache:
         self._known: dict[int, CampaignWindow] = {}
         self._missing: dict[int, float] = {}
         self._miss_ttl_s = miss_ttl_s
+        self._loading: dict[int, asyncio.Future[CampaignWindow | None]] = {}  # reads in flight
 
     async def get(self, campaign_id: int) -> CampaignWindow | None:
         window = self._known.get(campaign_id)
@@ -36,6 +40,14 @@ class CampaignCache:
             return window
         if self._missing.get(campaign_id, 0.0) > time.monotonic():
             return None
+        loading = self._loading.get(campaign_id)
+        if loading is None:  # the first miss reads; the others wait for its answer
+            loading = asyncio.ensure_future(self._fetch(campaign_id))
+            self._loading[campaign_id] = loading
+            loading.add_done_callback(lambda _: self._loading.pop(campaign_id, None))
+        return await asyncio.shield(loading)  # a request that goes away does not cancel the others' read
+
+    async def _fetch(self, campaign_id: int) -> CampaignWindow | None:
         window = await run_in_threadpool(self._load, campaign_id)
         if window is None:
             if len(self._missing) > 10_000:

@@ -1,4 +1,8 @@
-"""Dependencies of the route handlers, as `Annotated` aliases."""
+"""Dependencies of the route handlers, as `Annotated` aliases.
+
+All of them are `async def`: they do no I/O, and FastAPI would run a plain `def` dependency in the
+thread pool — a thread hand-off per dependency per request, which cost the participation endpoint
+most of its throughput (see docs/experiments/ingest-profile.md)."""
 
 from __future__ import annotations
 
@@ -16,27 +20,27 @@ from fcfs.request_ids import RequestIdSigner
 from fcfs.settings import Settings
 
 
-def get_settings_dep(request: Request) -> Settings:
+async def get_settings_dep(request: Request) -> Settings:
     settings: Settings = request.app.state.settings
     return settings
 
 
-def get_engine_dep(request: Request) -> Engine:
+async def get_engine_dep(request: Request) -> Engine:
     engine: Engine = request.app.state.engine
     return engine
 
 
-def get_producer(request: Request) -> AsyncProducer:
+async def get_producer(request: Request) -> AsyncProducer:
     producer: AsyncProducer = request.app.state.producer
     return producer
 
 
-def get_signer(request: Request) -> RequestIdSigner:
+async def get_signer(request: Request) -> RequestIdSigner:
     signer: RequestIdSigner = request.app.state.signer
     return signer
 
 
-def get_campaign_cache(request: Request) -> CampaignCache:
+async def get_campaign_cache(request: Request) -> CampaignCache:
     cache: CampaignCache = request.app.state.campaigns
     return cache
 
@@ -44,7 +48,7 @@ def get_campaign_cache(request: Request) -> CampaignCache:
 _bearer = HTTPBearer(auto_error=False, description="Authorization: Bearer <ADMIN_TOKEN>")
 
 
-def require_admin(
+async def require_admin(
     settings: Annotated[Settings, Depends(get_settings_dep)],
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
 ) -> None:

@@ -35,7 +35,7 @@ class TokenBuckets:
         return (1 - tokens) / self.rate
 
 
-def limit_participation(request: Request, settings: SettingsDep) -> None:
+async def limit_participation(request: Request, settings: SettingsDep) -> None:
     if settings.participation_rate_limit <= 0:
         return
     buckets: TokenBuckets = request.app.state.rate_limiter

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import psutil
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
@@ -46,7 +47,7 @@ def fresh_database(name: str) -> str:
 
 
 @contextmanager
-def served_api(env: dict[str, str], workers: int = 1) -> Iterator[tuple[str, str]]:
+def served_api(env: dict[str, str], workers: int = 1, loop: str = "asyncio") -> Iterator[tuple[str, str]]:
     """Run the API in its own process(es) on a free port; yield (base URL, admin token)."""
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -66,7 +67,7 @@ def served_api(env: dict[str, str], workers: int = 1) -> Iterator[tuple[str, str
             "--workers",
             str(workers),
             "--loop",
-            "uvloop",
+            loop,
             "--http",
             "httptools",
             "--no-access-log",
@@ -107,3 +108,38 @@ def percentile(values: Sequence[float], q: float) -> float:
 def save_json(path: Path, payload: dict[str, Any]) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(payload, indent=2, default=str) + "\n")
+
+
+def listening_process(port: int) -> psutil.Process | None:
+    """The local process listening on this TCP port, if any."""
+    for conn in psutil.net_connections(kind="tcp"):
+        if conn.status == psutil.CONN_LISTEN and conn.laddr and conn.laddr.port == port and conn.pid:
+            return psutil.Process(conn.pid)
+    return None
+
+
+def database_process(url: str) -> psutil.Process | None:
+    """The local database server behind this URL, if it runs on this machine."""
+    return listening_process(make_url(url).port or 3306)
+
+
+def api_processes(base_url: str) -> list[psutil.Process]:
+    """The uvicorn processes serving base_url (the supervisor and its worker processes)."""
+    found = listening_process(int(base_url.rsplit(":", 1)[1]))
+    if found is None:
+        raise RuntimeError(f"nothing listens at {base_url}")
+    while (parent := found.parent()) is not None and "uvicorn" in " ".join(parent.cmdline()):
+        found = parent
+    return [found, *found.children(recursive=True)]
+
+
+def cpu_seconds_of(processes: list[psutil.Process]) -> float:
+    """User + system CPU seconds the processes have used so far (those gone count as 0)."""
+    total = 0.0
+    for p in processes:
+        try:
+            t = p.cpu_times()
+            total += t.user + t.system
+        except psutil.NoSuchProcess:
+            pass
+    return total

@@ -43,9 +43,8 @@ from typing import Any
 import psutil
 from confluent_kafka import Producer
 from sqlalchemy import Engine, insert, select, text
-from sqlalchemy.engine import make_url
 
-from bench.common import EXPERIMENTS, fresh_database, save_json
+from bench.common import EXPERIMENTS, database_process, fresh_database, save_json
 from fcfs.db import make_engine, utcnow
 from fcfs.decision import decide_batch
 from fcfs.events import ParticipationEvent
@@ -72,15 +71,6 @@ DESIGNS = ("one message per transaction", "batched")
 def cpu_seconds() -> float:
     usage = resource.getrusage(resource.RUSAGE_SELF)
     return usage.ru_utime + usage.ru_stime
-
-
-def database_process(url: str) -> psutil.Process | None:
-    """The local database server process listening on the URL's port, if there is one."""
-    port = make_url(url).port or 3306
-    for conn in psutil.net_connections(kind="tcp"):
-        if conn.status == psutil.CONN_LISTEN and conn.laddr and conn.laddr.port == port and conn.pid:
-            return psutil.Process(conn.pid)
-    return None
 
 
 @contextmanager

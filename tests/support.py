@@ -105,7 +105,7 @@ class Processes:
                 str(port),
                 "--no-access-log",
                 "--loop",
-                "uvloop",
+                "asyncio",
                 "--http",
                 "httptools",
             ],
