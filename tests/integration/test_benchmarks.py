@@ -158,3 +158,77 @@ def test_the_noop_endpoint_is_served_only_when_asked(settings: Settings, process
     campaign_id = api.create_campaign(total_stock=1)
     with api.client() as client:
         assert client.post(f"/api/campaigns/{campaign_id}/participation-noop", json={"userId": 1}).status_code == 404
+
+
+def test_partitions_experiment_finds_violations_only_unkeyed(settings: Settings, tmp_path: Path) -> None:
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "bench.partitions",
+            "--messages",
+            "3000",
+            "--campaigns",
+            "3",
+            "--stock",
+            "50",
+            "--partitions",
+            "1",
+            "2",
+            "--runs",
+            "1",
+            "--database",
+            "fcfs_test_partitions",
+            "--out-dir",
+            str(tmp_path),
+        ],
+        cwd=ROOT,
+        env=settings_env(settings),
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    figures = json.loads((tmp_path / "partitions.json").read_text())
+    rows = {(r["partitions"], r["placement"]): r for r in figures["results"]}
+    assert set(rows) == {(1, "keyed"), (1, "unkeyed"), (2, "keyed"), (2, "unkeyed")}
+    for r in rows.values():
+        assert r["winners"] == 150 and sum(r["messages_per_partition"]) == 3000
+    assert all(rows[key]["fcfs_violations"] == 0 for key in [(1, "keyed"), (1, "unkeyed"), (2, "keyed")])
+    assert rows[(2, "unkeyed")]["messages_per_partition"] == [1500, 1500]
+    assert (tmp_path / "partitions.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_sync_vs_kafka_experiment_picks_exactly_the_stock_on_both_paths(settings: Settings, tmp_path: Path) -> None:
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "bench.sync_vs_kafka",
+            "--clients",
+            "100",
+            "--stock",
+            "10",
+            "--rounds",
+            "1",
+            "--workers",
+            "1",
+            "--database",
+            "fcfs_test_sync_kafka",
+            "--out-dir",
+            str(tmp_path),
+        ],
+        cwd=ROOT,
+        env=settings_env(settings),
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    figures = json.loads((tmp_path / "sync-vs-kafka.json").read_text())
+    assert figures["winners_always_exact"] and figures["users_who_won_twice"] == 0
+    for path in ("sync", "kafka"):
+        run = figures["rounds"][0][path]
+        assert run["decided"] == 100 and run["winners"] == 10 and run["error_rate"] == 0
+        assert run["latency_ms"]["p99"] >= run["latency_ms"]["p50"] > 0
+    assert (tmp_path / "sync-vs-kafka.png").read_bytes()[:4] == b"\x89PNG"
