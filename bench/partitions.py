@@ -11,7 +11,9 @@ decided. Placement:
 
 FCFS check per campaign: the winners must be exactly the first `stock` distinct users in arrival
 order; every winner outside that set is a violation (a later request that overtook an earlier one).
-Results go to docs/experiments/partitions.{md,json,png}.
+Results go to docs/experiments/partitions.{md,json,png}. With 10,000 messages a run lasts about a
+second, so the time is mostly fetch and batch latency; `--messages 200000 --out partitions-200k`
+measures how throughput scales.
 
     python -m bench.partitions [--messages 10000] [--campaigns 10] [--stock 100] [--partitions 1 2 3 4]
 """
@@ -26,7 +28,7 @@ import subprocess
 import sys
 import time
 import uuid
-from collections import Counter, defaultdict
+from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
@@ -36,7 +38,7 @@ from sqlalchemy import Engine, insert, select, text
 from bench.common import EXPERIMENTS, ROOT, fresh_database, save_json
 from fcfs.db import make_engine, utcnow
 from fcfs.events import ParticipationEvent
-from fcfs.kafka import delete_topics, ensure_topics, producer_config
+from fcfs.kafka import delete_topics, end_offsets, ensure_topics, producer_config
 from fcfs.request_ids import RequestIdSigner
 from fcfs.schema import Outcome, campaign, participation_history, worker_heartbeat
 from fcfs.settings import get_settings
@@ -89,6 +91,7 @@ def start_workers(n: int, database_url: str, topic: str, group: str) -> list[sub
 def wait_assigned(engine: Engine, group: str, n: int, timeout_s: float = 60) -> None:
     """Until n workers report heartbeats and together hold partitions 0..n-1."""
     deadline = time.monotonic() + timeout_s
+    stable = 0
     while time.monotonic() < deadline:
         with engine.connect() as conn:
             rows = conn.execute(
@@ -97,9 +100,10 @@ def wait_assigned(engine: Engine, group: str, n: int, timeout_s: float = 60) -> 
                 )
             ).all()
         held = [int(p) for row in rows for p in row.partitions.split(",") if p]
-        if len(rows) == n and sorted(held) == list(range(n)):
+        stable = stable + 1 if len(rows) == n and sorted(held) == list(range(n)) else 0
+        if stable == 3:  # the same for 3 heartbeats: the rebalance is over
             return
-        time.sleep(0.2)
+        time.sleep(1.0)
     raise TimeoutError(f"{n} workers did not take the {n} partitions of group {group}")
 
 
@@ -122,26 +126,28 @@ def one_run(args: argparse.Namespace, n: int, placement: str, events: list[Parti
     workers = start_workers(n, database_url, settings.kafka_topic, group)
     try:
         wait_assigned(engine, group, n)
-        producer = Producer(producer_config(settings, **{"linger.ms": 5}))
-        per_partition: Counter[int] = Counter()
-
-        def delivered(err: Any, msg: Any) -> None:
-            if err is None:
-                per_partition[msg.partition()] += 1
-
+        producer = Producer(producer_config(settings, **{"linger.ms": 5, "batch.num.messages": 10000}))
+        # the clock starts warm: connected, metadata known, producer id granted (one message to the DLQ topic)
+        producer.list_topics(settings.kafka_topic, timeout=10)
+        producer.produce(settings.dlq_topic, b"warm-up")
+        assert producer.flush(10) == 0
         t0 = time.monotonic()
         for seq, event in enumerate(events):
-            if placement == "keyed":
-                producer.produce(settings.kafka_topic, event.to_json(), event.key(), on_delivery=delivered)
-            else:
-                producer.produce(settings.kafka_topic, event.to_json(), partition=seq % n, on_delivery=delivered)
-            producer.poll(0)
+            extra: dict[str, Any] = {"key": event.key()} if placement == "keyed" else {"partition": seq % n}
+            while True:
+                try:
+                    producer.produce(settings.kafka_topic, event.to_json(), **extra)
+                    break
+                except BufferError:
+                    producer.poll(0.01)
         assert producer.flush(60) == 0
         published_s = time.monotonic() - t0
         deadline = t0 + 300
         while True:
             with engine.connect() as conn:
-                decided = conn.execute(text("SELECT COUNT(*) FROM participation_history")).scalar_one()
+                decided = conn.execute(
+                    text("SELECT COALESCE(SUM(success_count + fail_count + duplicate_count), 0) FROM campaign")
+                ).scalar_one()
             if decided >= len(events):
                 break
             if time.monotonic() > deadline:
@@ -153,6 +159,7 @@ def one_run(args: argparse.Namespace, n: int, placement: str, events: list[Parti
             w.terminate()
         for w in workers:
             w.wait(60)
+        per_partition = end_offsets(settings)
         delete_topics(settings, [settings.kafka_topic, settings.dlq_topic])
     with engine.connect() as conn:
         rows = conn.execute(
@@ -271,13 +278,14 @@ def write_chart(path: Path, r: dict[str, Any]) -> None:
     for placement, color in zip(PLACEMENTS, ("#1f77b4", "#ff7f0e"), strict=True):
         rows = {x["partitions"]: x for x in r["results"] if x["placement"] == placement}
         left.plot(ns, [rows[n]["messages_per_s"] for n in ns], marker="o", color=color, label=placement)
-        right.bar(
+        bars = right.bar(
             [n + (-0.2 if placement == "keyed" else 0.2) for n in ns],
             [max(rows[n]["fcfs_violations_per_run"]) for n in ns],
             0.4,
             color=color,
             label=placement,
         )
+        right.bar_label(bars, fontsize=8)
     left.set_xticks(ns)
     left.set_xlabel("partitions = worker processes")
     left.set_ylabel("messages decided per second")

@@ -2,7 +2,7 @@
 
 From a clean state (fresh database and topic), one API server (`--workers` uvicorn processes) and
 one worker process. Each round creates two campaigns with the same stock and lets C clients — an
-asyncio load generator (httpx), every client its own connection and its own user — click at the
+asyncio load generator (aiohttp), every client its own connection and its own user — click at the
 same moment, once on the synchronous endpoint (`/participation-sync`: decided in one database
 transaction per request) and once on the Kafka endpoint (`/participation`: 202 once Kafka has it,
 decided by the worker). Measured per path: latency mean / p95 / p99 as the clients saw it,
@@ -27,6 +27,7 @@ import uuid
 from pathlib import Path
 from typing import Any
 
+import aiohttp
 import httpx
 import psutil
 from sqlalchemy import Engine, func, select
@@ -55,18 +56,23 @@ async def burst(base: str, campaign_id: int, path: str, clients: int, first_user
     start = asyncio.Event()
     latencies: list[float] = []
     errors: dict[str, int] = {}
-    limits = httpx.Limits(max_connections=clients, max_keepalive_connections=clients)
-    async with httpx.AsyncClient(base_url=base, limits=limits, timeout=60) as client:
+    connector = aiohttp.TCPConnector(limit=clients, force_close=False)
+    async with aiohttp.ClientSession(base, connector=connector, timeout=aiohttp.ClientTimeout(total=60)) as session:
         # open the connections first, so that the burst measures requests, not TCP handshakes
-        await asyncio.gather(*(client.get("/health/live") for _ in range(clients)))
+        async def touch() -> None:
+            async with session.get("/health/live") as response:
+                await response.read()
+
+        await asyncio.gather(*(touch() for _ in range(clients)))
 
         async def one(user: int) -> None:
             await start.wait()
             t0 = time.perf_counter()
             try:
-                response = await client.post(f"/api/campaigns/{campaign_id}/{path}", json={"userId": user})
-                code = str(response.status_code)
-            except httpx.HTTPError as exc:
+                async with session.post(f"/api/campaigns/{campaign_id}/{path}", json={"userId": user}) as response:
+                    await response.read()
+                    code = str(response.status)
+            except (aiohttp.ClientError, TimeoutError) as exc:
                 code = type(exc).__name__
             latencies.append(time.perf_counter() - t0)
             if code not in ("200", "202"):
@@ -127,7 +133,7 @@ def one_path(
     with httpx.Client(base_url=base, headers={"Authorization": f"Bearer {token}"}) as admin:
         created = admin.post("/api/admin/campaigns", json={"name": f"{path} round", "totalStock": args.stock})
         created.raise_for_status()
-        campaign_id = int(created.json()["data"]["campaignId"])
+        campaign_id = int(created.json()["data"]["id"])
     cpu0 = {name: cpu_seconds_of(ps) for name, ps in meters.items()}
     result = asyncio.run(burst(base, campaign_id, PATHS[path], args.clients, first_user))
     answered = args.clients - sum(result["errors"].values())
@@ -194,7 +200,7 @@ def main() -> None:
         "experiment": "sync vs Kafka",
         "settings": {k: v for k, v in vars(args).items() if k != "out_dir"},
         "load_generator": {
-            "tool": "Python asyncio + httpx (bench/sync_vs_kafka.py)",
+            "tool": "Python asyncio + aiohttp (bench/sync_vs_kafka.py)",
             "mode": f"{args.clients} clients, one connection each (opened beforehand), one request each, "
             "all released at once",
         },
@@ -258,7 +264,7 @@ def write_markdown(path: Path, r: dict[str, Any]) -> None:
             f"| {label} | {lat['mean']:.0f} ms | {lat['p95']:.0f} ms | {lat['p99']:.0f} ms "
             f"| {x['requests_per_s']:,.0f} | {x['error_rate']:.1%} | {x['all_decided_s']:.2f} s "
             f"| {', '.join(map(str, x['winners']))} | {x['users_who_won_twice']} | "
-            + " | ".join(f"{x['cpu_s'][n]:.1f}" for n in cpu_names)
+            + " | ".join(f"{x['cpu_s'][n]:.2f}" for n in cpu_names)
             + " |"
         )
     sync, kafka = m["sync"], m["kafka"]
@@ -269,10 +275,16 @@ def write_markdown(path: Path, r: dict[str, Any]) -> None:
         "",
         f"The Kafka path answers {sync['latency_ms']['mean'] / max(kafka['latency_ms']['mean'], 0.001):.1f}x "
         "faster on average: its request does one thing (hand the request to Kafka) while every synchronous request "
-        "queues for the one campaign row lock and a durable commit. The price is that the decision comes later: "
-        f"every request was decided {kafka['all_decided_s']:.2f} s after the burst began (synchronous: "
-        f"{sync['all_decided_s']:.2f} s), and clients learn their outcome by polling "
-        "`GET /participation/{requestId}`.",
+        "queues for the one campaign row lock and a durable commit of its own. "
+        + (
+            f"Even the decisions come sooner: every request was decided {kafka['all_decided_s']:.2f} s after the "
+            f"burst began (synchronous: {sync['all_decided_s']:.2f} s), because the worker decides them in batches, "
+            "one commit each. "
+            if kafka["all_decided_s"] < sync["all_decided_s"]
+            else f"The price is that the decision comes later: every request was decided {kafka['all_decided_s']:.2f} "
+            f"s after the burst began (synchronous: {sync['all_decided_s']:.2f} s). "
+        )
+        + "A Kafka-path client learns its outcome from `GET /api/campaigns/{id}/participation/{requestId}`.",
         "",
         "![sync vs kafka](sync-vs-kafka.png)",
         "",
