@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import threading
-from collections.abc import Sequence
+from collections import defaultdict
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from confluent_kafka import KafkaError, KafkaException, Message, Producer
@@ -24,17 +26,33 @@ class AsyncProducer:
         self._producer = Producer(config)
         self._timeout_s = timeout_s
         self._running = True
+        # acknowledgements settled by a poll, handed to their event loops together after it
+        self._settled: list[tuple[asyncio.AbstractEventLoop, Callable[[], None]]] = []
+        self._settled_lock = threading.Lock()
         self._thread = threading.Thread(target=self._serve_reports, name="kafka-delivery", daemon=True)
         self._thread.start()
 
     def _serve_reports(self) -> None:
         while self._running:
             self._producer.poll(0.05)
+            self._hand_over()
+
+    def _hand_over(self) -> None:
+        """Wake each waiting event loop once for all the requests one poll settled, not once per message."""
+        with self._settled_lock:
+            settled, self._settled = self._settled, []
+        by_loop: dict[asyncio.AbstractEventLoop, list[Callable[[], None]]] = defaultdict(list)
+        for loop, settle in settled:
+            by_loop[loop].append(settle)
+        for loop, settles in by_loop.items():
+            with contextlib.suppress(RuntimeError):  # a loop that has closed: nobody waits any more
+                loop.call_soon_threadsafe(_run_all, settles)
 
     def close(self, timeout_s: float = 10.0) -> None:
         self._producer.flush(timeout_s)
         self._running = False
         self._thread.join(timeout=2)
+        self._hand_over()
 
     def reachable(self, timeout_s: float = 2.0) -> bool:
         """Whether a broker answers a metadata request now (blocking; call from a thread)."""
@@ -71,7 +89,8 @@ class AsyncProducer:
                     failures.append(str(err))
                 finished = pending == 0 or (err is not None and len(failures) == 1)
             if finished:
-                loop.call_soon_threadsafe(settle)
+                with self._settled_lock:
+                    self._settled.append((loop, settle))
 
         produce = self._producer.produce
         for key, value in messages:
@@ -90,3 +109,8 @@ class AsyncProducer:
                 await done
         except TimeoutError:
             raise KafkaUnavailable("no acknowledgement from Kafka in time") from None
+
+
+def _run_all(callbacks: list[Callable[[], None]]) -> None:
+    for callback in callbacks:
+        callback()

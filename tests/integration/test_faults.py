@@ -172,7 +172,8 @@ def test_broker_restart_during_ingest(settings: Settings, database: Engine, proc
         codes = [r.status_code for _, _, r in results]
         assert set(codes) <= {202, 503}, set(codes)
         assert codes.count(503) > 0 and codes.count(202) > 0
-        assert max(elapsed for _, elapsed, _ in results) < 3 + 2.5  # never a hang beyond the produce timeout
+        # never a hang: the API gives up on Kafka after the produce timeout + 1 s; 2.5 s of slack for a loaded machine
+        assert max(elapsed for _, elapsed, _ in results) < 3 + 1 + 2.5
         last = max(t for t, _, _ in results)
         assert any(r.status_code == 202 for t, _, r in results if t > last - 2), "no recovery after the restart"
         accepted = {r.json()["data"]["requestId"] for _, _, r in results if r.status_code == 202}
