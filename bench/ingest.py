@@ -29,6 +29,7 @@ import platform
 import shutil
 import statistics
 import subprocess
+import sys
 import tempfile
 import threading
 import time
@@ -55,6 +56,12 @@ def vegeta_binary() -> str:
     if not Path(found).exists():
         raise SystemExit("vegeta not found: run scripts/build-loadgen.sh")
     return found
+
+
+def py_spy_binary() -> str:
+    """py-spy from this interpreter's environment (it need not be activated), else from PATH."""
+    beside = Path(sys.executable).parent / "py-spy"
+    return str(beside) if beside.exists() else shutil.which("py-spy") or "py-spy"
 
 
 def write_targets(path: Path, url: str, users: int, first_user: int) -> None:
@@ -132,7 +139,7 @@ def profile(pid: int, seconds: int, out: Path) -> None:
     with tempfile.NamedTemporaryFile(suffix=".txt") as raw:
         subprocess.run(
             [
-                "py-spy",
+                py_spy_binary(),
                 "record",
                 "--pid",
                 str(pid),
