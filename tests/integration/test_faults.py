@@ -218,15 +218,22 @@ def test_losing_a_broker_of_a_three_broker_cluster_loses_nothing(
         results = asyncio.run(scenario())
         accepted = {r.json()["data"]["requestId"] for _, _, r in results if r.status_code == 202}
         refused = sum(r.status_code != 202 for _, _, r in results)
+
+        def every_accepted_request_decided() -> bool:
+            # not a count: a request refused with 503 may still reach Kafka (written, but acknowledged too late)
+            return accepted <= {r.request_id for r in history_rows(database, campaign_id)}
+
         wait_until(
-            lambda: _decided(database, campaign_id) >= len(accepted),
+            every_accepted_request_decided,
             120,
-            "the worker to decide every accepted request after the broker loss",
+            "the worker to decide every accepted request after the broker loss (nothing acknowledged lost)",
             interval_s=0.5,
         )
         assert worker.popen.poll() is None
         recorded = [r.request_id for r in history_rows(database, campaign_id)]
-        assert accepted <= set(recorded)  # nothing acknowledged was lost
         assert len(recorded) == len(set(recorded))
         assert_counters_match_history(database, campaign_id)
-        print(f"cluster: leader {leader} killed; {len(accepted)} accepted, {refused} refused; all accepted decided")
+        print(
+            f"cluster: leader {leader} killed; {len(accepted)} accepted, {refused} refused "
+            f"({len(set(recorded) - accepted)} of them reached Kafka anyway); all accepted decided"
+        )
