@@ -20,7 +20,7 @@ from tests.support import (
     Api,
     Processes,
     assert_counters_match_history,
-    free_port,
+    free_ports,
     history_rows,
     read_topic,
     stack_broker,
@@ -92,7 +92,7 @@ def test_ten_kills_during_a_hundred_thousand_messages(
 
 
 def test_database_outage_during_consumption(settings: Settings, processes: Processes) -> None:
-    with stack_database("mariadb-outage-test", free_port()) as (server, start_db, stop_db):
+    with stack_database("mariadb-outage-test", free_ports(1)) as (server, start_db, stop_db):
         url = server + "fcfs_outage"
         ensure_database(url)
         migrate(url)
@@ -154,7 +154,7 @@ async def _ingest(api: Api, campaign_id: int, seconds: float, clients: int) -> l
 
 
 def test_broker_restart_during_ingest(settings: Settings, database: Engine, processes: Processes) -> None:
-    with stack_broker("kafka-restart-test", free_port()) as (bootstrap, start_broker, stop_broker):
+    with stack_broker("kafka-restart-test", free_ports(2)) as (bootstrap, start_broker, stop_broker):
         settings = settings.model_copy(update={"kafka_bootstrap_servers": bootstrap, "kafka_produce_timeout_ms": 3000})
         ensure_topics(settings)
         api = processes.api(settings)
@@ -192,7 +192,7 @@ def test_broker_restart_during_ingest(settings: Settings, database: Engine, proc
 def test_losing_a_broker_of_a_three_broker_cluster_loses_nothing(
     settings: Settings, database: Engine, processes: Processes
 ) -> None:
-    with stack_cluster("kafka-cluster-test", free_port() + 1000) as (bootstrap, kill_broker, _start_broker):
+    with stack_cluster("kafka-cluster-test", free_ports(6)) as (bootstrap, kill_broker, _start_broker):
         settings = settings.model_copy(
             update={
                 "kafka_bootstrap_servers": bootstrap,

@@ -10,7 +10,7 @@ from sqlalchemy import Engine
 
 from fcfs.kafka import ensure_topics
 from fcfs.settings import Settings
-from tests.support import Api, Processes, free_port, history_rows, stack_broker, wait_until
+from tests.support import Api, Processes, free_ports, history_rows, stack_broker, wait_until
 
 
 async def _burst(api: Api, campaign_id: int, users: range) -> list[tuple[float, Any]]:
@@ -27,7 +27,7 @@ async def _burst(api: Api, campaign_id: int, users: range) -> list[tuple[float, 
 def test_kafka_down_means_503_and_no_history_then_recovery(
     settings: Settings, database: Engine, processes: Processes
 ) -> None:
-    with stack_broker("kafka-outage-test", free_port()) as (bootstrap, start_broker, stop_broker):
+    with stack_broker("kafka-outage-test", free_ports(2)) as (bootstrap, start_broker, stop_broker):
         settings = settings.model_copy(update={"kafka_bootstrap_servers": bootstrap, "kafka_produce_timeout_ms": 3000})
         ensure_topics(settings)
         api = processes.api(settings)
