@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
+import platform
 import secrets
 import socket
 import statistics
@@ -143,3 +145,12 @@ def cpu_seconds_of(processes: list[psutil.Process]) -> float:
         except psutil.NoSuchProcess:
             pass
     return total
+
+
+def run_header(args: argparse.Namespace) -> dict[str, Any]:
+    """What every result file starts with: the command's settings, the machine, the time of the run."""
+    return {
+        "settings": {k: v for k, v in vars(args).items() if k != "out_dir"},
+        "machine": {"cpus": os.cpu_count(), "python": platform.python_version()},
+        "measured_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+    }

@@ -26,8 +26,6 @@ from __future__ import annotations
 
 import argparse
 import logging
-import os
-import platform
 import random
 import resource
 import statistics
@@ -44,7 +42,7 @@ import psutil
 from confluent_kafka import Producer
 from sqlalchemy import Engine, insert, select, text
 
-from bench.common import EXPERIMENTS, database_process, fresh_database, save_json
+from bench.common import EXPERIMENTS, database_process, fresh_database, run_header, save_json
 from fcfs.db import make_engine, utcnow
 from fcfs.decision import decide_batch
 from fcfs.events import ParticipationEvent
@@ -357,9 +355,7 @@ def main() -> None:
     }
     result = {
         "experiment": "consumer design: one message per transaction vs batched, one partition",
-        "settings": {k: v for k, v in vars(args).items() if k != "out_dir"},
-        "machine": {"cpus": os.cpu_count(), "python": platform.python_version()},
-        "measured_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        **run_header(args),
         "wrong_decisions": sum(r["designs"][d]["wrong_decisions"] for r in runs for d in DESIGNS),
         "median": median,
         "runs": runs,

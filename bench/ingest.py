@@ -24,8 +24,6 @@ from __future__ import annotations
 import argparse
 import base64
 import json
-import os
-import platform
 import shutil
 import statistics
 import subprocess
@@ -42,7 +40,16 @@ from typing import Any
 import psutil
 from sqlalchemy import insert
 
-from bench.common import EXPERIMENTS, ROOT, api_processes, cpu_seconds_of, fresh_database, save_json, served_api
+from bench.common import (
+    EXPERIMENTS,
+    ROOT,
+    api_processes,
+    cpu_seconds_of,
+    fresh_database,
+    run_header,
+    save_json,
+    served_api,
+)
 from fcfs.db import make_engine, utcnow
 from fcfs.kafka import delete_topics, end_offsets, ensure_topics
 from fcfs.schema import campaign
@@ -281,14 +288,12 @@ def main() -> None:
     kafka_runs = runs["Kafka"]
     result = {
         "experiment": "ingest: POST participation vs a no-I/O endpoint of the same shape",
-        "settings": {k: v for k, v in vars(args).items() if k != "out_dir"},
+        **run_header(args),
         "load_generator": {
             "tool": "vegeta",
             "mode": f"closed loop, -rate=0 -workers={args.clients} -max-workers={args.clients}, keep-alive, "
             "one user per request",
         },
-        "machine": {"cpus": os.cpu_count(), "python": platform.python_version()},
-        "measured_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         "median": median,
         "kafka_over_noop": round(median["Kafka"]["requests_per_s"] / max(median["no-I/O"]["requests_per_s"], 1), 2),
         "errors": sum(r["errors"] for rs in runs.values() for r in rs),

@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import platform
 import random
 import subprocess
 import sys
@@ -35,7 +34,7 @@ from typing import Any
 from confluent_kafka import Producer
 from sqlalchemy import Engine, insert, select, text
 
-from bench.common import EXPERIMENTS, ROOT, fresh_database, save_json
+from bench.common import EXPERIMENTS, ROOT, fresh_database, run_header, save_json
 from fcfs.db import make_engine, utcnow
 from fcfs.events import ParticipationEvent
 from fcfs.kafka import delete_topics, end_offsets, ensure_topics, producer_config
@@ -214,9 +213,7 @@ def main() -> None:
             results.append(median)
     result = {
         "experiment": "partitions and FCFS fairness",
-        "settings": {k: v for k, v in vars(args).items() if k != "out_dir"},
-        "machine": {"cpus": os.cpu_count(), "python": platform.python_version()},
-        "measured_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        **run_header(args),
         "results": results,
     }
     out: Path = args.out_dir

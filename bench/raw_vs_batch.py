@@ -14,8 +14,6 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import logging
-import os
-import platform
 import time
 from pathlib import Path
 from typing import Any
@@ -24,7 +22,7 @@ import httpx
 from sqlalchemy import create_engine, func, select
 
 from batch.generate import generate_history
-from bench.common import EXPERIMENTS, fresh_database, percentile, save_json, served_api
+from bench.common import EXPERIMENTS, fresh_database, percentile, run_header, save_json, served_api
 from fcfs.days import local_today
 from fcfs.schema import participation_history
 from fcfs.settings import get_settings
@@ -141,9 +139,7 @@ def main() -> None:
     }
     result = {
         "experiment": "raw vs batched statistics",
-        "machine": {"cpus": os.cpu_count(), "python": platform.python_version()},
-        "measured_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-        "settings": {k: v for k, v in vars(args).items() if k != "out_dir"},
+        **run_header(args),
         "history_rows": rows,
         "campaigns": generated.campaigns,
         "generation": {"seconds": round(generated.seconds, 1), "rows_per_s": round(generated.rows_per_s)},

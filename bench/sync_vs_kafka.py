@@ -18,7 +18,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
-import platform
 import statistics
 import subprocess
 import sys
@@ -40,6 +39,7 @@ from bench.common import (
     database_process,
     fresh_database,
     percentile,
+    run_header,
     save_json,
     served_api,
 )
@@ -198,14 +198,12 @@ def main() -> None:
     median = {path: _median([r[path] for r in rounds]) for path in PATHS}
     result = {
         "experiment": "sync vs Kafka",
-        "settings": {k: v for k, v in vars(args).items() if k != "out_dir"},
+        **run_header(args),
         "load_generator": {
             "tool": "Python asyncio + aiohttp (bench/sync_vs_kafka.py)",
             "mode": f"{args.clients} clients, one connection each (opened beforehand), one request each, "
             "all released at once",
         },
-        "machine": {"cpus": os.cpu_count(), "python": platform.python_version()},
-        "measured_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         "winners_always_exact": all(r[p]["winners"] == args.stock for r in rounds for p in PATHS),
         "users_who_won_twice": sum(r[p]["users_who_won_twice"] for r in rounds for p in PATHS),
         "median": median,

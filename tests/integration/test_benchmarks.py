@@ -11,12 +11,24 @@ from fcfs.settings import Settings
 from tests.support import ROOT, Processes, settings_env
 
 
-def test_consumer_design_experiment_runs_and_agrees(settings: Settings, tmp_path: Path) -> None:
+def run_bench(settings: Settings, module: str, args: list[str], timeout_s: int) -> None:
+    """Run a benchmark command as a user would, against the test stack; it must succeed."""
     result = subprocess.run(
+        [sys.executable, "-m", module, *args],
+        cwd=ROOT,
+        env=settings_env(settings),
+        capture_output=True,
+        text=True,
+        timeout=timeout_s,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+
+
+def test_consumer_design_experiment_runs_and_agrees(settings: Settings, tmp_path: Path) -> None:
+    run_bench(
+        settings,
+        "bench.consumer_design",
         [
-            sys.executable,
-            "-m",
-            "bench.consumer_design",
             "--messages",
             "1500",
             "--campaigns",
@@ -34,13 +46,8 @@ def test_consumer_design_experiment_runs_and_agrees(settings: Settings, tmp_path
             "--out-dir",
             str(tmp_path),
         ],
-        cwd=ROOT,
-        env=settings_env(settings),
-        capture_output=True,
-        text=True,
-        timeout=300,
+        timeout_s=300,
     )
-    assert result.returncode == 0, result.stderr[-3000:]
     figures = json.loads((tmp_path / "consumer-design.json").read_text())
     run = figures["runs"][0]
     assert figures["wrong_decisions"] == 0
@@ -58,11 +65,10 @@ def test_consumer_design_experiment_runs_and_agrees(settings: Settings, tmp_path
 
 
 def test_raw_vs_batch_experiment_runs_and_agrees(settings: Settings, tmp_path: Path) -> None:
-    result = subprocess.run(
+    run_bench(
+        settings,
+        "bench.raw_vs_batch",
         [
-            sys.executable,
-            "-m",
-            "bench.raw_vs_batch",
             "--rows",
             "3000",
             "--days",
@@ -76,13 +82,8 @@ def test_raw_vs_batch_experiment_runs_and_agrees(settings: Settings, tmp_path: P
             "--out-dir",
             str(tmp_path),
         ],
-        cwd=ROOT,
-        env=settings_env(settings),
-        capture_output=True,
-        text=True,
-        timeout=300,
+        timeout_s=300,
     )
-    assert result.returncode == 0, result.stderr[-3000:]
     figures = json.loads((tmp_path / "raw-vs-batch.json").read_text())
     assert figures["mismatches"] == 0
     assert figures["history_rows"] > 2000
@@ -92,27 +93,12 @@ def test_raw_vs_batch_experiment_runs_and_agrees(settings: Settings, tmp_path: P
 
 
 def test_dashboard_poll_benchmark_runs(settings: Settings, tmp_path: Path) -> None:
-    result = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "bench.dashboard_poll",
-            "--rows",
-            "5000",
-            "--polls",
-            "3",
-            "--database",
-            "fcfs_test_dashboard",
-            "--out-dir",
-            str(tmp_path),
-        ],
-        cwd=ROOT,
-        env=settings_env(settings),
-        capture_output=True,
-        text=True,
-        timeout=300,
+    run_bench(
+        settings,
+        "bench.dashboard_poll",
+        ["--rows", "5000", "--polls", "3", "--database", "fcfs_test_dashboard", "--out-dir", str(tmp_path)],
+        timeout_s=300,
     )
-    assert result.returncode == 0, result.stderr[-3000:]
     figures = json.loads((tmp_path / "dashboard-poll.json").read_text())
     assert figures["history_rows"] == 5000 and figures["polls"] == 3
     assert figures["poll_ms"]["p50"] > 0
@@ -120,11 +106,10 @@ def test_dashboard_poll_benchmark_runs(settings: Settings, tmp_path: Path) -> No
 
 def test_ingest_experiment_runs_and_every_202_is_in_kafka(settings: Settings, tmp_path: Path) -> None:
     subprocess.run(["bash", str(ROOT / "scripts" / "build-loadgen.sh")], check=True, timeout=600)
-    result = subprocess.run(
+    run_bench(
+        settings,
+        "bench.ingest",
         [
-            sys.executable,
-            "-m",
-            "bench.ingest",
             "--clients",
             "50",
             "--duration",
@@ -138,13 +123,8 @@ def test_ingest_experiment_runs_and_every_202_is_in_kafka(settings: Settings, tm
             "--out-dir",
             str(tmp_path),
         ],
-        cwd=ROOT,
-        env=settings_env(settings),
-        capture_output=True,
-        text=True,
-        timeout=300,
+        timeout_s=300,
     )
-    assert result.returncode == 0, result.stderr[-3000:]
     figures = json.loads((tmp_path / "ingest.json").read_text())
     assert figures["errors"] == 0 and figures["accepted_not_in_kafka"] == 0 and figures["noop_in_kafka"] == 0
     kafka = figures["runs"]["Kafka"][0]
@@ -161,11 +141,10 @@ def test_the_noop_endpoint_is_served_only_when_asked(settings: Settings, process
 
 
 def test_partitions_experiment_finds_violations_only_unkeyed(settings: Settings, tmp_path: Path) -> None:
-    result = subprocess.run(
+    run_bench(
+        settings,
+        "bench.partitions",
         [
-            sys.executable,
-            "-m",
-            "bench.partitions",
             "--messages",
             "3000",
             "--campaigns",
@@ -182,13 +161,8 @@ def test_partitions_experiment_finds_violations_only_unkeyed(settings: Settings,
             "--out-dir",
             str(tmp_path),
         ],
-        cwd=ROOT,
-        env=settings_env(settings),
-        capture_output=True,
-        text=True,
-        timeout=600,
+        timeout_s=600,
     )
-    assert result.returncode == 0, result.stderr[-3000:]
     figures = json.loads((tmp_path / "partitions.json").read_text())
     rows = {(r["partitions"], r["placement"]): r for r in figures["results"]}
     assert set(rows) == {(1, "keyed"), (1, "unkeyed"), (2, "keyed"), (2, "unkeyed")}
@@ -200,11 +174,10 @@ def test_partitions_experiment_finds_violations_only_unkeyed(settings: Settings,
 
 
 def test_sync_vs_kafka_experiment_picks_exactly_the_stock_on_both_paths(settings: Settings, tmp_path: Path) -> None:
-    result = subprocess.run(
+    run_bench(
+        settings,
+        "bench.sync_vs_kafka",
         [
-            sys.executable,
-            "-m",
-            "bench.sync_vs_kafka",
             "--clients",
             "100",
             "--stock",
@@ -218,13 +191,8 @@ def test_sync_vs_kafka_experiment_picks_exactly_the_stock_on_both_paths(settings
             "--out-dir",
             str(tmp_path),
         ],
-        cwd=ROOT,
-        env=settings_env(settings),
-        capture_output=True,
-        text=True,
-        timeout=600,
+        timeout_s=600,
     )
-    assert result.returncode == 0, result.stderr[-3000:]
     figures = json.loads((tmp_path / "sync-vs-kafka.json").read_text())
     assert figures["winners_always_exact"] and figures["users_who_won_twice"] == 0
     for path in ("sync", "kafka"):
