@@ -13,4 +13,4 @@ COPY worker ./worker
 COPY batch ./batch
 COPY dashboard ./dashboard
 EXPOSE 8000
-CMD ["uvicorn", "backend.main:app", "--host", "0.0.0.0", "--port", "8000"]
+CMD ["python", "-m", "backend", "--host", "0.0.0.0", "--port", "8000"]

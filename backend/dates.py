@@ -30,10 +30,6 @@ class Period:
     first: dt.date
     last: dt.date
 
-    @property
-    def single_day(self) -> bool:
-        return self.first == self.last
-
 
 def parse_period(date: str | None, from_: str | None, to: str | None, tz: ZoneInfo) -> tuple[Period, bool]:
     """Either `date`, or `from` and `to` (inclusive); returns the period and whether it was a period form."""

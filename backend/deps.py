@@ -7,7 +7,8 @@ most of its throughput (see docs/experiments/ingest-profile.md)."""
 from __future__ import annotations
 
 import secrets
-from typing import Annotated
+from collections.abc import Awaitable, Callable
+from typing import Annotated, Any
 
 from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
@@ -20,29 +21,16 @@ from fcfs.request_ids import RequestIdSigner
 from fcfs.settings import Settings
 
 
-async def get_settings_dep(request: Request) -> Settings:
-    settings: Settings = request.app.state.settings
-    return settings
+def _app_state(name: str) -> Callable[[Request], Awaitable[Any]]:
+    """A dependency that hands a route the object the app built at start-up as `app.state.<name>`."""
+
+    async def dependency(request: Request) -> Any:
+        return getattr(request.app.state, name)
+
+    return dependency
 
 
-async def get_engine_dep(request: Request) -> Engine:
-    engine: Engine = request.app.state.engine
-    return engine
-
-
-async def get_producer(request: Request) -> AsyncProducer:
-    producer: AsyncProducer = request.app.state.producer
-    return producer
-
-
-async def get_signer(request: Request) -> RequestIdSigner:
-    signer: RequestIdSigner = request.app.state.signer
-    return signer
-
-
-async def get_campaign_cache(request: Request) -> CampaignCache:
-    cache: CampaignCache = request.app.state.campaigns
-    return cache
+get_settings_dep = _app_state("settings")
 
 
 _bearer = HTTPBearer(auto_error=False, description="Authorization: Bearer <ADMIN_TOKEN>")
@@ -59,8 +47,8 @@ async def require_admin(
 
 
 SettingsDep = Annotated[Settings, Depends(get_settings_dep)]
-EngineDep = Annotated[Engine, Depends(get_engine_dep)]
-ProducerDep = Annotated[AsyncProducer, Depends(get_producer)]
-SignerDep = Annotated[RequestIdSigner, Depends(get_signer)]
-CampaignCacheDep = Annotated[CampaignCache, Depends(get_campaign_cache)]
+EngineDep = Annotated[Engine, Depends(_app_state("engine"))]
+ProducerDep = Annotated[AsyncProducer, Depends(_app_state("producer"))]
+SignerDep = Annotated[RequestIdSigner, Depends(_app_state("signer"))]
+CampaignCacheDep = Annotated[CampaignCache, Depends(_app_state("campaigns"))]
 AdminDep = Depends(require_admin)

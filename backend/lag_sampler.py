@@ -15,9 +15,9 @@ import time
 from sqlalchemy import Engine
 from starlette.concurrency import run_in_threadpool
 
+from backend.kafka_view import KafkaView
+from backend.timeline import prune_lag_samples, record_lag_sample
 from fcfs.db import utcnow
-from fcfs.kafka_view import KafkaView
-from fcfs.timeline import prune_lag_samples, record_lag_sample
 
 log = logging.getLogger(__name__)
 KEEP = dt.timedelta(days=1)

@@ -1,4 +1,4 @@
-"""The FastAPI application: `uvicorn backend.main:app`."""
+"""The FastAPI application, served by `python -m backend`."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ from fastapi import FastAPI
 from backend.body_limit import BodyLimitMiddleware
 from backend.campaign_cache import CampaignCache
 from backend.errors import install_error_handlers
+from backend.kafka_view import KafkaView
 from backend.lag_sampler import LagSampler
 from backend.observability import RequestContextMiddleware, configure_logging, metrics_response
 from backend.producer import AsyncProducer
@@ -19,7 +20,6 @@ from backend.rate_limit import TokenBuckets
 from backend.routes import admin, batch, campaigns, health, operations, participation, stats
 from fcfs.db import make_engine
 from fcfs.kafka import producer_config
-from fcfs.kafka_view import KafkaView
 from fcfs.request_ids import RequestIdSigner
 from fcfs.settings import Settings, get_settings
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import json
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -44,4 +45,25 @@ def campaign_status_json(row: Row[Any], now: dt.datetime | None = None) -> dict[
         "totalParticipation": row.success_count + row.fail_count + row.duplicate_count,
         "stockUsageRate": f"{(winners * 100 / row.total_stock) if row.total_stock else 0:.2f}%",
         "status": campaign_status(row.starts_at, row.ends_at, row.current_stock, now or utcnow()).value,
+    }
+
+
+def job_json(row: Row[Any], tz: ZoneInfo) -> dict[str, Any]:
+    """A record of the aggregation job, its times in the configured time zone."""
+    duration = None
+    if row.ended_at is not None:
+        duration = round((row.ended_at - row.started_at).total_seconds() * 1000)
+    return {
+        "jobExecutionId": row.id,
+        "jobName": row.job_name,
+        "date": row.target_date.isoformat(),
+        "trigger": row.trigger_type.value,
+        "status": row.status.value,
+        "startedAt": iso(row.started_at, tz),
+        "endedAt": iso(row.ended_at, tz),
+        "durationMs": duration,
+        "campaignsTotal": row.campaigns_total,
+        "campaignsFailed": row.campaigns_failed,
+        "campaignResults": json.loads(row.campaign_results) if row.campaign_results else [],
+        "error": row.error,
     }

@@ -10,9 +10,8 @@ import secrets
 import socket
 import statistics
 import subprocess
-import sys
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -22,6 +21,7 @@ import psutil
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
+from backend.serve import api_command
 from fcfs.db import server_url
 from fcfs.provision import ensure_database, migrate
 from fcfs.settings import get_settings
@@ -57,25 +57,7 @@ def served_api(env: dict[str, str], workers: int = 1, loop: str = "asyncio") -> 
     token = secrets.token_urlsafe(16)
     child_env = {**os.environ, **env, "ADMIN_TOKEN": token, "PYTHONPATH": str(ROOT)}
     proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "uvicorn",
-            "backend.main:app",
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(port),
-            "--workers",
-            str(workers),
-            "--loop",
-            loop,
-            "--http",
-            "httptools",
-            "--no-access-log",
-            "--log-level",
-            "warning",
-        ],
+        api_command(port, workers=workers, loop=loop, log_level="warning"),
         cwd=ROOT,
         env=child_env,
     )
@@ -112,6 +94,48 @@ def save_json(path: Path, payload: dict[str, Any]) -> None:
     path.write_text(json.dumps(payload, indent=2, default=str) + "\n")
 
 
+def save_results(
+    out_dir: Path,
+    stem: str,
+    result: dict[str, Any],
+    report: Callable[[dict[str, Any]], list[str]],
+    chart: Callable[[Any, dict[str, Any]], Any],
+) -> None:
+    """Write an experiment's figures as `stem`.json, its report as `stem`.md and its chart as `stem`.png.
+
+    `report` gives the Markdown lines (the chart is appended), `chart` draws a figure with the pyplot given.
+    """
+    save_json(out_dir / f"{stem}.json", result)
+    plt = pyplot()
+    figure = chart(plt, result)
+    figure.tight_layout()
+    figure.savefig(out_dir / f"{stem}.png")
+    plt.close(figure)
+    lines = [*report(result), f"![{stem.replace('-', ' ')}]({stem}.png)", ""]
+    (out_dir / f"{stem}.md").write_text("\n".join(lines))
+
+
+def heading(title: str, module: str, r: dict[str, Any], options: Sequence[str]) -> list[str]:
+    """A result file's first lines: its title, then the command that made it, the machine and the time."""
+    s = r["settings"]
+
+    def value(v: Any) -> str:
+        return " ".join(map(str, v)) if isinstance(v, list | tuple) else str(v)
+
+    command = " ".join([f"python -m {module}", *(f"--{name.replace('_', '-')} {value(s[name])}" for name in options)])
+    return [f"# {title}", "", f"`{command}` — {r['machine']['cpus']} cores, {r['measured_at']}."]
+
+
+def pyplot() -> Any:
+    """matplotlib's pyplot, drawing to files only (imported when a chart is drawn, not before)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
 def listening_process(port: int) -> psutil.Process | None:
     """The local process listening on this TCP port, if any."""
     for conn in psutil.net_connections(kind="tcp"):
@@ -126,11 +150,11 @@ def database_process(url: str) -> psutil.Process | None:
 
 
 def api_processes(base_url: str) -> list[psutil.Process]:
-    """The uvicorn processes serving base_url (the supervisor and its worker processes)."""
+    """The processes serving base_url (the server's supervisor and its worker processes)."""
     found = listening_process(int(base_url.rsplit(":", 1)[1]))
     if found is None:
         raise RuntimeError(f"nothing listens at {base_url}")
-    while (parent := found.parent()) is not None and "uvicorn" in " ".join(parent.cmdline()):
+    while (parent := found.parent()) is not None and "backend" in parent.cmdline():
         found = parent
     return [found, *found.children(recursive=True)]
 

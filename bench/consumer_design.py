@@ -42,7 +42,7 @@ import psutil
 from confluent_kafka import Producer
 from sqlalchemy import Engine, insert, select, text
 
-from bench.common import EXPERIMENTS, database_process, fresh_database, run_header, save_json
+from bench.common import EXPERIMENTS, database_process, fresh_database, heading, run_header, save_results
 from fcfs.db import make_engine, utcnow
 from fcfs.decision import decide_batch
 from fcfs.events import ParticipationEvent
@@ -360,10 +360,7 @@ def main() -> None:
         "median": median,
         "runs": runs,
     }
-    out: Path = args.out_dir
-    save_json(out / "consumer-design.json", result)
-    write_markdown(out / "consumer-design.md", result)
-    write_chart(out / "consumer-design.png", result)
+    save_results(args.out_dir, "consumer-design", result, report, chart)
     print(
         f"batched {median['batched']['messages_per_s']:,.0f} msg/s, one-per-transaction "
         f"{median[DESIGNS[0]]['messages_per_s']:,.0f} msg/s ({median['batched_over_single']}x); "
@@ -371,14 +368,16 @@ def main() -> None:
     )
 
 
-def write_markdown(path: Path, r: dict[str, Any]) -> None:
+def report(r: dict[str, Any]) -> list[str]:
+    """The result file's Markdown lines (the chart is appended by save_results)."""
     s, m = r["settings"], r["median"]
     lines = [
-        "# Consumer design — one message per transaction vs batched",
-        "",
-        f"`python -m bench.consumer_design --messages {s['messages']} --campaigns {s['campaigns']} "
-        f"--stock {s['stock']} --batch-size {s['batch_size']} --runs {s['runs']}` — {r['machine']['cpus']} cores, "
-        f"{r['measured_at']}.",
+        *heading(
+            "Consumer design — one message per transaction vs batched",
+            "bench.consumer_design",
+            r,
+            ["messages", "campaigns", "stock", "batch_size", "runs"],
+        ),
         "",
         f"A backlog of {s['messages']:,} requests over {s['campaigns']} campaigns (stock {s['stock']:,} each) on "
         "**one partition**, drained by the same worker code with two batch sizes, each into its own fresh "
@@ -423,18 +422,12 @@ def write_markdown(path: Path, r: dict[str, Any]) -> None:
         f"Every decision of both designs matched the one computed from the log (each campaign's winners are its "
         f"first {s['stock']:,} distinct users in log order): **{r['wrong_decisions']} wrong decisions**.",
         "",
-        "![consumer design](consumer-design.png)",
-        "",
     ]
-    path.write_text("\n".join(lines))
+    return lines
 
 
-def write_chart(path: Path, r: dict[str, Any]) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+def chart(plt: Any, r: dict[str, Any]) -> Any:
+    """The result's chart, as a matplotlib figure."""
     m = r["median"]
     labels = [
         "one message\nper transaction",
@@ -453,9 +446,7 @@ def write_chart(path: Path, r: dict[str, Any]) -> None:
     ax.bar_label(bars, labels=[f"{v:,.0f}" for v in values], fontsize=8)
     ax.set_ylabel("messages (rows) per second")
     ax.set_title(f"One partition, {r['settings']['messages']:,} messages, {r['settings']['campaigns']} campaigns")
-    fig.tight_layout()
-    fig.savefig(path)
-    plt.close(fig)
+    return fig
 
 
 if __name__ == "__main__":

@@ -22,8 +22,8 @@ from typing import Any
 import httpx
 from sqlalchemy import create_engine, func, select
 
-from batch.generate import generate_history
 from bench.common import ROOT, fresh_database, percentile, save_json, served_api
+from bench.generate import generate_history
 from fcfs.days import local_today
 from fcfs.kafka import delete_topics, ensure_topics
 from fcfs.schema import campaign, campaign_second, participation_history

@@ -46,8 +46,9 @@ from bench.common import (
     api_processes,
     cpu_seconds_of,
     fresh_database,
+    heading,
     run_header,
-    save_json,
+    save_results,
     served_api,
 )
 from fcfs.db import make_engine, utcnow
@@ -302,9 +303,7 @@ def main() -> None:
         "cold_bursts_per_loop": loops,
         "runs": runs,
     }
-    save_json(args.out_dir / "ingest.json", result)
-    write_markdown(args.out_dir / "ingest.md", result)
-    write_chart(args.out_dir / "ingest.png", result)
+    save_results(args.out_dir, "ingest", result, report, chart)
     print(
         f"Kafka {median['Kafka']['requests_per_s']:,.0f} req/s vs no-I/O {median['no-I/O']['requests_per_s']:,.0f} "
         f"({result['kafka_over_noop']}x); errors {result['errors']}; "
@@ -322,14 +321,42 @@ def _median(runs: list[dict[str, Any]]) -> dict[str, Any]:
     }
 
 
-def write_markdown(path: Path, r: dict[str, Any]) -> None:
+def chart(plt: Any, r: dict[str, Any]) -> Any:
+    """The result's chart, as a matplotlib figure."""
+    m = r["median"]
+    names = list(ENDPOINTS)
+    fig, (left, right) = plt.subplots(1, 2, figsize=(10, 4.2), dpi=120)
+    bars = left.bar(names, [m[n]["requests_per_s"] for n in names], color=["#7f7f7f", "#1f77b4"])
+    left.bar_label(bars, labels=[f"{m[n]['requests_per_s']:,.0f}" for n in names])
+    left.set_ylabel("requests per second")
+    left.set_title(f"{r['settings']['clients']:,} concurrent clients")
+    stats = ["mean", "p50", "p95", "p99"]
+    for i, (n, color) in enumerate(zip(names, ["#7f7f7f", "#1f77b4"], strict=True)):
+        right.bar(
+            [x + (i - 0.5) * 0.4 for x in range(len(stats))],
+            [m[n]["latency_ms"][s] for s in stats],
+            0.4,
+            color=color,
+            label=n,
+        )
+    right.set_xticks(range(len(stats)), stats)
+    right.set_ylabel("latency, ms")
+    right.legend()
+    right.set_title("Latency")
+    return fig
+
+
+def report(r: dict[str, Any]) -> list[str]:
+    """The result file's Markdown lines (the chart is appended by save_results)."""
     s, m = r["settings"], r["median"]
     lines = [
-        "# Ingest — 1,000 concurrent clients against POST /participation",
-        "",
-        f"`python -m bench.ingest --clients {s['clients']} --duration {s['duration']} --rounds {s['rounds']} "
-        f"--workers {s['workers']}` — {r['machine']['cpus']} cores, {r['measured_at']}. Load: "
-        f"{r['load_generator']['tool']}, {r['load_generator']['mode']}, on the same machine.",
+        *heading(
+            "Ingest — 1,000 concurrent clients against POST /participation",
+            "bench.ingest",
+            r,
+            ["clients", "duration", "rounds", "workers"],
+        ),
+        f"Load: {r['load_generator']['tool']}, {r['load_generator']['mode']}, on the same machine.",
         "",
         f"One API server with {s['workers']} uvicorn worker processes (asyncio loop, httptools), each with one "
         "shared Kafka producer (`acks=all`, idempotent). The no-I/O endpoint runs the same handler without publishing. "
@@ -356,10 +383,8 @@ def write_markdown(path: Path, r: dict[str, Any]) -> None:
         "from any Python server; read the ratio to the no-I/O endpoint.",
         "",
         *_loops_markdown(r),
-        "![ingest](ingest.png)",
-        "",
     ]
-    path.write_text("\n".join(lines))
+    return lines
 
 
 def _joined(values: Iterable[int]) -> str:
@@ -393,37 +418,6 @@ def _loops_markdown(r: dict[str, Any]) -> list[str]:
         "",
     ]
     return lines
-
-
-def write_chart(path: Path, r: dict[str, Any]) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    m = r["median"]
-    names = list(ENDPOINTS)
-    fig, (left, right) = plt.subplots(1, 2, figsize=(10, 4.2), dpi=120)
-    bars = left.bar(names, [m[n]["requests_per_s"] for n in names], color=["#7f7f7f", "#1f77b4"])
-    left.bar_label(bars, labels=[f"{m[n]['requests_per_s']:,.0f}" for n in names])
-    left.set_ylabel("requests per second")
-    left.set_title(f"{r['settings']['clients']:,} concurrent clients")
-    stats = ["mean", "p50", "p95", "p99"]
-    for i, (n, color) in enumerate(zip(names, ["#7f7f7f", "#1f77b4"], strict=True)):
-        right.bar(
-            [x + (i - 0.5) * 0.4 for x in range(len(stats))],
-            [m[n]["latency_ms"][s] for s in stats],
-            0.4,
-            color=color,
-            label=n,
-        )
-    right.set_xticks(range(len(stats)), stats)
-    right.set_ylabel("latency, ms")
-    right.legend()
-    right.set_title("Latency")
-    fig.tight_layout()
-    fig.savefig(path)
-    plt.close(fig)
 
 
 if __name__ == "__main__":

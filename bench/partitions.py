@@ -34,7 +34,7 @@ from typing import Any
 from confluent_kafka import Producer
 from sqlalchemy import Engine, insert, select, text
 
-from bench.common import EXPERIMENTS, ROOT, fresh_database, run_header, save_json
+from bench.common import EXPERIMENTS, ROOT, fresh_database, heading, run_header, save_results
 from fcfs.db import make_engine, utcnow
 from fcfs.events import ParticipationEvent
 from fcfs.kafka import delete_topics, end_offsets, ensure_topics, producer_config
@@ -217,9 +217,7 @@ def main() -> None:
         "results": results,
     }
     out: Path = args.out_dir
-    save_json(out / f"{args.out}.json", result)
-    write_markdown(out / f"{args.out}.md", result)
-    write_chart(out / f"{args.out}.png", result)
+    save_results(out, args.out, result, report, chart)
     for r in results:
         print(
             f"N={r['partitions']} {r['placement']}: {r['messages_per_s']:,} msg/s, "
@@ -227,14 +225,16 @@ def main() -> None:
         )
 
 
-def write_markdown(path: Path, r: dict[str, Any]) -> None:
+def report(r: dict[str, Any]) -> list[str]:
+    """The result file's Markdown lines (the chart is appended by save_results)."""
     s = r["settings"]
     lines = [
-        "# Experiment 2 — partitions and first-come-first-served",
-        "",
-        f"`python -m bench.partitions --messages {s['messages']} --campaigns {s['campaigns']} --stock {s['stock']} "
-        f"--partitions {' '.join(map(str, s['partitions']))} --runs {s['runs']}` — {r['machine']['cpus']} cores, "
-        f"{r['measured_at']}.",
+        *heading(
+            "Experiment 2 — partitions and first-come-first-served",
+            "bench.partitions",
+            r,
+            ["messages", "campaigns", "stock", "partitions", "runs"],
+        ),
         "",
         f"{s['messages']:,} requests over {s['campaigns']} campaigns (stock {s['stock']} each), published in arrival "
         "order by one producer to a fresh topic with N partitions, decided by N worker processes in one consumer "
@@ -258,18 +258,12 @@ def write_markdown(path: Path, r: dict[str, Any]) -> None:
         "winners are exactly the first comers, whatever N. Unkeyed, a campaign's requests are spread over the "
         "partitions and the workers race: later requests in a less busy partition overtake earlier ones.",
         "",
-        f"![partitions]({path.stem}.png)",
-        "",
     ]
-    path.write_text("\n".join(lines))
+    return lines
 
 
-def write_chart(path: Path, r: dict[str, Any]) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+def chart(plt: Any, r: dict[str, Any]) -> Any:
+    """The result's chart, as a matplotlib figure."""
     fig, (left, right) = plt.subplots(1, 2, figsize=(10, 4.2), dpi=120)
     ns = sorted({x["partitions"] for x in r["results"]})
     for placement, color in zip(PLACEMENTS, ("#1f77b4", "#ff7f0e"), strict=True):
@@ -294,9 +288,7 @@ def write_chart(path: Path, r: dict[str, Any]) -> None:
     right.set_ylabel("winners who were not first (worst run)")
     right.legend()
     right.set_title("FCFS violations")
-    fig.tight_layout()
-    fig.savefig(path)
-    plt.close(fig)
+    return fig
 
 
 if __name__ == "__main__":

@@ -21,8 +21,8 @@ from typing import Any
 import httpx
 from sqlalchemy import create_engine, func, select
 
-from batch.generate import generate_history
-from bench.common import EXPERIMENTS, fresh_database, percentile, run_header, save_json, served_api
+from bench.common import EXPERIMENTS, fresh_database, heading, percentile, run_header, save_results, served_api
+from bench.generate import generate_history
 from fcfs.days import local_today
 from fcfs.schema import participation_history
 from fcfs.settings import get_settings
@@ -154,22 +154,54 @@ def main() -> None:
         "samples": samples,
     }
     out: Path = args.out_dir
-    save_json(out / "raw-vs-batch.json", result)
-    write_markdown(out / "raw-vs-batch.md", result)
-    write_chart(out / "raw-vs-batch.png", result)
+    save_results(out, "raw-vs-batch", result, report, chart)
     print(
         f"{rows:,} rows: daily {ratios['daily']}x, period {ratios['period']}x faster batched; mismatches={mismatches}"
     )
 
 
-def write_markdown(path: Path, r: dict[str, Any]) -> None:
+def chart(plt: Any, r: dict[str, Any]) -> Any:
+    """The result's chart, as a matplotlib figure."""
+    f = r["figures"]
+    fig, ax = plt.subplots(figsize=(8, 4.5), dpi=120)
+    groups = ["one day", f"{r['settings']['days']} days"]
+    x = range(len(groups))
+    width = 0.2
+    for i, (label, key, stat) in enumerate(
+        [
+            ("raw p50", "raw", "p50"),
+            ("raw p95", "raw", "p95"),
+            ("batched p50", "batched", "p50"),
+            ("batched p95", "batched", "p95"),
+        ]
+    ):
+        values = [f[f"{scope}-{key}"][f"wall_{stat}_ms"] for scope in ("daily", "period")]
+        bars = ax.bar(
+            [xi + (i - 1.5) * width for xi in x],
+            values,
+            width,
+            label=label,
+            color=["#d62728", "#ff9896", "#1f77b4", "#aec7e8"][i],
+        )
+        ax.bar_label(bars, fmt="%.1f", fontsize=7)
+    ax.set_yscale("log")
+    ax.set_xticks(list(x), groups)
+    ax.set_ylabel("response time through the API, ms (log scale)")
+    ax.set_title(f"Raw vs batched statistics — {r['history_rows']:,} history rows")
+    ax.legend()
+    return fig
+
+
+def report(r: dict[str, Any]) -> list[str]:
+    """The result file's Markdown lines (the chart is appended by save_results)."""
     f = r["figures"]
     lines = [
-        "# Experiment 3 — raw vs batched statistics",
-        "",
-        f"`python -m bench.raw_vs_batch --rows {r['settings']['rows']} --days {r['settings']['days']} "
-        f"--campaigns-per-day {r['settings']['campaigns_per_day']} --repeats {r['settings']['repeats']}` — "
-        f"{r['machine']['cpus']} cores, {r['measured_at']}.",
+        *heading(
+            "Experiment 3 — raw vs batched statistics",
+            "bench.raw_vs_batch",
+            r,
+            ["rows", "days", "campaigns_per_day", "repeats"],
+        ),
         "",
         f"**{r['history_rows']:,} history rows**, {r['campaigns']} campaigns over {r['settings']['days']} days "
         f"(generated in {r['generation']['seconds']} s, {r['generation']['rows_per_s']:,} rows/s). "
@@ -203,48 +235,8 @@ def write_markdown(path: Path, r: dict[str, Any]) -> None:
         "into one index range scan, no table rows are read. Its cost still grows with the rows of the period; "
         "the batched query reads one row per campaign and day.",
         "",
-        "![raw vs batched](raw-vs-batch.png)",
-        "",
     ]
-    path.write_text("\n".join(lines))
-
-
-def write_chart(path: Path, r: dict[str, Any]) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    f = r["figures"]
-    fig, ax = plt.subplots(figsize=(8, 4.5), dpi=120)
-    groups = ["one day", f"{r['settings']['days']} days"]
-    x = range(len(groups))
-    width = 0.2
-    for i, (label, key, stat) in enumerate(
-        [
-            ("raw p50", "raw", "p50"),
-            ("raw p95", "raw", "p95"),
-            ("batched p50", "batched", "p50"),
-            ("batched p95", "batched", "p95"),
-        ]
-    ):
-        values = [f[f"{scope}-{key}"][f"wall_{stat}_ms"] for scope in ("daily", "period")]
-        bars = ax.bar(
-            [xi + (i - 1.5) * width for xi in x],
-            values,
-            width,
-            label=label,
-            color=["#d62728", "#ff9896", "#1f77b4", "#aec7e8"][i],
-        )
-        ax.bar_label(bars, fmt="%.1f", fontsize=7)
-    ax.set_yscale("log")
-    ax.set_xticks(list(x), groups)
-    ax.set_ylabel("response time through the API, ms (log scale)")
-    ax.set_title(f"Raw vs batched statistics — {r['history_rows']:,} history rows")
-    ax.legend()
-    fig.tight_layout()
-    fig.savefig(path)
-    plt.close(fig)
+    return lines
 
 
 if __name__ == "__main__":

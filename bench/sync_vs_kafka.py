@@ -38,9 +38,10 @@ from bench.common import (
     cpu_seconds_of,
     database_process,
     fresh_database,
+    heading,
     percentile,
     run_header,
-    save_json,
+    save_results,
     served_api,
 )
 from fcfs.db import make_engine
@@ -209,9 +210,7 @@ def main() -> None:
         "median": median,
         "rounds": rounds,
     }
-    save_json(args.out_dir / "sync-vs-kafka.json", result)
-    write_markdown(args.out_dir / "sync-vs-kafka.md", result)
-    write_chart(args.out_dir / "sync-vs-kafka.png", result)
+    save_results(args.out_dir, "sync-vs-kafka", result, report, chart)
     for path in PATHS:
         m = median[path]
         print(
@@ -235,15 +234,13 @@ def _median(runs: list[dict[str, Any]]) -> dict[str, Any]:
     }
 
 
-def write_markdown(path: Path, r: dict[str, Any]) -> None:
+def report(r: dict[str, Any]) -> list[str]:
+    """The result file's Markdown lines (the chart is appended by save_results)."""
     s, m = r["settings"], r["median"]
     cpu_names = list(m["sync"]["cpu_s"])
     lines = [
-        "# Experiment 1 — sync vs Kafka",
-        "",
-        f"`python -m bench.sync_vs_kafka --clients {s['clients']} --stock {s['stock']} --rounds {s['rounds']} "
-        f"--workers {s['workers']}` — {r['machine']['cpus']} cores, {r['measured_at']}. Load: "
-        f"{r['load_generator']['tool']}; {r['load_generator']['mode']}.",
+        *heading("Experiment 1 — sync vs Kafka", "bench.sync_vs_kafka", r, ["clients", "stock", "rounds", "workers"]),
+        f"Load: {r['load_generator']['tool']}; {r['load_generator']['mode']}.",
         "",
         f"Each round: two fresh campaigns with stock {s['stock']}; {s['clients']:,} clients click at once on the "
         "synchronous endpoint (one database transaction per request, the campaign row locked), then on the Kafka "
@@ -284,18 +281,12 @@ def write_markdown(path: Path, r: dict[str, Any]) -> None:
         )
         + "A Kafka-path client learns its outcome from `GET /api/campaigns/{id}/participation/{requestId}`.",
         "",
-        "![sync vs kafka](sync-vs-kafka.png)",
-        "",
     ]
-    path.write_text("\n".join(lines))
+    return lines
 
 
-def write_chart(path: Path, r: dict[str, Any]) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+def chart(plt: Any, r: dict[str, Any]) -> Any:
+    """The result's chart, as a matplotlib figure."""
     m = r["median"]
     stats = ["mean", "p95", "p99"]
     fig, (left, right) = plt.subplots(1, 2, figsize=(10, 4.2), dpi=120)
@@ -325,9 +316,7 @@ def write_chart(path: Path, r: dict[str, Any]) -> None:
     right.set_ylabel("seconds after the burst began")
     right.set_title("Every client answered / every request decided")
     right.legend()
-    fig.tight_layout()
-    fig.savefig(path)
-    plt.close(fig)
+    return fig
 
 
 if __name__ == "__main__":

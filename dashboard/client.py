@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import time
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 import httpx
 
-from fcfs.settings import Settings
+from fcfs.settings import get_settings
 
 
 class BackendUnavailable(Exception):
@@ -40,7 +41,7 @@ class ApiClient:
 
     @classmethod
     def from_settings(cls) -> ApiClient:
-        settings = Settings()
+        settings = get_settings()
         return cls(settings.api_base_url, settings.admin_token)
 
     def call(self, method: str, path: str, **kwargs: Any) -> Any:
@@ -80,3 +81,35 @@ class ApiClient:
         if after is not None:
             params["after"] = after
         return dict(self.call("GET", "/api/admin/kafka/lag-history", params=params))
+
+    def live(self) -> None:
+        self.call("GET", "/health/live")
+
+    def create_campaign(self, name: str, total_stock: int) -> dict[str, Any]:
+        return dict(self.call("POST", "/api/admin/campaigns", json={"name": name, "totalStock": total_stock}))
+
+    def participate_bulk(self, campaign_id: int, count: int) -> dict[str, Any]:
+        body = {"campaignId": campaign_id, "count": count}
+        return dict(self.call("POST", "/api/admin/test/participate-bulk", json=body))
+
+    def aggregate(self, day: dt.date) -> dict[str, Any]:
+        return dict(self.call("POST", "/api/admin/batch/aggregate", params={"date": day.isoformat()}))
+
+    def job(self, job_id: int) -> dict[str, Any]:
+        return dict(self.call("GET", f"/api/admin/batch/status/{job_id}"))
+
+    def job_history(self, limit: int = 20) -> list[dict[str, Any]]:
+        return list(self.call("GET", "/api/admin/batch/history", params={"limit": limit}))
+
+    def statistics(self, method: Literal["raw", "daily"], params: dict[str, str]) -> Timed:
+        """The statistics of a day or period, from the history (`raw`) or the aggregates (`daily`), timed."""
+        return self.timed("GET", f"/api/admin/stats/{method}", params=params)
+
+    def workers(self) -> list[dict[str, Any]]:
+        return list(self.call("GET", "/api/admin/workers"))
+
+    def dead_letters(self, limit: int = 200) -> dict[str, Any]:
+        return dict(self.call("GET", "/api/admin/dlq", params={"limit": limit}))
+
+    def replay_pending(self) -> dict[str, Any]:
+        return dict(self.call("POST", "/api/admin/dlq/replay", json={"allPending": True}))

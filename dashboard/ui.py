@@ -31,6 +31,20 @@ def attempt(action: Callable[[], T], what: str) -> T | None:
     return None
 
 
+def table(items: list[dict[str, Any]], columns: dict[str, Callable[[dict[str, Any]], Any]]) -> None:
+    """A full-width table of `items`, one column per label, each computed from an item."""
+    st.dataframe(
+        [{label: value(item) for label, value in columns.items()} for item in items],
+        hide_index=True,
+        use_container_width=True,
+    )
+
+
+def field(name: str) -> Callable[[dict[str, Any]], Any]:
+    """A table column that shows one field of the item as is."""
+    return lambda item: item[name]
+
+
 def pick_campaign(campaigns: list[dict[str, Any]], key: str = "campaign") -> int | None:
     """A select box of campaigns, newest first; `?campaign=ID` in the address preselects one."""
     if not campaigns:
@@ -54,7 +68,7 @@ def recover_when_back() -> None:
     @st.fragment(run_every=2)
     def watch() -> None:
         try:
-            api().call("GET", "/health/live")
+            api().live()
         except (BackendUnavailable, BackendError):
             return
         st.rerun()

@@ -11,15 +11,16 @@ from __future__ import annotations
 import datetime as dt
 import json
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import Connection, Engine, case, delete, func, or_, select, text, update
+from sqlalchemy import Connection, Engine, Row, case, delete, func, or_, select, text, update
 from sqlalchemy.dialects.mysql import insert as mysql_insert
 
 from fcfs.days import day_bounds
-from fcfs.db import utcnow
+from fcfs.db import short_error, utcnow
 from fcfs.schema import (
     JobStatus,
     JobTrigger,
@@ -110,7 +111,7 @@ def run_job(engine: Engine, job: StartedJob, tz: ZoneInfo) -> JobStatus:
                 if total:  # campaigns without history that day are checked but not listed
                     job.results.append({"campaignId": campaign_id, "status": "OK", "totalCount": total})
             except Exception as exc:  # noqa: BLE001 - one campaign's failure must not stop the others
-                message = _short(exc)
+                message = short_error(exc, 500)
                 log.warning("aggregation of campaign %d for %s failed: %s", campaign_id, job.day, message)
                 failures.append(f"campaign {campaign_id}: {message}")
                 job.results.append({"campaignId": campaign_id, "status": "FAILED", "error": message})
@@ -121,7 +122,7 @@ def run_job(engine: Engine, job: StartedJob, tz: ZoneInfo) -> JobStatus:
             error = "; ".join(failures)[:60_000]
     except Exception as exc:
         log.exception("aggregation job %d failed", job.job_id)
-        error = _short(exc)
+        error = short_error(exc, 500)
     finally:
         _finish(engine, job, status, error)
     return status
@@ -230,16 +231,14 @@ def sell_out_seconds(conn: Connection, campaign_id: int, start: dt.datetime, end
     return round(max((sold_out_at - first).total_seconds(), 0.0), 6)
 
 
-def get_job(engine: Engine, job_id: int) -> dict[str, Any] | None:
+def get_job(engine: Engine, job_id: int) -> Row[Any] | None:
     with engine.connect() as conn:
-        row = conn.execute(select(batch_job_execution).where(batch_job_execution.c.id == job_id)).first()
-    return None if row is None else job_json(row)
+        return conn.execute(select(batch_job_execution).where(batch_job_execution.c.id == job_id)).first()
 
 
-def job_history(engine: Engine, limit: int = 50) -> list[dict[str, Any]]:
+def job_history(engine: Engine, limit: int = 50) -> Sequence[Row[Any]]:
     with engine.connect() as conn:
-        rows = conn.execute(select(batch_job_execution).order_by(batch_job_execution.c.id.desc()).limit(limit)).all()
-    return [job_json(row) for row in rows]
+        return conn.execute(select(batch_job_execution).order_by(batch_job_execution.c.id.desc()).limit(limit)).all()
 
 
 def last_completed_day(conn: Connection) -> dt.date | None:
@@ -258,31 +257,3 @@ def prune_job_history(engine: Engine, now: dt.datetime | None = None, keep_days:
         deleted = conn.execute(delete(batch_job_execution).where(batch_job_execution.c.started_at < cutoff)).rowcount
     log.info("pruned %d job records older than %d days", deleted, keep_days)
     return int(deleted)
-
-
-def job_json(row: Any) -> dict[str, Any]:
-    def iso(value: dt.datetime | None) -> str | None:
-        return None if value is None else value.replace(tzinfo=dt.UTC).isoformat()
-
-    duration = None
-    if row.ended_at is not None:
-        duration = round((row.ended_at - row.started_at).total_seconds() * 1000)
-    return {
-        "jobExecutionId": row.id,
-        "jobName": row.job_name,
-        "date": row.target_date.isoformat(),
-        "trigger": row.trigger_type.value,
-        "status": row.status.value,
-        "startedAt": iso(row.started_at),
-        "endedAt": iso(row.ended_at),
-        "durationMs": duration,
-        "campaignsTotal": row.campaigns_total,
-        "campaignsFailed": row.campaigns_failed,
-        "campaignResults": json.loads(row.campaign_results) if row.campaign_results else [],
-        "error": row.error,
-    }
-
-
-def _short(exc: BaseException) -> str:
-    text_ = str(getattr(exc, "orig", None) or exc)
-    return (text_.splitlines()[0] if text_ else type(exc).__name__)[:500]

@@ -21,3 +21,14 @@ def campaign_status(
     if ends_at is not None and now >= ends_at:
         return CampaignStatus.ENDED
     return CampaignStatus.SOLD_OUT if current_stock <= 0 else CampaignStatus.OPEN
+
+
+def window_refusal(
+    starts_at: dt.datetime | None, ends_at: dt.datetime | None, now: dt.datetime
+) -> CampaignStatus | None:
+    """SCHEDULED or ENDED when the campaign takes no participation at `now`; None when it does.
+
+    A sold-out campaign still takes part: its new participants are decided FAIL.
+    """
+    status = campaign_status(starts_at, ends_at, 1, now)
+    return status if status in (CampaignStatus.SCHEDULED, CampaignStatus.ENDED) else None

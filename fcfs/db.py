@@ -34,6 +34,12 @@ def make_engine(url: str | None = None, *, isolation_level: str | None = None, p
     )
 
 
+def short_error(exc: BaseException, limit: int = 300) -> str:
+    """The first line of a database error (the driver's message, not SQLAlchemy's wrapper), for logs and records."""
+    text = str(getattr(exc, "orig", None) or exc)
+    return (text.splitlines()[0] if text else type(exc).__name__)[:limit]
+
+
 @lru_cache
 def get_engine() -> Engine:
     return make_engine()

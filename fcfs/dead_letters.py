@@ -1,14 +1,17 @@
-"""The dead-letter topic: list what landed there and why, and replay messages once their cause is fixed.
+"""The dead-letter topic, in one place: its record and headers, publishing, listing and replaying.
 
-A replay publishes the original key and value to the participation topic again, so the message is
-decided like any other (its requestId keeps it from being counted twice); each dead letter is
-replayed at most once, recorded in `dead_letter_replay`.
+The worker publishes every message it can never decide here, with the reason and the message's place
+in the participation topic as headers. Operators list them (newest first) and replay them once the
+cause is fixed: a replay publishes the original key and value to the participation topic again, so
+the message is decided like any other (its requestId keeps it from being counted twice); each dead
+letter is replayed at most once, recorded in `dead_letter_replay`.
 """
 
 from __future__ import annotations
 
 import base64
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -17,16 +20,25 @@ from sqlalchemy import Engine, select
 from sqlalchemy.exc import IntegrityError
 
 from fcfs.db import utcnow
-from fcfs.kafka import producer_config
+from fcfs.kafka import producer_config, reader_config
 from fcfs.schema import dead_letter_replay
 from fcfs.settings import Settings
+
+REASON = "dlq.reason"
+SOURCE_TOPIC = "dlq.source.topic"
+SOURCE_PARTITION = "dlq.source.partition"
+SOURCE_OFFSET = "dlq.source.offset"
+REPLAYED_FROM = "dlq.replayed-from"
+
+
+class DeadLetterError(RuntimeError):
+    """The dead-letter topic did not take a message: the batch is not committed and will be retried."""
 
 
 @dataclass(frozen=True, slots=True)
 class DeadLetter:
-    partition: int
-    offset: int
-    timestamp_ms: int
+    """A message that can never be decided: why, and where it was in the participation topic."""
+
     reason: str
     source_topic: str
     source_partition: int | None
@@ -34,21 +46,63 @@ class DeadLetter:
     key: bytes | None
     value: bytes | None
 
+    def headers(self) -> dict[str, str | bytes | None]:
+        return {
+            REASON: self.reason.encode(),
+            SOURCE_TOPIC: self.source_topic.encode(),
+            SOURCE_PARTITION: str(self.source_partition).encode(),
+            SOURCE_OFFSET: str(self.source_offset).encode(),
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class StoredDeadLetter:
+    """A dead letter as found in the dead-letter topic, at its own partition and offset."""
+
+    partition: int
+    offset: int
+    timestamp_ms: int
+    letter: DeadLetter
+
     def to_json(self, replayed: bool) -> dict[str, Any]:
-        text, encoding = _printable(self.value)
+        letter = self.letter
+        text, encoding = _printable(letter.value)
         return {
             "dlqPartition": self.partition,
             "dlqOffset": self.offset,
             "timestamp": self.timestamp_ms,
-            "reason": self.reason,
-            "sourceTopic": self.source_topic,
-            "sourcePartition": self.source_partition,
-            "sourceOffset": self.source_offset,
-            "key": _printable(self.key)[0],
+            "reason": letter.reason,
+            "sourceTopic": letter.source_topic,
+            "sourcePartition": letter.source_partition,
+            "sourceOffset": letter.source_offset,
+            "key": _printable(letter.key)[0],
             "value": text,
             "valueEncoding": encoding,
             "replayed": replayed,
         }
+
+
+# -- writing ------------------------------------------------------------------------------------------
+
+
+def publish_dead_letters(producer: Producer, settings: Settings, letters: Sequence[DeadLetter]) -> None:
+    """Publish to the dead-letter topic and wait until Kafka has every one; else raise DeadLetterError."""
+    failures: list[str] = []
+
+    def on_delivery(err: KafkaError | None, _msg: Message) -> None:
+        if err is not None:
+            failures.append(str(err))
+
+    for letter in letters:
+        producer.produce(
+            settings.dlq_topic, value=letter.value, key=letter.key, headers=letter.headers(), on_delivery=on_delivery
+        )
+    remaining = producer.flush(settings.kafka_produce_timeout_ms / 1000 + 1)
+    if failures or remaining:
+        raise DeadLetterError(f"dead-letter topic did not acknowledge: {failures or remaining}")
+
+
+# -- reading ------------------------------------------------------------------------------------------
 
 
 def _printable(raw: bytes | None) -> tuple[str | None, str]:
@@ -60,7 +114,7 @@ def _printable(raw: bytes | None) -> tuple[str | None, str]:
         return base64.b64encode(raw).decode(), "base64"
 
 
-def _from_message(msg: Message) -> DeadLetter:
+def _from_message(msg: Message) -> StoredDeadLetter:
     raw_headers: list[tuple[str, bytes | None]] = list(msg.headers() or [])  # type: ignore[arg-type]
     headers = {k: v.decode(errors="replace") for k, v in raw_headers if v is not None}
 
@@ -70,31 +124,22 @@ def _from_message(msg: Message) -> DeadLetter:
 
     partition, offset = msg.partition(), msg.offset()
     assert partition is not None and offset is not None
-    return DeadLetter(
-        partition=partition,
-        offset=offset,
-        timestamp_ms=msg.timestamp()[1],
-        reason=headers.get("dlq.reason", ""),
-        source_topic=headers.get("dlq.source.topic", ""),
-        source_partition=as_int("dlq.source.partition"),
-        source_offset=as_int("dlq.source.offset"),
+    letter = DeadLetter(
+        reason=headers.get(REASON, ""),
+        source_topic=headers.get(SOURCE_TOPIC, ""),
+        source_partition=as_int(SOURCE_PARTITION),
+        source_offset=as_int(SOURCE_OFFSET),
         key=msg.key(),
         value=msg.value(),
     )
+    return StoredDeadLetter(partition, offset, msg.timestamp()[1], letter)
 
 
 def _reader(settings: Settings) -> Consumer:
-    return Consumer(
-        {
-            "bootstrap.servers": settings.kafka_bootstrap_servers,
-            "group.id": f"dlq-reader-{uuid.uuid4()}",
-            "enable.auto.commit": False,
-            "enable.partition.eof": True,
-        }
-    )
+    return Consumer(reader_config(settings, f"dlq-reader-{uuid.uuid4()}", **{"enable.partition.eof": True}))
 
 
-def read_dead_letters(settings: Settings, limit: int = 100, timeout_s: float = 10.0) -> list[DeadLetter]:
+def read_dead_letters(settings: Settings, limit: int = 100, timeout_s: float = 10.0) -> list[StoredDeadLetter]:
     """The newest `limit` dead letters of each DLQ partition, newest first, one per source message."""
     topic = settings.dlq_topic
     consumer = _reader(settings)
@@ -102,7 +147,7 @@ def read_dead_letters(settings: Settings, limit: int = 100, timeout_s: float = 1
         meta = consumer.list_topics(topic, timeout=timeout_s).topics.get(topic)
         if meta is None or meta.error is not None:
             return []
-        letters: list[DeadLetter] = []
+        stored: list[StoredDeadLetter] = []
         for p in sorted(meta.partitions):
             low, high = consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=timeout_s)
             start = max(low, high - limit)
@@ -120,22 +165,24 @@ def read_dead_letters(settings: Settings, limit: int = 100, timeout_s: float = 1
                         if error.code() == KafkaError._PARTITION_EOF:
                             got = wanted
                         continue
-                    letters.append(_from_message(msg))
+                    stored.append(_from_message(msg))
                     got += 1
-        letters.sort(key=lambda d: (d.timestamp_ms, d.partition, d.offset), reverse=True)
+        stored.sort(key=lambda d: (d.timestamp_ms, d.partition, d.offset), reverse=True)
         seen: set[tuple[str, int | None, int | None]] = set()
         unique = []
-        for letter in reversed(letters):  # keep the first copy of a source message
-            source = (letter.source_topic, letter.source_partition, letter.source_offset)
-            if letter.source_offset is None or source not in seen:
+        for found in reversed(stored):  # keep the first copy of a source message
+            source = (found.letter.source_topic, found.letter.source_partition, found.letter.source_offset)
+            if found.letter.source_offset is None or source not in seen:
                 seen.add(source)
-                unique.append(letter)
+                unique.append(found)
         return list(reversed(unique))[:limit]
     finally:
         consumer.close()
 
 
-def read_dead_letter(settings: Settings, partition: int, offset: int, timeout_s: float = 10.0) -> DeadLetter | None:
+def read_dead_letter(
+    settings: Settings, partition: int, offset: int, timeout_s: float = 10.0
+) -> StoredDeadLetter | None:
     consumer = _reader(settings)
     try:
         try:
@@ -153,6 +200,9 @@ def read_dead_letter(settings: Settings, partition: int, offset: int, timeout_s:
         return None
     finally:
         consumer.close()
+
+
+# -- replaying ----------------------------------------------------------------------------------------
 
 
 def replayed_offsets(engine: Engine, topic: str) -> set[tuple[int, int]]:
@@ -175,12 +225,12 @@ def replay(settings: Settings, engine: Engine, coordinates: list[tuple[int, int]
         if (partition, offset) in done:
             results.append({**outcome, "status": "ALREADY_REPLAYED"})
             continue
-        letter = read_dead_letter(settings, partition, offset)
-        if letter is None:
+        found = read_dead_letter(settings, partition, offset)
+        if found is None:
             results.append({**outcome, "status": "NOT_FOUND"})
             continue
         try:
-            target = _publish(producer, settings, letter)
+            target = _publish_back(producer, settings, found)
         except RuntimeError as exc:
             results.append({**outcome, "status": "FAILED", "error": str(exc)})
             continue
@@ -205,7 +255,7 @@ def replay(settings: Settings, engine: Engine, coordinates: list[tuple[int, int]
     return results
 
 
-def _publish(producer: Producer, settings: Settings, letter: DeadLetter) -> Message:
+def _publish_back(producer: Producer, settings: Settings, found: StoredDeadLetter) -> Message:
     """Publish a dead letter's key and value to the participation topic; return the acknowledged message."""
     delivered: list[Message] = []
     errors: list[str] = []
@@ -216,13 +266,13 @@ def _publish(producer: Producer, settings: Settings, letter: DeadLetter) -> Mess
         else:
             delivered.append(msg)
 
-    source = f"{settings.dlq_topic}/{letter.partition}@{letter.offset}"
+    source = f"{settings.dlq_topic}/{found.partition}@{found.offset}"
     producer.produce(
         settings.kafka_topic,
-        letter.value,
-        letter.key,
+        found.letter.value,
+        found.letter.key,
         on_delivery=on_delivery,
-        headers={"dlq.replayed-from": source.encode()},
+        headers={REPLAYED_FROM: source.encode()},
     )
     producer.flush(settings.kafka_produce_timeout_ms / 1000 + 1)
     if errors or not delivered:

@@ -6,7 +6,7 @@ import logging
 import time
 from typing import Any
 
-from confluent_kafka import Consumer, KafkaException, Producer, TopicPartition
+from confluent_kafka import Consumer, KafkaException, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic  # type: ignore[attr-defined]
 
 from fcfs.settings import Settings
@@ -14,10 +14,30 @@ from fcfs.settings import Settings
 log = logging.getLogger(__name__)
 
 
+def client_config(settings: Settings) -> dict[str, Any]:
+    """What every client of this system (producer, consumer, admin) needs to reach the cluster.
+
+    The one place that knows where Kafka is and how to authenticate to it: plaintext on loopback,
+    TLS, or SASL (PLAIN / SCRAM) over TLS for a managed cluster.
+    """
+    config: dict[str, Any] = {
+        "bootstrap.servers": settings.kafka_bootstrap_servers,
+        "security.protocol": settings.kafka_security_protocol,
+        "socket.connection.setup.timeout.ms": 3000,
+    }
+    if settings.kafka_security_protocol == "SASL_SSL":
+        config["sasl.mechanism"] = settings.kafka_sasl_mechanism
+        config["sasl.username"] = settings.kafka_sasl_username
+        config["sasl.password"] = settings.kafka_sasl_password.get_secret_value()
+    if settings.kafka_ssl_ca_location and settings.kafka_security_protocol != "PLAINTEXT":
+        config["ssl.ca.location"] = settings.kafka_ssl_ca_location
+    return config
+
+
 def producer_config(settings: Settings, **overrides: Any) -> dict[str, Any]:
     """A producer that only reports success once every in-sync replica has the message (I5)."""
     config: dict[str, Any] = {
-        "bootstrap.servers": settings.kafka_bootstrap_servers,
+        **client_config(settings),
         "acks": "all",
         "enable.idempotence": True,
         "linger.ms": settings.kafka_linger_ms,
@@ -26,7 +46,6 @@ def producer_config(settings: Settings, **overrides: Any) -> dict[str, Any]:
         "partitioner": "murmur2_random",
         "message.timeout.ms": settings.kafka_produce_timeout_ms,
         "request.timeout.ms": min(settings.kafka_produce_timeout_ms, 30_000),
-        "socket.connection.setup.timeout.ms": 3000,
         "reconnect.backoff.max.ms": 1000,
     }
     config.update(overrides)
@@ -36,7 +55,7 @@ def producer_config(settings: Settings, **overrides: Any) -> dict[str, Any]:
 def consumer_config(settings: Settings, group: str | None = None, **overrides: Any) -> dict[str, Any]:
     """A group consumer that never commits on its own: offsets move only after the database commit."""
     config: dict[str, Any] = {
-        "bootstrap.servers": settings.kafka_bootstrap_servers,
+        **client_config(settings),
         "group.id": group or settings.kafka_consumer_group,
         "enable.auto.commit": False,
         "enable.auto.offset.store": False,
@@ -56,10 +75,16 @@ def consumer_config(settings: Settings, group: str | None = None, **overrides: A
     return config
 
 
+def reader_config(settings: Settings, group: str, **overrides: Any) -> dict[str, Any]:
+    """A consumer that only reads by explicit assignment: it never joins `group` and never commits.
+
+    `group` only names whose committed offsets it may look up (the lag view reads the workers').
+    """
+    return {**client_config(settings), "group.id": group, "enable.auto.commit": False, **overrides}
+
+
 def admin_client(settings: Settings) -> AdminClient:
-    return AdminClient(
-        {"bootstrap.servers": settings.kafka_bootstrap_servers, "socket.connection.setup.timeout.ms": 3000}
-    )
+    return AdminClient(client_config(settings))
 
 
 def ensure_topics(settings: Settings, timeout_s: float = 60.0) -> None:
@@ -121,27 +146,10 @@ def delete_topics(settings: Settings, topics: list[str]) -> None:
                 raise
 
 
-def new_producer(settings: Settings, **overrides: Any) -> Producer:
-    return Producer(producer_config(settings, **overrides))
-
-
-def partition_lag(consumer: Consumer, topic: str, timeout_s: float = 5.0) -> dict[int, tuple[int, int, int]]:
-    """Per partition of `topic`: (end offset, committed offset, lag) for the consumer's group."""
-    meta = consumer.list_topics(topic, timeout=timeout_s).topics[topic]
-    partitions = [TopicPartition(topic, p) for p in sorted(meta.partitions)]
-    committed = consumer.committed(partitions, timeout=timeout_s)
-    result: dict[int, tuple[int, int, int]] = {}
-    for tp in committed:
-        low, high = consumer.get_watermark_offsets(TopicPartition(topic, tp.partition), timeout=timeout_s, cached=False)
-        done = tp.offset if tp.offset >= 0 else low
-        result[tp.partition] = (high, done, max(high - done, 0))
-    return result
-
-
 def end_offsets(settings: Settings, topic: str | None = None) -> dict[int, int]:
     """Each partition's end offset (the offset the next message will get)."""
     topic = topic or settings.kafka_topic
-    consumer = Consumer({"bootstrap.servers": settings.kafka_bootstrap_servers, "group.id": "fcfs-end-offsets"})
+    consumer = Consumer(reader_config(settings, "fcfs-end-offsets"))
     try:
         meta = consumer.list_topics(topic, timeout=10).topics[topic]
         return {p: consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=10)[1] for p in meta.partitions}

@@ -1,6 +1,7 @@
 """The participation ledger: decide requests against a locked campaign and record them with the counters.
 
-Shared by the worker (a batch from Kafka) and the API's synchronous path (one request)."""
+Shared by the worker (a batch from Kafka, see worker/store.py) and the API's synchronous path
+(`decide_now`: one request, one transaction)."""
 
 from __future__ import annotations
 
@@ -10,8 +11,9 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 
-from sqlalchemy import Connection
+from sqlalchemy import Connection, Engine
 
+from fcfs.campaigns import CampaignStatus, window_refusal
 from fcfs.db import utcnow
 from fcfs.decision import Tally, decide_batch
 from fcfs.events import ParticipationEvent
@@ -29,13 +31,34 @@ class Delivered:
     key: bytes | None = None
 
 
+class UnknownCampaign(LookupError):
+    """No campaign has this id."""
+
+
+class CampaignClosed(Exception):
+    """The campaign does not take part now (not started, or ended)."""
+
+    def __init__(self, status: CampaignStatus) -> None:
+        super().__init__(status.value)
+        self.status = status
+
+
 @dataclass(slots=True)
 class BatchResult:
+    """How many requests a batch decided, how (and how many it skipped as already recorded)."""
+
     decided: int = 0
     redelivered: int = 0
     successes: int = 0
     fails: int = 0
     duplicates: int = 0
+
+    def add(self, other: BatchResult) -> None:
+        self.decided += other.decided
+        self.redelivered += other.redelivered
+        self.successes += other.successes
+        self.fails += other.fails
+        self.duplicates += other.duplicates
 
 
 def placeholders(n: int) -> str:
@@ -132,6 +155,26 @@ def history_values(
             f"({quoted},{head}{e.user_id},'{outcome.value}',{via},{place},{_ms_text(e.requested_at_ms)},{decided})"
         )
     return ",".join(rows)
+
+
+def decide_now(engine: Engine, event: ParticipationEvent) -> Outcome:
+    """Decide one request at once, in one transaction that holds its campaign's row lock (synchronous path).
+
+    Raises UnknownCampaign, or CampaignClosed outside the campaign's window.
+    """
+    with engine.begin() as conn:
+        row = conn.exec_driver_sql(
+            "SELECT current_stock, starts_at, ends_at FROM campaign WHERE id = %s FOR UPDATE", (event.campaign_id,)
+        ).first()
+        if row is None:
+            raise UnknownCampaign(event.campaign_id)
+        refusal = window_refusal(row.starts_at, row.ends_at, utcnow())
+        if refusal is not None:
+            raise CampaignClosed(refusal)
+        outcomes, _ = record_decisions(
+            conn, event.campaign_id, row.current_stock, [Delivered(event, -1, -1)], Channel.SYNC
+        )
+    return outcomes[0]
 
 
 def record_decisions(

@@ -45,6 +45,13 @@ class Channel(enum.StrEnum):
     SYNC = "SYNC"
 
 
+def campaign_key(constraint: str) -> Column[int]:
+    """`campaign_id` as part of a primary key and a reference to the campaign (per-campaign summaries)."""
+    return Column(
+        "campaign_id", BigInteger, ForeignKey("campaign.id", name=constraint), primary_key=True, autoincrement=False
+    )
+
+
 campaign = Table(
     "campaign",
     metadata,
@@ -117,13 +124,7 @@ campaign_stats = Table(
     "campaign_stats",
     metadata,
     Column("stats_date", Date, primary_key=True),
-    Column(
-        "campaign_id",
-        BigInteger,
-        ForeignKey("campaign.id", name="fk_stats_campaign"),
-        primary_key=True,
-        autoincrement=False,
-    ),
+    campaign_key("fk_stats_campaign"),
     Column("success_count", BigInteger, nullable=False),
     Column("fail_count", BigInteger, nullable=False),
     Column("duplicate_count", BigInteger, nullable=False),
@@ -186,13 +187,7 @@ dead_letter_replay = Table(
 campaign_second = Table(
     "campaign_second",
     metadata,
-    Column(
-        "campaign_id",
-        BigInteger,
-        ForeignKey("campaign.id", name="fk_second_campaign"),
-        primary_key=True,
-        autoincrement=False,
-    ),
+    campaign_key("fk_second_campaign"),
     Column("second", DateTime, primary_key=True),
     Column("success_count", Integer, nullable=False),
     Column("fail_count", Integer, nullable=False),

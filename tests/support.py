@@ -18,8 +18,11 @@ from typing import Any
 
 import httpx
 from confluent_kafka import Consumer, TopicPartition
+from pydantic import SecretStr
 from sqlalchemy import Engine, func, select
 
+from backend.serve import api_command
+from fcfs.kafka import reader_config
 from fcfs.schema import Outcome, campaign, participation_history
 from fcfs.settings import Settings
 
@@ -54,7 +57,7 @@ def settings_env(settings: Settings, **extra: str) -> dict[str, str]:
     """The environment that makes a child process see `settings` (plus `extra`)."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(("KAFKA_", "DATABASE_", "WORKER_", "DB_"))}
     for name, value in settings.model_dump(exclude={"dlq_topic"}).items():
-        env[name.upper()] = str(value)
+        env[name.upper()] = value.get_secret_value() if isinstance(value, SecretStr) else str(value)
     env["PYTHONPATH"] = str(ROOT)
     env.update(extra)
     return env
@@ -111,25 +114,7 @@ class Processes:
     def api(self, settings: Settings, **extra: str) -> Api:
         port = free_port()
         env = settings_env(settings, ADMIN_TOKEN=ADMIN_TOKEN, **extra)
-        proc = self.start(
-            "api",
-            [
-                sys.executable,
-                "-m",
-                "uvicorn",
-                "backend.main:app",
-                "--host",
-                "127.0.0.1",
-                "--port",
-                str(port),
-                "--no-access-log",
-                "--loop",
-                "asyncio",
-                "--http",
-                "httptools",
-            ],
-            env,
-        )
+        proc = self.start("api", api_command(port), env)
         api = Api(f"http://127.0.0.1:{port}", proc)
         api.wait_live()
         return api
@@ -225,9 +210,7 @@ def assert_counters_match_history(engine: Engine, campaign_id: int) -> dict[str,
 def read_topic(settings: Settings, topic: str | None = None, timeout_s: float = 30) -> list[Any]:
     """Every message of a topic, partition by partition, in log order."""
     topic = topic or settings.kafka_topic
-    consumer = Consumer(
-        {"bootstrap.servers": settings.kafka_bootstrap_servers, "group.id": "test-reader", "enable.auto.commit": False}
-    )
+    consumer = Consumer(reader_config(settings, "test-reader"))
     try:
         meta = consumer.list_topics(topic, timeout=10).topics[topic]
         messages: list[Any] = []

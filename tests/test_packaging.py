@@ -32,7 +32,7 @@ def test_env_example_names_every_setting() -> None:
 
 def test_procfile_runs_every_process() -> None:
     processes = dict(line.split(":", 1) for line in (ROOT / "Procfile").read_text().splitlines() if line.strip())
-    assert "backend.main:app" in processes["api"]
+    assert "python -m backend" in processes["api"]
     assert "python -m worker" in processes["worker"]
     assert "python -m batch.scheduler" in processes["scheduler"]
     assert "streamlit run dashboard/app.py" in processes["dashboard"]

@@ -8,15 +8,40 @@ import os
 import socket
 import time
 import uuid
+from dataclasses import dataclass, field
 
 from sqlalchemy import Engine
 from sqlalchemy.dialects.mysql import insert as mysql_insert
 from sqlalchemy.exc import SQLAlchemyError
 
 from fcfs.db import utcnow
+from fcfs.ledger import BatchResult
 from fcfs.schema import worker_heartbeat
 
 log = logging.getLogger(__name__)
+
+
+@dataclass(slots=True)
+class WorkerStats:
+    """A worker's progress since it started: what its heartbeat and its final report say."""
+
+    decisions: BatchResult = field(default_factory=BatchResult)
+    batches: int = 0
+    dead_lettered: int = 0
+    db_retries: int = 0
+    started_at: float = field(default_factory=time.monotonic)
+    first_message_at: float | None = None
+    last_commit_at: float | None = None
+
+    @property
+    def decided(self) -> int:
+        return self.decisions.decided
+
+    def drain_rate(self) -> float:
+        """Messages decided per second from the first message received to the last commit."""
+        if self.first_message_at is None or self.last_commit_at is None:
+            return 0.0
+        return self.decided / max(self.last_commit_at - self.first_message_at, 1e-9)
 
 
 class Heartbeat:
@@ -29,18 +54,7 @@ class Heartbeat:
         self.started_at = utcnow()
         self._next = 0.0
 
-    def beat(
-        self,
-        *,
-        partitions: set[int],
-        decided: int,
-        dead_lettered: int,
-        batches: int,
-        db_retries: int,
-        last_batch_at: float | None,
-        state: str,
-        force: bool = False,
-    ) -> None:
+    def beat(self, partitions: set[int], stats: WorkerStats, state: str, force: bool = False) -> None:
         """Write the heartbeat row (at most once per interval unless forced); never fails the worker."""
         now = time.monotonic()
         if not force and now < self._next:
@@ -51,11 +65,13 @@ class Heartbeat:
             "consumer_group": self.group,
             "topic": self.topic,
             "partitions": ",".join(map(str, sorted(partitions)))[:1000],
-            "decided_total": decided,
-            "dead_lettered_total": dead_lettered,
-            "batches_total": batches,
-            "db_retries_total": db_retries,
-            "last_batch_at": None if last_batch_at is None else utcnow() - dt.timedelta(seconds=now - last_batch_at),
+            "decided_total": stats.decided,
+            "dead_lettered_total": stats.dead_lettered,
+            "batches_total": stats.batches,
+            "db_retries_total": stats.db_retries,
+            "last_batch_at": None
+            if stats.last_commit_at is None
+            else utcnow() - dt.timedelta(seconds=now - stats.last_commit_at),
             "started_at": self.started_at,
             "heartbeat_at": utcnow(),
             "state": state,

@@ -1,18 +1,71 @@
-"""The worker's database unit of work: decide and record one batch in one transaction."""
+"""The worker's unit of work: one batch of the log, decided and recorded in one database transaction.
+
+`record_batch` is the whole unit: lock the batch's campaigns, dead-letter requests for campaigns that
+do not exist, skip requests already recorded (redeliveries), decide the rest in log order, insert
+the history rows, update the counters and store the next offsets — all or nothing.
+"""
 
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 
-from sqlalchemy import Connection, select
+from sqlalchemy import Connection, Engine, select
 
 from fcfs.db import utcnow
-from fcfs.ledger import BatchResult, Delivered, placeholders, record_decisions
+from fcfs.dead_letters import DeadLetter
+from fcfs.ledger import BatchResult, Delivered, lock_campaigns, placeholders, record_decisions
 from fcfs.schema import Channel, consumer_offset
 
 
-def already_recorded(conn: Connection, request_ids: Sequence[str]) -> set[str]:
+@dataclass(slots=True)
+class Batch:
+    """What one poll of the topic gave: valid events and undecidable messages, in log order."""
+
+    topic: str
+    delivered: list[Delivered] = field(default_factory=list)
+    invalid: list[DeadLetter] = field(default_factory=list)
+    next_offsets: dict[int, int] = field(default_factory=dict)  # partition -> offset after the batch
+
+
+@dataclass(slots=True)
+class Recorded:
+    """What a committed batch decided, and which of its messages went to the dead-letter topic."""
+
+    result: BatchResult
+    dead_letters: list[DeadLetter]
+
+
+def record_batch(
+    engine: Engine,
+    group: str,
+    batch: Batch,
+    first_unrecorded: dict[int, int] | None,
+    dead_letter: Callable[[Sequence[DeadLetter]], None],
+) -> Recorded:
+    """Decide and record a batch in one transaction; `dead_letter` must have Kafka's acknowledgement
+    of the undecidable messages before it returns, so the transaction commits only after it.
+
+    `first_unrecorded` maps a partition to the first offset no committed batch covered (None: look up
+    every request id); see `_decide_new`.
+    """
+    with engine.begin() as conn:
+        stocks = lock_campaigns(conn, (d.event.campaign_id for d in batch.delivered))
+        known = [d for d in batch.delivered if d.event.campaign_id in stocks]
+        dead = batch.invalid + [
+            DeadLetter(f"unknown campaign {d.event.campaign_id}", batch.topic, d.partition, d.offset, d.key, d.raw)
+            for d in batch.delivered
+            if d.event.campaign_id not in stocks
+        ]
+        result = _decide_new(conn, known, stocks, first_unrecorded)
+        _save_offsets(conn, group, batch.topic, batch.next_offsets)
+        if dead:
+            dead_letter(dead)
+    return Recorded(result, dead)
+
+
+def _already_recorded(conn: Connection, request_ids: Sequence[str]) -> set[str]:
     """The request ids among these that already have a history row (redelivered messages)."""
     if not request_ids:
         return set()
@@ -23,7 +76,7 @@ def already_recorded(conn: Connection, request_ids: Sequence[str]) -> set[str]:
     return {request_id for (request_id,) in rows}
 
 
-def record_batch(
+def _decide_new(
     conn: Connection,
     delivered: Sequence[Delivered],
     stocks: dict[int, int],
@@ -39,7 +92,7 @@ def record_batch(
         maybe_seen = [d.event.request_id for d in delivered]
     else:
         maybe_seen = [d.event.request_id for d in delivered if d.offset < first_unrecorded.get(d.partition, 2**63)]
-    seen = already_recorded(conn, maybe_seen)
+    seen = _already_recorded(conn, maybe_seen)
     by_campaign: dict[int, list[Delivered]] = defaultdict(list)
     fresh_ids: set[str] = set()
     total = BatchResult()
@@ -55,10 +108,7 @@ def record_batch(
         _, result = record_decisions(
             conn, campaign_id, stocks[campaign_id], by_campaign[campaign_id], Channel.KAFKA, now
         )
-        total.decided += result.decided
-        total.successes += result.successes
-        total.fails += result.fails
-        total.duplicates += result.duplicates
+        total.add(result)
     return total
 
 
@@ -69,7 +119,7 @@ SAVE_OFFSETS = (
 )
 
 
-def save_offsets(conn: Connection, group: str, topic: str, next_offsets: dict[int, int]) -> None:
+def _save_offsets(conn: Connection, group: str, topic: str, next_offsets: dict[int, int]) -> None:
     """Store the next offset to read per partition, in the same transaction as the decisions."""
     if not next_offsets:
         return

@@ -14,51 +14,23 @@ import logging
 import signal
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, field
 from types import FrameType
 
 from confluent_kafka import Consumer, KafkaError, Message, Producer, TopicPartition
 from sqlalchemy import Engine
 from sqlalchemy.exc import DBAPIError, IntegrityError, SQLAlchemyError
 
+from fcfs.db import short_error
+from fcfs.dead_letters import DeadLetter, DeadLetterError, publish_dead_letters
 from fcfs.events import InvalidEvent, ParticipationEvent
 from fcfs.kafka import consumer_config, producer_config
-from fcfs.ledger import BatchResult, Delivered, lock_campaigns
+from fcfs.ledger import BatchResult, Delivered
 from fcfs.settings import Settings
 from worker import metrics
-from worker.heartbeat import Heartbeat
-from worker.store import load_offsets, record_batch, save_offsets
+from worker.heartbeat import Heartbeat, WorkerStats
+from worker.store import Batch, load_offsets, record_batch
 
 log = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True, slots=True)
-class DeadLetter:
-    """A message that can never be decided, with the reason and its place in the log."""
-
-    value: bytes | None
-    key: bytes | None
-    partition: int
-    offset: int
-    reason: str
-
-
-@dataclass(slots=True)
-class WorkerStats:
-    batches: int = 0
-    decided: int = 0
-    redelivered: int = 0
-    dead_lettered: int = 0
-    db_retries: int = 0
-    started_at: float = field(default_factory=time.monotonic)
-    first_message_at: float | None = None
-    last_commit_at: float | None = None
-
-    def drain_rate(self) -> float:
-        """Messages decided per second from the first message received to the last commit."""
-        if self.first_message_at is None or self.last_commit_at is None:
-            return 0.0
-        return self.decided / max(self.last_commit_at - self.first_message_at, 1e-9)
 
 
 class ParticipationWorker:
@@ -125,17 +97,7 @@ class ParticipationWorker:
         return self.stats
 
     def _beat(self, state: str, force: bool = False) -> None:
-        s = self.stats
-        self._heartbeat.beat(
-            partitions=self._assigned,
-            decided=s.decided,
-            dead_lettered=s.dead_lettered,
-            batches=s.batches,
-            db_retries=s.db_retries,
-            last_batch_at=s.last_commit_at,
-            state=state,
-            force=force,
-        )
+        self._heartbeat.beat(self._assigned, self.stats, state, force)
 
     def _close(self) -> None:
         if self._consumer is not None:
@@ -153,7 +115,7 @@ class ParticipationWorker:
         log.info(
             "decided=%d redelivered=%d dead_lettered=%d batches=%d db_retries=%d rate=%.0f/s",
             s.decided,
-            s.redelivered,
+            s.decisions.redelivered,
             s.dead_lettered,
             s.batches,
             s.db_retries,
@@ -207,9 +169,7 @@ class ParticipationWorker:
     # -- one batch --------------------------------------------------------------------------------
 
     def _handle(self, messages: Sequence[Message]) -> None:
-        delivered: list[Delivered] = []
-        invalid: list[DeadLetter] = []
-        next_offsets: dict[int, int] = {}
+        batch = Batch(self.topic)
         for msg in messages:
             error = msg.error()
             if error is not None:
@@ -218,59 +178,54 @@ class ParticipationWorker:
                 continue
             partition, offset = msg.partition(), msg.offset()
             assert partition is not None and offset is not None  # set on every consumed message
-            next_offsets[partition] = offset + 1
+            batch.next_offsets[partition] = offset + 1
             try:
                 event = ParticipationEvent.from_json(msg.value())
             except InvalidEvent as exc:
-                invalid.append(DeadLetter(msg.value(), msg.key(), partition, offset, str(exc)))
+                batch.invalid.append(DeadLetter(str(exc), self.topic, partition, offset, msg.key(), msg.value()))
                 continue
-            delivered.append(Delivered(event, partition, offset, msg.value() or b"", msg.key()))
-        if not next_offsets:
+            batch.delivered.append(Delivered(event, partition, offset, msg.value() or b"", msg.key()))
+        if not batch.next_offsets:
             return
-        result = self._record_with_retry(delivered, invalid, next_offsets)
+        result = self._record_with_retry(batch)
         self.stats.batches += 1
-        self.stats.decided += result.decided
-        self.stats.redelivered += result.redelivered
+        self.stats.decisions.add(result)
         self.stats.last_commit_at = time.monotonic()
-        self._observe(result, delivered, len(messages), next_offsets)
+        self._observe(result, batch, len(messages))
         assert self._consumer is not None
         self._consumer.commit(
-            offsets=[TopicPartition(self.topic, p, o) for p, o in next_offsets.items()], asynchronous=True
+            offsets=[TopicPartition(self.topic, p, o) for p, o in batch.next_offsets.items()], asynchronous=True
         )
 
-    def _observe(
-        self, result: BatchResult, delivered: list[Delivered], size: int, next_offsets: dict[int, int]
-    ) -> None:
+    def _observe(self, result: BatchResult, batch: Batch, size: int) -> None:
         metrics.BATCH_SIZE.observe(size)
         metrics.DECISIONS.labels("SUCCESS").inc(result.successes)
         metrics.DECISIONS.labels("FAIL").inc(result.fails)
         metrics.DECISIONS.labels("DUPLICATE").inc(result.duplicates)
         metrics.REDELIVERED.inc(result.redelivered)
         metrics.LAST_BATCH.set_to_current_time()
-        if delivered:
-            oldest = min(d.event.requested_at_ms for d in delivered)
+        if batch.delivered:
+            oldest = min(d.event.requested_at_ms for d in batch.delivered)
             metrics.DECISION_LATENCY.observe(max(time.time() - oldest / 1000, 0.0))
         assert self._consumer is not None
-        for partition, next_offset in next_offsets.items():
+        for partition, next_offset in batch.next_offsets.items():
             _, high = self._consumer.get_watermark_offsets(TopicPartition(self.topic, partition), cached=True)
             if high >= 0:
                 metrics.LAG.labels(str(partition)).set(max(high - next_offset, 0))
 
-    def _record_with_retry(
-        self, delivered: list[Delivered], invalid: list[DeadLetter], next_offsets: dict[int, int]
-    ) -> BatchResult:
+    def _record_with_retry(self, batch: Batch) -> BatchResult:
         backoff = 0.1
         check_all = False
         while True:
+            started = time.perf_counter()
             try:
-                result = self._record(delivered, invalid, next_offsets, check_all)
-                for partition, offset in next_offsets.items():
-                    self._recorded_up_to[partition] = max(self._recorded_up_to.get(partition, 0), offset)
-                return result
+                recorded = record_batch(
+                    self.engine, self.group, batch, None if check_all else self._recorded_up_to, self._dead_letter
+                )
             except (DBAPIError, SQLAlchemyError, DeadLetterError) as exc:
                 if isinstance(exc, IntegrityError) and not check_all:
                     # a request id recorded meanwhile (a replay, a rebalance race): decide again, checking all
-                    log.info("request id already recorded, checking every id of the batch: %s", _short(exc))
+                    log.info("request id already recorded, checking every id of the batch: %s", short_error(exc))
                     check_all = True
                     continue
                 if self._stopping and isinstance(exc, DeadLetterError | DBAPIError):
@@ -279,66 +234,23 @@ class ParticipationWorker:
                 self.stats.db_retries += 1
                 metrics.DB_RETRIES.inc()
                 self._beat("RETRYING")
-                log.warning("batch not recorded, retrying in %.1f s: %s", backoff, _short(exc))
+                log.warning("batch not recorded, retrying in %.1f s: %s", backoff, short_error(exc))
                 # No poll() while waiting: it would hand out the next message and skip it. Heartbeats run
                 # on librdkafka's own thread; past max.poll.interval.ms the group reassigns the partition
                 # and the stored offsets, row locks and request ids keep the retry exact.
                 time.sleep(backoff)
                 backoff = min(backoff * 2, self.settings.worker_retry_max_backoff_s)
+                continue
+            metrics.BATCH_SECONDS.observe(time.perf_counter() - started)
+            for partition, offset in batch.next_offsets.items():
+                self._recorded_up_to[partition] = max(self._recorded_up_to.get(partition, 0), offset)
+            self.stats.dead_lettered += len(recorded.dead_letters)
+            metrics.DEAD_LETTERS.inc(len(recorded.dead_letters))
+            return recorded.result
 
-    def _record(
-        self, delivered: list[Delivered], invalid: list[DeadLetter], next_offsets: dict[int, int], check_all: bool
-    ) -> BatchResult:
-        started = time.perf_counter()
-        with self.engine.begin() as conn:
-            stocks = lock_campaigns(conn, (d.event.campaign_id for d in delivered))
-            known = [d for d in delivered if d.event.campaign_id in stocks]
-            dead = invalid + [
-                DeadLetter(d.raw, d.key, d.partition, d.offset, f"unknown campaign {d.event.campaign_id}")
-                for d in delivered
-                if d.event.campaign_id not in stocks
-            ]
-            result = record_batch(conn, known, stocks, None if check_all else self._recorded_up_to)
-            save_offsets(conn, self.group, self.topic, next_offsets)
-            if dead:
-                self._dead_letter(dead)  # acknowledged by Kafka before the decisions commit
-        self.stats.dead_lettered += len(dead)
-        metrics.DEAD_LETTERS.inc(len(dead))
-        metrics.BATCH_SECONDS.observe(time.perf_counter() - started)
-        return result
-
-    def _dead_letter(self, dead: list[DeadLetter]) -> None:
-        """Publish messages that can never be decided to the DLQ, with why and where they came from."""
+    def _dead_letter(self, letters: Sequence[DeadLetter]) -> None:
+        """Publish messages that can never be decided to the DLQ (called before the batch commits)."""
         assert self._dlq is not None
-        failures: list[str] = []
-
-        def on_delivery(err: KafkaError | None, _msg: Message) -> None:
-            if err is not None:
-                failures.append(str(err))
-
-        for letter in dead:
-            log.warning("dead letter p%d@%d: %s", letter.partition, letter.offset, letter.reason)
-            self._dlq.produce(
-                self.settings.dlq_topic,
-                value=letter.value,
-                key=letter.key,
-                headers={
-                    "dlq.reason": letter.reason.encode(),
-                    "dlq.source.topic": self.topic.encode(),
-                    "dlq.source.partition": str(letter.partition).encode(),
-                    "dlq.source.offset": str(letter.offset).encode(),
-                },
-                on_delivery=on_delivery,
-            )
-        remaining = self._dlq.flush(self.settings.kafka_produce_timeout_ms / 1000 + 1)
-        if failures or remaining:
-            raise DeadLetterError(f"dead-letter topic did not acknowledge: {failures or remaining}")
-
-
-class DeadLetterError(RuntimeError):
-    """The dead-letter topic did not take a message: the batch is not committed and will be retried."""
-
-
-def _short(exc: BaseException) -> str:
-    text = str(getattr(exc, "orig", None) or exc)
-    return text.splitlines()[0][:300] if text else type(exc).__name__
+        for letter in letters:
+            log.warning("dead letter p%s@%s: %s", letter.source_partition, letter.source_offset, letter.reason)
+        publish_dead_letters(self._dlq, self.settings, letters)

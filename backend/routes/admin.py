@@ -18,13 +18,13 @@ from backend.deps import (
     SettingsDep,
     SignerDep,
 )
-from backend.errors import ApiError, campaign_not_found, envelope
+from backend.errors import ApiError, envelope
 from backend.presenters import campaign_json
 from backend.producer import KafkaUnavailable
-from backend.routes.participation import ensure_open
+from backend.routes.participation import ensure_taking_part, new_request
 from backend.schemas import BulkParticipationRequest, CampaignCreate
 from fcfs.db import utcnow
-from fcfs.events import MAX_USER_ID, ParticipationEvent
+from fcfs.events import MAX_USER_ID
 from fcfs.schema import campaign
 
 router = APIRouter(prefix="/api/admin", tags=["admin"], dependencies=[AdminDep])
@@ -74,17 +74,13 @@ async def participate_bulk(
 ) -> Response:
     if body.count > settings.bulk_max_count:
         raise ApiError(422, "VALIDATION_ERROR", f"count: must be at most {settings.bulk_max_count}")
-    window = await campaigns.get(body.campaign_id)
-    if window is None:
-        raise campaign_not_found(body.campaign_id)
-    ensure_open(window)
+    await ensure_taking_part(campaigns, body.campaign_id)
     first = body.user_id_start or random.randrange(1, MAX_USER_ID - settings.bulk_max_count)
     if first + body.count - 1 > MAX_USER_ID:
         raise ApiError(422, "VALIDATION_ERROR", "userIdStart: the users would run past the largest userId")
     messages = []
     for user_id in range(first, first + body.count):
-        issued = signer.issue(body.campaign_id, user_id)
-        event = ParticipationEvent(issued.request_id, body.campaign_id, user_id, issued.issued_at_ms)
+        event = new_request(signer, body.campaign_id, user_id)
         messages.append((event.key(), event.to_json()))
     try:
         await producer.send_many(settings.kafka_topic, messages)

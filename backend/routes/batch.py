@@ -10,6 +10,7 @@ from starlette.responses import Response
 from backend.dates import parse_day
 from backend.deps import AdminDep, EngineDep, SettingsDep
 from backend.errors import ApiError, envelope
+from backend.presenters import job_json
 from fcfs.aggregation import AggregationAlreadyRunning, get_job, job_history, run_job, start_job
 from fcfs.schema import JobTrigger
 
@@ -40,13 +41,15 @@ def aggregate(
 
 
 @router.get("/status/{jobExecutionId}", summary="One run: status, times, per-campaign outcome")
-def status(job_id: Annotated[int, Path(alias="jobExecutionId", ge=1, le=2**63 - 1)], engine: EngineDep) -> Response:
+def status(
+    job_id: Annotated[int, Path(alias="jobExecutionId", ge=1, le=2**63 - 1)], engine: EngineDep, settings: SettingsDep
+) -> Response:
     job = get_job(engine, job_id)
     if job is None:
         raise ApiError(404, "JOB_NOT_FOUND", f"no job execution {job_id}")
-    return envelope(job)
+    return envelope(job_json(job, settings.tz))
 
 
 @router.get("/history", summary="Recent runs, newest first")
-def history(engine: EngineDep, limit: Annotated[int, Query(ge=1, le=500)] = 50) -> Response:
-    return envelope(job_history(engine, limit))
+def history(engine: EngineDep, settings: SettingsDep, limit: Annotated[int, Query(ge=1, le=500)] = 50) -> Response:
+    return envelope([job_json(row, settings.tz) for row in job_history(engine, limit)])

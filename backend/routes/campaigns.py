@@ -12,9 +12,9 @@ from backend.deps import EngineDep, SettingsDep
 from backend.errors import campaign_not_found, envelope
 from backend.presenters import campaign_json, campaign_status_json
 from backend.schemas import CampaignId
+from backend.timeline import campaign_timeline as timeline
+from backend.timeline import from_epoch_s
 from fcfs.schema import campaign
-from fcfs.timeline import campaign_timeline as timeline
-from fcfs.timeline import from_epoch_s
 
 router = APIRouter(prefix="/api/campaigns", tags=["campaigns"])
 

@@ -15,10 +15,10 @@ from backend.deps import AdminDep, EngineDep, SettingsDep
 from backend.errors import ApiError, envelope
 from backend.presenters import iso
 from backend.schemas import CamelModel
+from backend.timeline import decided_per_second, from_epoch_s, lag_history, lag_status
 from fcfs.db import utcnow
 from fcfs.dead_letters import read_dead_letters, replay, replayed_offsets
 from fcfs.schema import worker_heartbeat
-from fcfs.timeline import decided_per_second, from_epoch_s, lag_history, lag_status
 
 router = APIRouter(prefix="/api/admin", tags=["operations"], dependencies=[AdminDep])
 ALIVE_WITHIN = dt.timedelta(seconds=10)

@@ -9,7 +9,7 @@ from fastapi import APIRouter, Path
 from sqlalchemy import select
 from starlette.responses import Response
 
-from backend.campaign_cache import CampaignCache, CampaignWindow
+from backend.campaign_cache import CampaignCache
 from backend.deps import (
     CampaignCacheDep,
     EngineDep,
@@ -29,25 +29,43 @@ from backend.schemas import (
     ParticipationState,
     SyncParticipation,
 )
-from fcfs.campaigns import CampaignStatus, campaign_status
+from fcfs.campaigns import CampaignStatus, window_refusal
 from fcfs.db import utcnow
 from fcfs.events import ParticipationEvent
-from fcfs.ledger import Delivered, lock_campaigns, record_decisions
+from fcfs.ledger import CampaignClosed, UnknownCampaign, decide_now
 from fcfs.request_ids import IssuedRequest, RequestIdSigner
-from fcfs.schema import Channel, campaign, participation_history
+from fcfs.schema import participation_history
 
 router = APIRouter(prefix="/api/campaigns/{campaignId}", tags=["participation"])
 bench_router = APIRouter(prefix="/api/campaigns/{campaignId}", tags=["benchmark"])
 CampaignIdPath = Annotated[CampaignId, Path(alias="campaignId")]
 
 
-def ensure_open(window: CampaignWindow) -> None:
-    """Refuse a request outside the campaign's window (sold out is not refused: it is a FAIL)."""
-    status = campaign_status(window.starts_at, window.ends_at, 1, utcnow())
-    if status is CampaignStatus.SCHEDULED:
-        raise ApiError(409, "CAMPAIGN_NOT_STARTED", f"campaign {window.campaign_id} has not started yet")
-    if status is CampaignStatus.ENDED:
-        raise ApiError(409, "CAMPAIGN_ENDED", f"campaign {window.campaign_id} has ended")
+def closed(campaign_id: int, refusal: CampaignStatus) -> ApiError:
+    """The answer to a request outside the campaign's window (sold out is not refused: it is a FAIL)."""
+    if refusal is CampaignStatus.SCHEDULED:
+        return ApiError(409, "CAMPAIGN_NOT_STARTED", f"campaign {campaign_id} has not started yet")
+    return ApiError(409, "CAMPAIGN_ENDED", f"campaign {campaign_id} has ended")
+
+
+async def ensure_taking_part(campaigns: CampaignCache, campaign_id: int) -> None:
+    """404 for an unknown campaign, 409 outside its window — from the cache, no database read per request."""
+    window = await campaigns.get(campaign_id)
+    if window is None:
+        raise campaign_not_found(campaign_id)
+    refusal = window_refusal(window.starts_at, window.ends_at, utcnow())
+    if refusal is not None:
+        raise closed(campaign_id, refusal)
+
+
+def new_request(signer: RequestIdSigner, campaign_id: int, user_id: int) -> ParticipationEvent:
+    """A participation request with a fresh signed id, as both paths record it."""
+    issued = signer.issue(campaign_id, user_id)
+    return ParticipationEvent(issued.request_id, campaign_id, user_id, issued.issued_at_ms)
+
+
+def reply(event: ParticipationEvent, status: str) -> dict[str, Any]:
+    return {"requestId": event.request_id, "campaignId": event.campaign_id, "userId": event.user_id, "status": status}
 
 
 @router.post(
@@ -87,14 +105,9 @@ async def _accept(
     campaign_id: int, body: ParticipationRequest, signer: RequestIdSigner, campaigns: CampaignCache
 ) -> tuple[ParticipationEvent, dict[str, Any]]:
     """Everything the Kafka path does before publishing: the event to publish and the reply's data."""
-    window = await campaigns.get(campaign_id)
-    if window is None:
-        raise campaign_not_found(campaign_id)
-    ensure_open(window)
-    issued = signer.issue(campaign_id, body.user_id)
-    event = ParticipationEvent(issued.request_id, campaign_id, body.user_id, issued.issued_at_ms)
-    data = {"requestId": issued.request_id, "campaignId": campaign_id, "userId": body.user_id, "status": "PENDING"}
-    return event, data
+    await ensure_taking_part(campaigns, campaign_id)
+    event = new_request(signer, campaign_id, body.user_id)
+    return event, reply(event, "PENDING")
 
 
 @bench_router.post(
@@ -123,23 +136,14 @@ async def participate_noop(
 def participate_sync(
     campaign_id: CampaignIdPath, body: ParticipationRequest, engine: EngineDep, signer: SignerDep, _limit: RateLimitDep
 ) -> Response:
-    issued = signer.issue(campaign_id, body.user_id)
-    event = ParticipationEvent(issued.request_id, campaign_id, body.user_id, issued.issued_at_ms)
-    with engine.begin() as conn:
-        stocks = lock_campaigns(conn, [campaign_id])
-        if campaign_id not in stocks:
-            raise campaign_not_found(campaign_id)
-        row = conn.execute(select(campaign.c.starts_at, campaign.c.ends_at).where(campaign.c.id == campaign_id)).one()
-        ensure_open(CampaignWindow(campaign_id, row.starts_at, row.ends_at))
-        outcomes, _ = record_decisions(conn, campaign_id, stocks[campaign_id], [Delivered(event, -1, -1)], Channel.SYNC)
-    data = {
-        "requestId": issued.request_id,
-        "campaignId": campaign_id,
-        "userId": body.user_id,
-        "status": outcomes[0].value,
-        "method": "SYNC",
-    }
-    return envelope(data, "participation decided")
+    event = new_request(signer, campaign_id, body.user_id)
+    try:
+        outcome = decide_now(engine, event)
+    except UnknownCampaign:
+        raise campaign_not_found(campaign_id) from None
+    except CampaignClosed as exc:
+        raise closed(campaign_id, exc.status) from None
+    return envelope({**reply(event, outcome.value), "method": "SYNC"}, "participation decided")
 
 
 @router.get(

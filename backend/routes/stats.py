@@ -3,15 +3,19 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Annotated, Any
+from zoneinfo import ZoneInfo
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Depends, Query
+from sqlalchemy import Connection, Engine
 from starlette.responses import Response
 
 from backend.dates import Period, parse_period
 from backend.deps import AdminDep, EngineDep, SettingsDep
 from backend.errors import envelope
-from fcfs.stats import batched_period, campaign_names, campaign_rows, merge_days, raw_period, summary
+from backend.stats import batched_period, campaign_names, campaign_rows, merge_days, raw_period, summary
 
 router = APIRouter(prefix="/api/admin/stats", tags=["statistics"], dependencies=[AdminDep])
 
@@ -21,40 +25,52 @@ ToQ = Annotated[str | None, Query(description="last day of a period (included)")
 CampaignQ = Annotated[int | None, Query(alias="campaignId", ge=1, le=2**63 - 1)]
 
 
-@router.get("/daily", summary="Statistics from the daily aggregates (method BATCH_AGGREGATED)")
-def daily(
-    engine: EngineDep,
-    settings: SettingsDep,
-    date: DateQ = None,
-    from_: FromQ = None,
-    to: ToQ = None,
-    campaign_id: CampaignQ = None,
-) -> Response:
+@dataclass(frozen=True)
+class StatsQuery:
+    """What a statistics request asks for: a day or a period (in the configured time zone), maybe one campaign."""
+
+    period: Period
+    is_period: bool
+    campaign_id: int | None
+    tz: ZoneInfo
+
+    def batched(self, conn: Connection) -> dict[Any, dict[int, dict[str, Any]]]:
+        return batched_period(conn, self.period.first, self.period.last, self.campaign_id)
+
+    def raw(self, conn: Connection) -> dict[Any, dict[int, dict[str, Any]]]:
+        return raw_period(conn, self.period.first, self.period.last, self.tz, self.campaign_id)
+
+
+async def stats_query(
+    settings: SettingsDep, date: DateQ = None, from_: FromQ = None, to: ToQ = None, campaign_id: CampaignQ = None
+) -> StatsQuery:
     period, is_period = parse_period(date, from_, to, settings.tz)
-    with engine.connect() as conn:
-        t0 = time.perf_counter()
-        per_day = batched_period(conn, period.first, period.last, campaign_id)
-        elapsed = time.perf_counter() - t0
-        names = campaign_names(conn, {cid for day in per_day.values() for cid in day})
-    return envelope(_answer("BATCH_AGGREGATED", period, is_period, campaign_id, elapsed, per_day, names))
+    return StatsQuery(period, is_period, campaign_id, settings.tz)
+
+
+StatsQueryDep = Annotated[StatsQuery, Depends(stats_query)]
+
+
+@router.get("/daily", summary="Statistics from the daily aggregates (method BATCH_AGGREGATED)")
+def daily(engine: EngineDep, q: StatsQueryDep) -> Response:
+    return envelope(_measured("BATCH_AGGREGATED", engine, q, q.batched))
 
 
 @router.get("/raw", summary="Statistics computed from the history rows (method RAW_QUERY)")
-def raw(
-    engine: EngineDep,
-    settings: SettingsDep,
-    date: DateQ = None,
-    from_: FromQ = None,
-    to: ToQ = None,
-    campaign_id: CampaignQ = None,
-) -> Response:
-    period, is_period = parse_period(date, from_, to, settings.tz)
+def raw(engine: EngineDep, q: StatsQueryDep) -> Response:
+    return envelope(_measured("RAW_QUERY", engine, q, q.raw))
+
+
+def _measured(
+    method: str, engine: Engine, q: StatsQuery, query: Callable[[Connection], dict[Any, dict[int, dict[str, Any]]]]
+) -> dict[str, Any]:
+    """Run a statistics query, timing the query alone, and build the answer around its rows."""
     with engine.connect() as conn:
         t0 = time.perf_counter()
-        per_day: dict[Any, Any] = raw_period(conn, period.first, period.last, settings.tz, campaign_id)
+        per_day = query(conn)
         elapsed = time.perf_counter() - t0
         names = campaign_names(conn, {cid for day in per_day.values() for cid in day})
-    return envelope(_answer("RAW_QUERY", period, is_period, campaign_id, elapsed, per_day, names))
+    return _answer(method, q.period, q.is_period, q.campaign_id, elapsed, per_day, names)
 
 
 def _answer(

@@ -5,16 +5,17 @@ from __future__ import annotations
 import datetime as dt
 import statistics
 from functools import partial
+from typing import Literal
 
 import plotly.graph_objects as go
 import streamlit as st
 
 from dashboard.ui import api, attempt, recover_when_back
 from fcfs.days import local_today
-from fcfs.settings import Settings
+from fcfs.settings import get_settings
 
 st.title("Analytics")
-tz = Settings().tz
+tz = get_settings().tz
 yesterday = local_today(tz) - dt.timedelta(days=1)
 period = st.date_input(
     "Period", value=(yesterday - dt.timedelta(days=6), yesterday), max_value=local_today(tz), key="period"
@@ -25,7 +26,7 @@ params: dict[str, str] = {"from": first.isoformat(), "to": last.isoformat()}
 if campaign_filter.isdigit():
     params["campaignId"] = campaign_filter
 
-stats = attempt(lambda: api().call("GET", "/api/admin/stats/daily", params=params), "read the statistics")
+stats = attempt(lambda: api().statistics("daily", params).data, "read the statistics")
 if stats is not None:
     summary = stats["summary"]
     cols = st.columns(5)
@@ -61,10 +62,11 @@ st.caption("Runs the same statistics query both ways through the API and compare
 runs = st.number_input("Runs", min_value=1, max_value=50, value=5, key="runs")
 if st.button("Measure", key="measure"):
     timings: dict[str, list[float]] = {"raw": [], "batched": []}
+    sources: dict[str, Literal["raw", "daily"]] = {"raw": "raw", "batched": "daily"}
     failed = False
     for _ in range(int(runs)):
-        for method, path in (("raw", "/api/admin/stats/raw"), ("batched", "/api/admin/stats/daily")):
-            timed = attempt(partial(api().timed, "GET", path, params=params), "run the statistics query")
+        for method, source in sources.items():
+            timed = attempt(partial(api().statistics, source, params), "run the statistics query")
             if timed is None:
                 failed = True
                 break

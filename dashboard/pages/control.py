@@ -3,16 +3,27 @@
 from __future__ import annotations
 
 import datetime as dt
+from functools import partial
 from typing import Any
 
 import streamlit as st
 
-from dashboard.ui import api, attempt, pick_campaign, recover_when_back
+from dashboard.ui import api, attempt, field, pick_campaign, recover_when_back, table
 from fcfs.days import local_today
-from fcfs.settings import Settings
+from fcfs.settings import get_settings
 
 st.title("Control")
-tz = Settings().tz
+tz = get_settings().tz
+JOB_COLUMNS = {
+    "id": field("jobExecutionId"),
+    "date": field("date"),
+    "trigger": field("trigger"),
+    "status": field("status"),
+    "campaigns": field("campaignsTotal"),
+    "failed": field("campaignsFailed"),
+    "ms": field("durationMs"),
+    "started": field("startedAt"),
+}
 
 st.header("New campaign")
 with st.form("create-campaign", clear_on_submit=False):
@@ -21,7 +32,7 @@ with st.form("create-campaign", clear_on_submit=False):
     create = st.form_submit_button("Create campaign")
 if create:
     created = attempt(
-        lambda: api().call("POST", "/api/admin/campaigns", json={"name": name, "totalStock": int(stock)}),
+        lambda: api().create_campaign(name, int(stock)),
         "create the campaign",
     )
     if created:
@@ -35,12 +46,7 @@ if campaigns is not None:
         "Requests (distinct users)", min_value=1, max_value=100_000, value=5_000, step=1000, key="bulk-count"
     )
     if target is not None and st.button("Launch bulk load", key="bulk-launch"):
-        sent = attempt(
-            lambda: api().call(
-                "POST", "/api/admin/test/participate-bulk", json={"campaignId": target, "count": int(count)}
-            ),
-            "launch the load",
-        )
+        sent = attempt(partial(api().participate_bulk, target, int(count)), "launch the load")
         if sent:
             st.success(
                 f"{sent['requestCount']:,} requests published to campaign #{sent['campaignId']} "
@@ -53,7 +59,7 @@ day = st.date_input(
 )
 if st.button("Run aggregation", key="aggregate-run"):
     started = attempt(
-        lambda: api().call("POST", "/api/admin/batch/aggregate", params={"date": day.isoformat()}),
+        lambda: api().aggregate(day),
         "start the aggregation",
     )
     if started:
@@ -72,34 +78,16 @@ def _job_line(job: dict[str, Any]) -> str:
 def job_panel() -> None:
     job_id = st.session_state.get("job")
     if job_id is not None:
-        job = attempt(lambda: api().call("GET", f"/api/admin/batch/status/{job_id}"), "read the job")
+        job = attempt(lambda: api().job(job_id), "read the job")
         if job:
             show = st.success if job["status"] == "COMPLETED" else st.info if job["status"] == "STARTED" else st.error
             show(_job_line(job))
             if job.get("error"):
                 st.caption(job["error"])
-    history = attempt(
-        lambda: api().call("GET", "/api/admin/batch/history", params={"limit": 20}), "read the job history"
-    )
+    history = attempt(lambda: api().job_history(20), "read the job history")
     if history is not None:
         st.subheader("Job history")
-        st.dataframe(
-            [
-                {
-                    "id": j["jobExecutionId"],
-                    "date": j["date"],
-                    "trigger": j["trigger"],
-                    "status": j["status"],
-                    "campaigns": j["campaignsTotal"],
-                    "failed": j["campaignsFailed"],
-                    "ms": j["durationMs"],
-                    "started": j["startedAt"],
-                }
-                for j in history
-            ],
-            hide_index=True,
-            use_container_width=True,
-        )
+        table(history, JOB_COLUMNS)
 
 
 job_panel()

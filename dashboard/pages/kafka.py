@@ -4,9 +4,33 @@ from __future__ import annotations
 
 import streamlit as st
 
-from dashboard.ui import api, attempt, recover_when_back
+from dashboard.ui import api, attempt, field, recover_when_back, table
 
 st.title("Kafka")
+PARTITION_COLUMNS = {
+    "partition": field("partition"),
+    "end offset": field("endOffset"),
+    "committed offset": field("committedOffset"),
+    "lag": field("lag"),
+    "status": field("status"),
+}
+WORKER_COLUMNS = {
+    "worker": field("workerId"),
+    "alive": field("alive"),
+    "state": field("state"),
+    "partitions": field("partitions"),
+    "decided": field("decidedTotal"),
+    "dead letters": field("deadLetteredTotal"),
+    "db retries": field("dbRetriesTotal"),
+    "heartbeat": field("heartbeatAt"),
+}
+DEAD_LETTER_COLUMNS = {
+    "offset": field("dlqOffset"),
+    "reason": field("reason"),
+    "source": lambda d: f"p{d['sourcePartition']}@{d['sourceOffset']}",
+    "value": lambda d: (d["value"] or "")[:120],
+    "replayed": field("replayed"),
+}
 
 
 @st.fragment(run_every=2)
@@ -19,69 +43,25 @@ def offsets_panel() -> None:
     cols[1].metric("Group state", view["groupState"] or "—")
     cols[2].metric("Total lag", f"{view['totalLag']:,}")
     cols[3].metric("Lag status", view["status"])
-    st.dataframe(
-        [
-            {
-                "partition": p["partition"],
-                "end offset": p["endOffset"],
-                "committed offset": p["committedOffset"],
-                "lag": p["lag"],
-                "status": p["status"],
-            }
-            for p in view["partitions"]
-        ],
-        hide_index=True,
-        use_container_width=True,
-    )
-    workers = attempt(lambda: api().call("GET", "/api/admin/workers"), "read the workers")
+    table(view["partitions"], PARTITION_COLUMNS)
+    workers = attempt(api().workers, "read the workers")
     if workers is not None:
         st.subheader("Workers")
-        st.dataframe(
-            [
-                {
-                    "worker": w["workerId"],
-                    "alive": w["alive"],
-                    "state": w["state"],
-                    "partitions": w["partitions"],
-                    "decided": w["decidedTotal"],
-                    "dead letters": w["deadLetteredTotal"],
-                    "db retries": w["dbRetriesTotal"],
-                    "heartbeat": w["heartbeatAt"],
-                }
-                for w in workers
-            ],
-            hide_index=True,
-            use_container_width=True,
-        )
+        table(workers, WORKER_COLUMNS)
 
 
 offsets_panel()
 
 st.header("Dead letters")
-dlq = attempt(lambda: api().call("GET", "/api/admin/dlq", params={"limit": 200}), "read the dead-letter topic")
+dlq = attempt(lambda: api().dead_letters(200), "read the dead-letter topic")
 if dlq is not None:
     letters = dlq["deadLetters"]
     pending = [d for d in letters if not d["replayed"]]
     st.caption(f"{dlq['topic']}: {len(letters)} recent, {len(pending)} not replayed")
     if letters:
-        st.dataframe(
-            [
-                {
-                    "offset": d["dlqOffset"],
-                    "reason": d["reason"],
-                    "source": f"p{d['sourcePartition']}@{d['sourceOffset']}",
-                    "value": (d["value"] or "")[:120],
-                    "replayed": d["replayed"],
-                }
-                for d in letters
-            ],
-            hide_index=True,
-            use_container_width=True,
-        )
+        table(letters, DEAD_LETTER_COLUMNS)
     if pending and st.button(f"Replay {len(pending)} pending dead letter(s)", key="replay"):
-        result = attempt(
-            lambda: api().call("POST", "/api/admin/dlq/replay", json={"allPending": True}), "replay the dead letters"
-        )
+        result = attempt(api().replay_pending, "replay the dead letters")
         if result is not None:
             st.success(f"{result['replayed']} dead letter(s) published again; the worker decides them like any other.")
     elif not letters:

@@ -9,14 +9,14 @@ import plotly.graph_objects as go
 import streamlit as st
 
 from dashboard.ui import api, attempt, pick_campaign, recover_when_back
-from fcfs.settings import Settings
+from fcfs.settings import get_settings
 
 LAG_WINDOW_S = 300
 COLORS = {"success": "#2ca02c", "fail": "#ff7f0e", "duplicate": "#7f7f7f"}
 
 
 def _times(points: list[dict[str, Any]]) -> list[dt.datetime]:
-    tz = Settings().tz
+    tz = get_settings().tz
     return [dt.datetime.fromtimestamp(p["ts"], dt.UTC).astimezone(tz) for p in points]
 
 

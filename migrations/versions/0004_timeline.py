@@ -1,9 +1,4 @@
-"""Per-second decision counts per campaign, and consumer-lag samples, for the live dashboard.
-
-Revision ID: 0004
-Revises: 0003
-Create Date: 2026-11-24
-"""
+"""Per-second decision counts per campaign, and consumer-lag samples, for the live dashboard."""
 
 from __future__ import annotations
 
@@ -12,8 +7,6 @@ from alembic import op
 
 revision = "0004"
 down_revision = "0003"
-branch_labels = None
-depends_on = None
 
 
 def upgrade() -> None:

@@ -7,10 +7,18 @@ from collections.abc import Iterator
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from fcfs.settings import Settings
+from fcfs.settings import Settings, get_settings
 from tests.support import ADMIN_TOKEN, ROOT, Api, Processes, free_port
 
 PAGES = ROOT / "dashboard" / "pages"
+
+
+@pytest.fixture(autouse=True)
+def fresh_settings() -> Iterator[None]:
+    """The pages read the process's settings once (`get_settings`): each test builds them from its own env."""
+    get_settings.cache_clear()
+    yield
+    get_settings.cache_clear()
 
 
 @pytest.fixture
@@ -18,6 +26,7 @@ def api(settings: Settings, processes: Processes, monkeypatch: pytest.MonkeyPatc
     api = processes.api(settings)
     monkeypatch.setenv("API_BASE_URL", api.base_url)
     monkeypatch.setenv("ADMIN_TOKEN", ADMIN_TOKEN)
+    get_settings.cache_clear()
     yield api
 
 
@@ -99,6 +108,7 @@ def test_analytics_and_kafka_pages_render(api: Api) -> None:
 @pytest.mark.parametrize("name", ["live", "control", "analytics", "kafka"])
 def test_pages_say_clearly_when_the_backend_is_down(name: str, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("API_BASE_URL", f"http://127.0.0.1:{free_port()}")
+    get_settings.cache_clear()
     at = page(name)
     assert not at.exception, at.exception
     assert any("backend is unreachable" in w.value for w in at.warning), [w.value for w in at.warning]

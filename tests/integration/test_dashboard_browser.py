@@ -14,6 +14,7 @@ from selenium import webdriver
 from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
 
+from backend.serve import api_command
 from fcfs.settings import Settings
 from tests.support import ADMIN_TOKEN, ROOT, Processes, free_port, settings_env, wait_until
 
@@ -159,7 +160,7 @@ def test_pages_recover_by_themselves_when_the_backend_comes_back(
 
     processes.start(  # the API comes up on the port the dashboard was told about
         "api",
-        [sys.executable, "-m", "uvicorn", "backend.main:app", "--host", "127.0.0.1", "--port", str(api_port)],
+        api_command(api_port),
         settings_env(settings, ADMIN_TOKEN=ADMIN_TOKEN),
     )
     wait_until(

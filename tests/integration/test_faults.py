@@ -12,7 +12,7 @@ from confluent_kafka import Consumer, TopicPartition
 from sqlalchemy import Engine, func, select
 
 from fcfs.db import make_engine
-from fcfs.kafka import admin_client, ensure_topics
+from fcfs.kafka import admin_client, ensure_topics, reader_config
 from fcfs.provision import ensure_database, migrate
 from fcfs.schema import participation_history
 from fcfs.settings import Settings
@@ -43,9 +43,7 @@ def _decided(engine: Engine, campaign_id: int) -> int:
 
 
 def _committed(settings: Settings) -> int:
-    consumer = Consumer(
-        {"bootstrap.servers": settings.kafka_bootstrap_servers, "group.id": settings.kafka_consumer_group}
-    )
+    consumer = Consumer(reader_config(settings, settings.kafka_consumer_group))
     try:
         return int(consumer.committed([TopicPartition(settings.kafka_topic, 0)], timeout=10)[0].offset)
     finally:

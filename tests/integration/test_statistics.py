@@ -10,8 +10,8 @@ from typing import Any
 import pytest
 from sqlalchemy import Engine, delete, select, text
 
-from batch.generate import generate_history
 from batch.scheduler import catch_up, days_to_catch_up
+from bench.generate import generate_history
 from fcfs.aggregation import JOB_NAME, aggregate_day, lock_name, prune_job_history
 from fcfs.days import local_today
 from fcfs.db import utcnow

@@ -5,7 +5,7 @@ dies down over the day, about 15% of them repeats by people who already clicked,
 rule as the worker (`fcfs.decision`), so counters, sell-out times and constraints hold as in real
 data. Rows are bulk-loaded with LOAD DATA LOCAL INFILE (multi-row INSERTs where the server refuses it).
 
-    python -m batch.generate --days 30 --campaigns-per-day 10 --rows 5000000 [--last-day YYYY-MM-DD]
+    python -m bench.generate --days 30 --campaigns-per-day 10 --rows 5000000 [--last-day YYYY-MM-DD]
 """
 
 from __future__ import annotations
@@ -30,7 +30,7 @@ from fcfs.decision import decide_batch
 from fcfs.schema import Outcome
 from fcfs.settings import get_settings
 
-log = logging.getLogger("batch.generate")
+log = logging.getLogger("bench.generate")
 EPOCH = dt.datetime(1970, 1, 1)
 STOCKS = (50, 100, 200, 500, 1000, 2000)
 REPEAT_SHARE = 0.15

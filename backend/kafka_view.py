@@ -6,9 +6,9 @@ import threading
 import uuid
 from typing import Any
 
-from confluent_kafka import Consumer, KafkaException
+from confluent_kafka import Consumer, KafkaException, TopicPartition
 
-from fcfs.kafka import admin_client, partition_lag
+from fcfs.kafka import admin_client, reader_config
 from fcfs.settings import Settings
 
 
@@ -23,13 +23,13 @@ class KafkaView:
 
     def _reader(self) -> Consumer:
         if self._consumer is None:
+            # the workers' group, to read its committed offsets; it never subscribes
             self._consumer = Consumer(
-                {
-                    "bootstrap.servers": self.settings.kafka_bootstrap_servers,
-                    "group.id": self.settings.kafka_consumer_group,  # to read its committed offsets; never subscribes
-                    "client.id": f"kafka-view-{uuid.uuid4().hex[:6]}",
-                    "enable.auto.commit": False,
-                }
+                reader_config(
+                    self.settings,
+                    self.settings.kafka_consumer_group,
+                    **{"client.id": f"kafka-view-{uuid.uuid4().hex[:6]}"},
+                )
             )
         return self._consumer
 
@@ -64,3 +64,16 @@ class KafkaView:
             if self._consumer is not None:
                 self._consumer.close()
                 self._consumer = None
+
+
+def partition_lag(consumer: Consumer, topic: str, timeout_s: float = 5.0) -> dict[int, tuple[int, int, int]]:
+    """Per partition of `topic`: (end offset, committed offset, lag) for the consumer's group."""
+    meta = consumer.list_topics(topic, timeout=timeout_s).topics[topic]
+    partitions = [TopicPartition(topic, p) for p in sorted(meta.partitions)]
+    committed = consumer.committed(partitions, timeout=timeout_s)
+    result: dict[int, tuple[int, int, int]] = {}
+    for tp in committed:
+        low, high = consumer.get_watermark_offsets(TopicPartition(topic, tp.partition), timeout=timeout_s, cached=False)
+        done = tp.offset if tp.offset >= 0 else low
+        result[tp.partition] = (high, done, max(high - done, 0))
+    return result
