@@ -171,8 +171,8 @@ def profile(pid: int, seconds: int, out: Path) -> None:
             n = int(count)
             frames = stack.split(";")
             samples += n
-            own[_short(frames[-1])] += n
-            for frame in set(map(_short, frames)):
+            own[_frame_label(frames[-1])] += n
+            for frame in set(map(_frame_label, frames)):
                 total[frame] += n
     lines = [
         "# Ingest profile — one API process under the Kafka load",
@@ -196,7 +196,7 @@ def profile(pid: int, seconds: int, out: Path) -> None:
     out.write_text("\n".join(lines))
 
 
-def _short(frame: str) -> str:
+def _frame_label(frame: str) -> str:
     """`func (path/to/file.py:12)` -> `func (file.py)`."""
     name, _, where = frame.partition(" (")
     file = where.rstrip(")").rsplit(":", 1)[0]
