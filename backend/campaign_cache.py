@@ -10,20 +10,42 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import math
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from sqlalchemy import Engine, select
 from starlette.concurrency import run_in_threadpool
 
+from fcfs.campaigns import CampaignStatus
 from fcfs.schema import campaign
 
 
 @dataclass(frozen=True, slots=True)
 class CampaignWindow:
+    """When a campaign takes part (stored naive UTC), with its bounds as epoch seconds for the hot path."""
+
     campaign_id: int
     starts_at: dt.datetime | None
     ends_at: dt.datetime | None
+    opens_s: float = field(init=False)
+    closes_s: float = field(init=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "opens_s", _epoch_s(self.starts_at, -math.inf))
+        object.__setattr__(self, "closes_s", _epoch_s(self.ends_at, math.inf))
+
+    def refusal(self, now_s: float) -> CampaignStatus | None:
+        """SCHEDULED or ENDED when the campaign takes no participation at `now_s` (as `window_refusal`)."""
+        if now_s < self.opens_s:
+            return CampaignStatus.SCHEDULED
+        if now_s >= self.closes_s:
+            return CampaignStatus.ENDED
+        return None
+
+
+def _epoch_s(value: dt.datetime | None, default: float) -> float:
+    return default if value is None else value.replace(tzinfo=dt.UTC).timestamp()
 
 
 class CampaignCache:
@@ -33,6 +55,10 @@ class CampaignCache:
         self._missing: dict[int, float] = {}
         self._miss_ttl_s = miss_ttl_s
         self._loading: dict[int, asyncio.Future[CampaignWindow | None]] = {}  # reads in flight
+
+    def cached(self, campaign_id: int) -> CampaignWindow | None:
+        """The window if this process knows the campaign already (no waiting)."""
+        return self._known.get(campaign_id)
 
     async def get(self, campaign_id: int) -> CampaignWindow | None:
         window = self._known.get(campaign_id)

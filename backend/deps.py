@@ -16,6 +16,7 @@ from sqlalchemy import Engine
 
 from backend.campaign_cache import CampaignCache
 from backend.errors import ApiError
+from backend.intake import Intake
 from backend.producer import AsyncProducer
 from fcfs.request_ids import RequestIdSigner
 from fcfs.settings import Settings
@@ -51,4 +52,5 @@ EngineDep = Annotated[Engine, Depends(_app_state("engine"))]
 ProducerDep = Annotated[AsyncProducer, Depends(_app_state("producer"))]
 SignerDep = Annotated[RequestIdSigner, Depends(_app_state("signer"))]
 CampaignCacheDep = Annotated[CampaignCache, Depends(_app_state("campaigns"))]
+IntakeDep = Annotated[Intake, Depends(_app_state("intake"))]
 AdminDep = Depends(require_admin)

@@ -23,8 +23,13 @@ def envelope(
     headers: dict[str, str] | None = None,
 ) -> Response:
     """Render the envelope with orjson (camelCase keys are the caller's job)."""
-    body = orjson.dumps({"success": error_code is None, "message": message, "errorCode": error_code, "data": data})
+    body = envelope_bytes(data, message, error_code)
     return Response(body, status_code=status_code, media_type="application/json", headers=headers)
+
+
+def envelope_bytes(data: Any = None, message: str = "OK", error_code: str | None = None) -> bytes:
+    """The envelope as JSON bytes: `{success, message, errorCode, data}`."""
+    return orjson.dumps({"success": error_code is None, "message": message, "errorCode": error_code, "data": data})
 
 
 class ApiError(Exception):

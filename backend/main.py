@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import AsyncIterator
 from concurrent.futures import ThreadPoolExecutor
@@ -11,13 +12,16 @@ from fastapi import FastAPI
 
 from backend.body_limit import BodyLimitMiddleware
 from backend.campaign_cache import CampaignCache
+from backend.door import ParticipationDoor
 from backend.errors import install_error_handlers
+from backend.intake import Intake
 from backend.kafka_view import KafkaView
 from backend.lag_sampler import LagSampler
-from backend.observability import RequestContextMiddleware, configure_logging, metrics_response
+from backend.observability import BATCHED, RequestContextMiddleware, configure_logging, metrics_response
 from backend.producer import AsyncProducer
 from backend.rate_limit import TokenBuckets
 from backend.routes import admin, batch, campaigns, health, operations, participation, stats
+from backend.serve import follow_server
 from fcfs.db import make_engine
 from fcfs.kafka import producer_config
 from fcfs.request_ids import RequestIdSigner
@@ -26,13 +30,15 @@ from fcfs.settings import Settings, get_settings
 log = logging.getLogger(__name__)
 
 
-def create_app(settings: Settings | None = None) -> FastAPI:
+def create_app(settings: Settings | None = None) -> ParticipationDoor:
+    """The FastAPI app behind the participation door (which serves the hot path itself)."""
     settings = settings or get_settings()
     settings.check_production_secrets()
     configure_logging()
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        follow_server()
         engine = make_engine(isolation_level="READ COMMITTED")
         app.state.settings = settings
         app.state.engine = engine
@@ -42,11 +48,17 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.state.batch_executor = ThreadPoolExecutor(max_workers=2, thread_name_prefix="aggregate")
         app.state.kafka_view = KafkaView(settings)
         app.state.rate_limiter = TokenBuckets(settings.participation_rate_limit, settings.participation_rate_burst)
+        app.state.intake = door.intake = Intake(
+            settings, app.state.producer, app.state.signer, app.state.campaigns, app.state.rate_limiter
+        )
         sampler = LagSampler(app.state.kafka_view, engine, settings.lag_sample_interval_s)
         sampler.start()
+        metrics_flusher = asyncio.create_task(BATCHED.flush_every(1.0))
         try:
             yield
         finally:
+            metrics_flusher.cancel()
+            BATCHED.flush()
             await sampler.stop()
             app.state.batch_executor.shutdown(wait=True, cancel_futures=False)
             app.state.kafka_view.close()
@@ -72,7 +84,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(stats.router)
     app.include_router(operations.router)
     app.include_router(health.router)
-    return app
+    door = ParticipationDoor(app, max_body_bytes=settings.max_body_bytes, noop=settings.bench_endpoints)
+    return door
 
 
 app = create_app()

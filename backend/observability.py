@@ -7,12 +7,15 @@ processes, set PROMETHEUS_MULTIPROC_DIR to an empty folder so `/metrics` sums th
 
 from __future__ import annotations
 
+import asyncio
+import bisect
 import contextvars
+import itertools
 import logging
 import os
 import re
 import time
-import uuid
+from collections.abc import Iterable
 
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram, generate_latest, multiprocess
 from starlette.requests import Request
@@ -36,6 +39,52 @@ PRODUCE_SECONDS = Histogram(
 PARTICIPATIONS = Counter("fcfs_participation_requests_total", "Participation requests by answer", ["answer"])
 
 
+class BatchedMetrics:
+    """Observations of the hot path, counted in plain Python and added to the Prometheus metrics in bulk.
+
+    With several server processes, Prometheus' multiprocess mode makes every observation a locked
+    write into a memory-mapped file: 6.8 µs for a histogram and 3.0 µs for a counter here, three of
+    them per participation request — as much as the rest of its Python code. Counted here instead
+    (~0.3 µs) and flushed once a second, or when /metrics is read. Used from the event loop only.
+    The bulk flush writes a histogram's bucket and sum values directly (prometheus_client keeps them
+    per bucket, not cumulated); tests/unit/test_batched_metrics.py checks that it renders exactly what
+    the same `observe()` calls render.
+    """
+
+    def __init__(self) -> None:
+        self._histograms: dict[Histogram, tuple[list[int], list[float]]] = {}
+        self._counters: dict[Counter, int] = {}
+
+    def observe(self, histogram: Histogram, value: float) -> None:
+        pending = self._histograms.get(histogram)
+        if pending is None:
+            pending = self._histograms[histogram] = ([0] * len(histogram._upper_bounds), [0.0])
+        pending[0][bisect.bisect_left(histogram._upper_bounds, value)] += 1
+        pending[1][0] += value
+
+    def inc(self, counter: Counter, amount: int = 1) -> None:
+        self._counters[counter] = self._counters.get(counter, 0) + amount
+
+    def flush(self) -> None:
+        histograms, self._histograms = self._histograms, {}
+        counters, self._counters = self._counters, {}
+        for histogram, (counts, total) in histograms.items():
+            for bucket, count in zip(histogram._buckets, counts, strict=True):
+                if count:
+                    bucket.inc(count)
+            histogram._sum.inc(total[0])
+        for counter, amount in counters.items():
+            counter.inc(amount)
+
+    async def flush_every(self, seconds: float = 1.0) -> None:
+        while True:
+            await asyncio.sleep(seconds)
+            self.flush()
+
+
+BATCHED = BatchedMetrics()
+
+
 class RequestIdFilter(logging.Filter):
     def filter(self, record: logging.LogRecord) -> bool:
         record.request_id = REQUEST_ID.get()
@@ -55,6 +104,35 @@ def configure_logging(level: int = logging.INFO) -> None:
             logger.propagate = False
 
 
+class _RequestIds:
+    """New request ids: a random prefix per process and a counter (no system call per request)."""
+
+    def __init__(self) -> None:
+        self.restart()
+
+    def restart(self) -> None:
+        self.prefix = os.urandom(5).hex()
+        self.counter = itertools.count(1)
+
+    def new(self) -> str:
+        return f"{self.prefix}{next(self.counter):06x}"
+
+
+_IDS = _RequestIds()
+os.register_at_fork(after_in_child=_IDS.restart)  # server worker processes forked after import: their own ids
+
+
+def request_id_of(headers: Iterable[tuple[bytes, bytes]]) -> str:
+    """The caller's `X-Request-ID` if it is a sane one, else a new id."""
+    for name, value in headers:
+        if name == b"x-request-id":
+            given = value.decode("latin-1")
+            if _SANE_ID.match(given):
+                return given
+            break
+    return _IDS.new()
+
+
 class RequestContextMiddleware:
     """Sets the request id, echoes it as `X-Request-ID`, and times the request by its route template."""
 
@@ -65,8 +143,7 @@ class RequestContextMiddleware:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        given = next((v.decode("latin-1") for k, v in scope["headers"] if k == b"x-request-id"), "")
-        request_id = given if _SANE_ID.match(given) else uuid.uuid4().hex[:16]
+        request_id = request_id_of(scope["headers"])
         token = REQUEST_ID.set(request_id)
         status = 500
         started = time.perf_counter()
@@ -88,8 +165,9 @@ class RequestContextMiddleware:
             REQUEST_ID.reset(token)
 
 
-def metrics_response(_: Request) -> Response:
+async def metrics_response(_: Request) -> Response:
     """Prometheus exposition of this process (or of all processes, in multiprocess mode)."""
+    BATCHED.flush()
     if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
         registry = CollectorRegistry()
         multiprocess.MultiProcessCollector(registry)  # type: ignore[no-untyped-call]

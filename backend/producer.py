@@ -1,18 +1,30 @@
-"""An asyncio face for the confluent-kafka producer: await a message until Kafka acknowledged it."""
+"""An asyncio face for the confluent-kafka producer: await a message until Kafka acknowledged it.
+
+One producer per process. A background thread polls the delivery reports and hands every report
+of one poll to each waiting event loop in a single `call_soon_threadsafe` (not one wake-up per
+message). librdkafka reports every message within `message.timeout.ms` (the produce timeout), with
+an error if it could not be delivered; an expiry sweep once a second is the safety net behind that
+promise, so no waiter ever hangs and no per-request timer is needed on the hot path.
+"""
 
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import logging
 import threading
+import time
 from collections import defaultdict
-from collections.abc import Callable, Sequence
+from collections.abc import Iterable
 from typing import Any
 
 from confluent_kafka import KafkaError, KafkaException, Message, Producer
 
 log = logging.getLogger(__name__)
+
+# A settled request: the loop that waits, its future, and the error Kafka reported (None: acknowledged).
+Settled = tuple[asyncio.AbstractEventLoop, "asyncio.Future[None]", str | None]
 
 
 class KafkaUnavailable(Exception):
@@ -20,17 +32,19 @@ class KafkaUnavailable(Exception):
 
 
 class AsyncProducer:
-    """One producer per process; a background thread serves its delivery reports."""
+    """Publishes messages and lets coroutines wait for Kafka's acknowledgement."""
 
     def __init__(self, config: dict[str, Any], timeout_s: float) -> None:
         self._producer = Producer(config)
         self._timeout_s = timeout_s
         self._running = True
-        # acknowledgements settled by a poll, handed to their event loops together after it
-        self._settled: list[tuple[asyncio.AbstractEventLoop, Callable[[], None]]] = []
+        self._settled: list[Settled] = []
         self._settled_lock = threading.Lock()
+        # futures in the order they were sent, with the moment they give up (deadlines only grow)
+        self._deadlines: collections.deque[tuple[float, asyncio.Future[None]]] = collections.deque()
         self._thread = threading.Thread(target=self._serve_reports, name="kafka-delivery", daemon=True)
         self._thread.start()
+        self._sweeper: asyncio.Task[None] | None = None
 
     def _serve_reports(self) -> None:
         while self._running:
@@ -38,21 +52,42 @@ class AsyncProducer:
             self._hand_over()
 
     def _hand_over(self) -> None:
-        """Wake each waiting event loop once for all the requests one poll settled, not once per message."""
+        """Wake each waiting event loop once for all the requests one poll settled."""
         with self._settled_lock:
             settled, self._settled = self._settled, []
-        by_loop: dict[asyncio.AbstractEventLoop, list[Callable[[], None]]] = defaultdict(list)
-        for loop, settle in settled:
-            by_loop[loop].append(settle)
-        for loop, settles in by_loop.items():
+        by_loop: dict[asyncio.AbstractEventLoop, list[Settled]] = defaultdict(list)
+        for item in settled:
+            by_loop[item[0]].append(item)
+        for loop, items in by_loop.items():
             with contextlib.suppress(RuntimeError):  # a loop that has closed: nobody waits any more
-                loop.call_soon_threadsafe(_run_all, settles)
+                loop.call_soon_threadsafe(_settle_all, items)
+
+    def _report(self, loop: asyncio.AbstractEventLoop, done: asyncio.Future[None], error: str | None) -> None:
+        with self._settled_lock:
+            self._settled.append((loop, done, error))
+
+    async def _sweep(self) -> None:
+        """Fail the waits that outlived the produce timeout by a second (only if a report never came)."""
+        while self._running:
+            await asyncio.sleep(1.0)
+            now = time.monotonic()
+            while self._deadlines and self._deadlines[0][0] <= now:
+                _, done = self._deadlines.popleft()
+                if not done.done():
+                    done.set_exception(KafkaUnavailable("no acknowledgement from Kafka in time"))
+
+    def _wait_for(self, done: asyncio.Future[None], extra_s: float = 0.0) -> None:
+        if self._sweeper is None or self._sweeper.done():
+            self._sweeper = asyncio.get_running_loop().create_task(self._sweep())
+        self._deadlines.append((time.monotonic() + self._timeout_s + 1.0 + extra_s, done))
 
     def close(self, timeout_s: float = 10.0) -> None:
         self._producer.flush(timeout_s)
         self._running = False
         self._thread.join(timeout=2)
         self._hand_over()
+        if self._sweeper is not None:
+            self._sweeper.cancel()
 
     def reachable(self, timeout_s: float = 2.0) -> bool:
         """Whether a broker answers a metadata request now (blocking; call from a thread)."""
@@ -64,53 +99,66 @@ class AsyncProducer:
 
     async def send(self, topic: str, key: bytes, value: bytes) -> None:
         """Publish one message; return once every in-sync replica has it, else raise KafkaUnavailable."""
-        await self.send_many(topic, [(key, value)])
-
-    async def send_many(self, topic: str, messages: Sequence[tuple[bytes, bytes]]) -> None:
-        """Publish messages in order; return once all are acknowledged, else raise KafkaUnavailable."""
         loop = asyncio.get_running_loop()
         done: asyncio.Future[None] = loop.create_future()
-        pending = len(messages)
-        failures: list[str] = []
-        lock = threading.Lock()
-
-        def settle() -> None:
-            if not done.done():
-                if failures:
-                    done.set_exception(KafkaUnavailable(failures[0]))
-                else:
-                    done.set_result(None)
+        report = self._report
 
         def on_delivery(err: KafkaError | None, _msg: Message) -> None:
-            nonlocal pending
+            report(loop, done, None if err is None else str(err))
+
+        try:
+            self._producer.produce(topic, value, key, on_delivery=on_delivery)
+        except BufferError:
+            raise KafkaUnavailable("the producer queue is full") from None
+        except KafkaException as exc:
+            raise KafkaUnavailable(str(exc)) from None
+        self._wait_for(done)
+        await done
+
+    async def send_many(self, topic: str, messages: Iterable[tuple[bytes, bytes]], count: int) -> None:
+        """Publish `count` messages in order; return once all are acknowledged, else raise KafkaUnavailable.
+
+        The messages are built and handed to the producer on a thread (a bulk of 100,000 takes about a
+        second of CPU), so the event loop keeps serving other requests meanwhile.
+        """
+        loop = asyncio.get_running_loop()
+        done: asyncio.Future[None] = loop.create_future()
+        pending = count
+        failed = False
+        lock = threading.Lock()
+
+        def on_delivery(err: KafkaError | None, _msg: Message) -> None:
+            nonlocal pending, failed
             with lock:
                 pending -= 1
-                if err is not None:
-                    failures.append(str(err))
-                finished = pending == 0 or (err is not None and len(failures) == 1)
-            if finished:
-                with self._settled_lock:
-                    self._settled.append((loop, settle))
+                first_failure = err is not None and not failed
+                failed = failed or err is not None
+                finished = pending == 0 and not failed
+            if first_failure or finished:
+                self._report(loop, done, None if err is None else str(err))
 
-        produce = self._producer.produce
-        for key, value in messages:
-            while True:
-                try:
-                    produce(topic, value, key, on_delivery=on_delivery)
-                    break
-                except BufferError:
-                    if len(messages) == 1:
-                        raise KafkaUnavailable("the producer queue is full") from None
-                    await asyncio.sleep(0.01)  # a bulk send waits for the queue to drain
-                except KafkaException as exc:
-                    raise KafkaUnavailable(str(exc)) from None
+        def publish_all() -> None:
+            produce = self._producer.produce
+            for key, value in messages:
+                while True:
+                    try:
+                        produce(topic, value, key, on_delivery=on_delivery)
+                        break
+                    except BufferError:
+                        time.sleep(0.01)  # the producer's queue is full: wait for it to drain
+
         try:
-            async with asyncio.timeout(self._timeout_s + 1 + len(messages) / 50_000):
-                await done
-        except TimeoutError:
-            raise KafkaUnavailable("no acknowledgement from Kafka in time") from None
+            await asyncio.to_thread(publish_all)
+        except KafkaException as exc:
+            raise KafkaUnavailable(str(exc)) from None
+        self._wait_for(done, extra_s=count / 50_000)
+        await done
 
 
-def _run_all(callbacks: list[Callable[[], None]]) -> None:
-    for callback in callbacks:
-        callback()
+def _settle_all(items: list[Settled]) -> None:
+    for _loop, done, error in items:
+        if not done.done():
+            if error is None:
+                done.set_result(None)
+            else:
+                done.set_exception(KafkaUnavailable(error))

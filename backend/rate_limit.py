@@ -8,7 +8,6 @@ from typing import Annotated
 
 from fastapi import Depends, Request
 
-from backend.deps import SettingsDep
 from backend.errors import ApiError
 
 
@@ -35,11 +34,10 @@ class TokenBuckets:
         return (1 - tokens) / self.rate
 
 
-async def limit_participation(request: Request, settings: SettingsDep) -> None:
-    if settings.participation_rate_limit <= 0:
+def check_rate(buckets: TokenBuckets, client: str) -> None:
+    """429 RATE_LIMITED, with the seconds to wait, when this client is over its rate (rate 0: no limit)."""
+    if buckets.rate <= 0:
         return
-    buckets: TokenBuckets = request.app.state.rate_limiter
-    client = request.client.host if request.client else "unknown"
     wait = buckets.take(client)
     if wait:
         raise ApiError(
@@ -48,6 +46,10 @@ async def limit_participation(request: Request, settings: SettingsDep) -> None:
             "too many participation requests from this client, slow down",
             headers={"Retry-After": str(max(1, math.ceil(wait)))},
         )
+
+
+async def limit_participation(request: Request) -> None:
+    check_rate(request.app.state.rate_limiter, request.client.host if request.client else "unknown")
 
 
 RateLimitDep = Annotated[None, Depends(limit_participation)]

@@ -1,22 +1,32 @@
 """Serve the API: `python -m backend [--host H] [--port P] [--workers N]` (defaults: API_HOST, API_PORT, API_WORKERS).
 
-The one command line that every launcher uses — the Procfile, Docker, the tests and the benchmarks:
-uvicorn on the asyncio loop (uvloop starves new connections under load, see
-docs/experiments/ingest-profile.md) with the httptools parser.
+The one command line that every launcher uses — the Procfile, Docker, the tests and the benchmarks.
+The server is granian (Rust HTTP server, BSD-3-Clause), ASGI interface, one process per worker: in
+the ingest benchmark it serves the participation door at several times uvicorn's rate on the
+same cores (docs/experiments/ingest.md). A worker that crashes is started again; a worker whose
+server process dies (even by SIGKILL) shuts down cleanly instead of serving on as an orphan.
 """
 
 from __future__ import annotations
 
 import argparse
+import ctypes
+import os
+import signal
 import sys
 
-import uvicorn
+from granian import Granian
+from granian.constants import Interfaces, Loops
+from granian.log import LogLevels
 
 from fcfs.settings import get_settings
 
+SERVER_PID = "FCFS_API_SERVER_PID"  # set by the server process, read by its workers
+PR_SET_PDEATHSIG = 1
+
 
 def api_command(
-    port: int, *, host: str = "127.0.0.1", workers: int = 1, loop: str = "asyncio", log_level: str = "info"
+    port: int, *, host: str = "127.0.0.1", workers: int = 1, loop: str = "auto", log_level: str = "info"
 ) -> list[str]:
     """The command line that serves the API with this interpreter (for tests and benchmarks)."""
     return [
@@ -36,23 +46,42 @@ def api_command(
     ]
 
 
+def follow_server() -> None:
+    """In a worker process: get SIGTERM (a clean shutdown) when the server process that forked it dies."""
+    server = os.environ.get(SERVER_PID)
+    if server is None or not sys.platform.startswith("linux"):
+        return
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+    if os.getppid() != int(server):  # it died before we asked
+        os.kill(os.getpid(), signal.SIGTERM)
+
+
 def main(argv: list[str] | None = None) -> None:
     settings = get_settings()
     parser = argparse.ArgumentParser(prog="python -m backend", description=__doc__)
     parser.add_argument("--host", default=settings.api_host)
     parser.add_argument("--port", type=int, default=settings.api_port)
     parser.add_argument("--workers", type=int, default=settings.api_workers, help="server processes")
-    parser.add_argument("--loop", choices=("asyncio", "uvloop"), default="asyncio")
-    parser.add_argument("--access-log", action="store_true", help="log every request")
-    parser.add_argument("--log-level", default="info")
-    args = parser.parse_args(argv)
-    uvicorn.run(
-        "backend.main:app",
-        host=args.host,
-        port=args.port,
-        workers=args.workers,
-        loop=args.loop,
-        http="httptools",
-        access_log=args.access_log,
-        log_level=args.log_level,
+    parser.add_argument(
+        "--loop", choices=("auto", "asyncio", "uvloop"), default="auto", help="event loop (auto: uvloop if installed)"
     )
+    parser.add_argument("--access-log", action="store_true", help="log every request")
+    parser.add_argument("--log-level", choices=[level.value for level in LogLevels], default="info")
+    args = parser.parse_args(argv)
+    os.environ[SERVER_PID] = str(os.getpid())
+    Granian(
+        "backend.main:app",
+        address=args.host,
+        port=args.port,
+        interface=Interfaces.ASGI,
+        workers=args.workers,
+        loop=Loops(args.loop),
+        websockets=False,
+        backlog=2048,
+        backpressure=settings.api_backpressure or None,
+        log_level=LogLevels(args.log_level),
+        log_access=args.access_log,
+        respawn_failed_workers=True,
+        workers_kill_timeout=30,
+    ).serve()

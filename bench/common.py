@@ -48,38 +48,45 @@ def fresh_database(name: str) -> str:
     return url
 
 
-@contextmanager
-def served_api(env: dict[str, str], workers: int = 1, loop: str = "asyncio") -> Iterator[tuple[str, str]]:
-    """Run the API in its own process(es) on a free port; yield (base URL, admin token)."""
+def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    token = secrets.token_urlsafe(16)
-    child_env = {**os.environ, **env, "ADMIN_TOKEN": token, "PYTHONPATH": str(ROOT)}
-    proc = subprocess.Popen(
-        api_command(port, workers=workers, loop=loop, log_level="warning"),
-        cwd=ROOT,
-        env=child_env,
-    )
+        return int(s.getsockname()[1])
+
+
+@contextmanager
+def served(command: list[str], env: dict[str, str], port: int) -> Iterator[str]:
+    """Run a server command until the block ends; yield its base URL once it answers HTTP."""
+    proc = subprocess.Popen(command, cwd=ROOT, env={**os.environ, **env, "PYTHONPATH": str(ROOT)})
     base = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + 60
         while True:
             try:
-                if httpx.get(f"{base}/health/live", timeout=1).status_code == 200:
-                    break
+                httpx.get(f"{base}/health/live", timeout=1)  # any answer will do: the server is up
+                break
             except httpx.TransportError:
                 pass
             if proc.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError("the API did not start")
+                raise RuntimeError(f"the server did not start: {' '.join(command)}")
             time.sleep(0.2)
-        yield base, token
+        yield base
     finally:
         proc.terminate()
         try:
             proc.wait(30)
         except subprocess.TimeoutExpired:
             proc.kill()
+
+
+@contextmanager
+def served_api(env: dict[str, str], workers: int = 1, loop: str = "auto") -> Iterator[tuple[str, str]]:
+    """Run the API (`python -m backend`) in its own process(es) on a free port; yield (base URL, admin token)."""
+    port = free_port()
+    token = secrets.token_urlsafe(16)
+    command = api_command(port, workers=workers, loop=loop, log_level="warning")
+    with served(command, {**env, "ADMIN_TOKEN": token}, port) as base:
+        yield base, token
 
 
 def percentile(values: Sequence[float], q: float) -> float:
@@ -154,7 +161,7 @@ def api_processes(base_url: str) -> list[psutil.Process]:
     found = listening_process(int(base_url.rsplit(":", 1)[1]))
     if found is None:
         raise RuntimeError(f"nothing listens at {base_url}")
-    while (parent := found.parent()) is not None and "backend" in parent.cmdline():
+    while (parent := found.parent()) is not None and {"backend", "granian", "uvicorn"} & set(parent.cmdline()):
         found = parent
     return [found, *found.children(recursive=True)]
 

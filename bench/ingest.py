@@ -1,30 +1,32 @@
-"""Ingest: 1,000 concurrent clients against POST /participation, next to a no-I/O endpoint of the same shape.
+"""Ingest: 1,000 concurrent clients against POST /participation, next to its baselines, in one run.
 
-One API server (uvicorn, `--workers` processes, the asyncio loop + httptools, one shared Kafka
-producer per process), started with `BENCH_ENDPOINTS=true` so that it also serves
-`POST /api/campaigns/{id}/participation-noop`: the same handler (campaign lookup, window check,
-request id, event serialised, same reply) without publishing. The load generator is vegeta (Go;
-built by `scripts/build-loadgen.sh`), closed loop: `-rate=0 -workers=C -max-workers=C`, every
-client sending its next request as soon as the last one is answered, each request a different
-user. Rounds alternate no-I/O and Kafka for `--duration` seconds each.
+Every server runs at once, each with `--workers` processes; rounds alternate between them, so each
+figure has its baselines measured minutes apart on the same machine:
 
-Checked every round: no errors (every answer 202), and every 202 of the Kafka endpoint is in the
-topic (the topic's end offsets grow by exactly the number of 202s). Reports requests/s, latency
-mean / p50 / p95 / p99, and the CPU seconds of the API processes and of the load generator; medians
-over the rounds go to docs/experiments/ingest.{md,json,png}. `--profile` also samples one API
-process with py-spy during a Kafka round and writes the hottest functions to ingest-profile.md.
-`--compare-loops N` first starts the server N times with each event loop (asyncio, uvloop) and
-sends the same cold burst (C new connections at once, 8 s): how many requests waited over 3 s.
+- `participation` — the product as shipped (`python -m backend`: granian, the participation door,
+  a durable 202 after `acks=all`, validation, signing, limits and metrics on);
+- `product no-I/O` — the same server's `participation-noop` (everything but the publishing);
+- `bare FastAPI`, `plain ASGI`, `durable ASGI` — the baselines of `bench/baselines.py` on the same
+  server: the framework alone, the server alone, and the minimal durable path (the ceiling);
+- with `--other-server`, the product and the durable callable on uvicorn as well.
 
-    python -m bench.ingest [--clients 1000] [--duration 30] [--rounds 3] [--workers 2] [--profile]
+Load: wrk (default) or vegeta, closed loop, every request a new user (`bench/loadgen.py`). Checked
+every round: no errors, and every 202 of the product is in Kafka — the topic's end offsets grow by
+exactly the number of 202s the product counted (`fcfs_participation_requests_total{answer="202"}`,
+summed over its processes); with vegeta also the client's count, and with `--check-ids` the request
+id of every 202 is looked up in the topic. Reports requests/s, latency, and CPU seconds per 1,000
+requests of the API processes and of the Kafka broker. `--drain-backlog N` then measures the
+product's intake while a worker drains an N-request backlog at full speed. Medians over the rounds
+go to docs/experiments/ingest.{md,json,png}; `--profile` samples an API process with py-spy during
+the first product round (docs/experiments/ingest-profile.md).
+
+    python -m bench.ingest [--clients 1000] [--duration 15] [--rounds 3] [--workers 2] [--load wrk|vegeta]
 """
 
 from __future__ import annotations
 
 import argparse
-import base64
-import json
-import shutil
+import os
 import statistics
 import subprocess
 import sys
@@ -32,207 +34,242 @@ import tempfile
 import threading
 import time
 import uuid
-from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import httpx
+import orjson
 import psutil
 from sqlalchemy import insert
 
+from backend.serve import api_command
 from bench.common import (
     EXPERIMENTS,
-    ROOT,
     api_processes,
     cpu_seconds_of,
+    free_port,
     fresh_database,
     heading,
+    listening_process,
     run_header,
     save_results,
-    served_api,
+    served,
 )
+from bench.loadgen import attack, profile
 from fcfs.db import make_engine, utcnow
-from fcfs.kafka import delete_topics, end_offsets, ensure_topics
+from fcfs.kafka import delete_topics, end_offsets, ensure_topics, read_topic
 from fcfs.schema import campaign
-from fcfs.settings import get_settings
+from fcfs.settings import Settings, get_settings
 
-ENDPOINTS = {"no-I/O": "participation-noop", "Kafka": "participation"}
-
-
-def vegeta_binary() -> str:
-    found = shutil.which("vegeta") or str(ROOT / ".tools" / "bin" / "vegeta")
-    if not Path(found).exists():
-        raise SystemExit("vegeta not found: run scripts/build-loadgen.sh")
-    return found
+PRODUCT = "participation"
+DURABLE = "durable ASGI"
 
 
-def py_spy_binary() -> str:
-    """py-spy from this interpreter's environment (it need not be activated), else from PATH."""
-    beside = Path(sys.executable).parent / "py-spy"
-    return str(beside) if beside.exists() else shutil.which("py-spy") or "py-spy"
+@dataclass(frozen=True)
+class Endpoint:
+    name: str
+    server: str  # granian | uvicorn
+    target: str  # the ASGI app
+    path: str
+    product: bool = False  # the product's own server (counts its 202s in /metrics)
 
 
-def write_targets(path: Path, url: str, users: int, first_user: int) -> None:
-    """One target per user (vegeta cycles through them): POST {"userId": n}."""
-    header = {"Content-Type": ["application/json"]}
-    with path.open("w") as f:
-        for user in range(first_user, first_user + users):
-            body = base64.b64encode(json.dumps({"userId": user}).encode()).decode()
-            f.write(json.dumps({"method": "POST", "url": url, "body": body, "header": header}) + "\n")
-
-
-def attack(
-    targets: Path, clients: int, duration_s: int, api: list[psutil.Process], raw: bool = False
-) -> dict[str, Any]:
-    """One closed-loop vegeta run; its report, and the CPU seconds the API and vegeta used."""
-    vegeta = vegeta_binary()
-    with tempfile.NamedTemporaryFile(suffix=".bin") as results:
-        cpu0 = cpu_seconds_of(api)
-        proc = subprocess.Popen(
-            [
-                vegeta,
-                "attack",
-                "-format=json",
-                f"-targets={targets}",
-                "-rate=0",
-                f"-workers={clients}",
-                f"-max-workers={clients}",
-                f"-duration={duration_s}s",
-                "-timeout=30s",
-                f"-output={results.name}",
-            ]
-        )
-        generator = psutil.Process(proc.pid)
-        generator_cpu = 0.0
-        while proc.poll() is None:
-            try:
-                t = generator.cpu_times()
-                generator_cpu = t.user + t.system
-            except psutil.NoSuchProcess:
-                break
-            time.sleep(0.2)
-        api_cpu = cpu_seconds_of(api) - cpu0
-        if proc.returncode != 0:
-            raise RuntimeError(f"vegeta attack exited with {proc.returncode}")
-        latencies = []
-        if raw:  # every request's latency, ms
-            csv = subprocess.run(
-                [vegeta, "encode", "-to=csv", results.name], capture_output=True, check=True, text=True
-            ).stdout
-            latencies = [int(line.split(",")[2]) / 1e6 for line in csv.splitlines() if line]
-        report = json.loads(
-            subprocess.run([vegeta, "report", "-type=json", results.name], capture_output=True, check=True).stdout
-        )
-    lat = report["latencies"]
-    codes = Counter({str(k): int(v) for k, v in report["status_codes"].items()})
-    return {
-        "requests": report["requests"],
-        "requests_per_s": round(report["throughput"]),
-        "latency_ms": {
-            k: round(lat[src] / 1e6, 1)
-            for k, src in (("mean", "mean"), ("p50", "50th"), ("p95", "95th"), ("p99", "99th"), ("max", "max"))
-        },
-        "status_codes": dict(codes),
-        "errors": sum(n for code, n in codes.items() if code != "202") + len(report.get("errors") or []),
-        "error_messages": (report.get("errors") or [])[:5],
-        "api_cpu_s": round(api_cpu, 1),
-        "loadgen_cpu_s": round(generator_cpu, 1),
-        "duration_s": round(report["duration"] / 1e9, 2),
-        "raw": latencies,
-    }
-
-
-def profile(pid: int, seconds: int, out: Path) -> None:
-    """Sample one API process with py-spy and write its hottest functions (own time and total time)."""
-    with tempfile.NamedTemporaryFile(suffix=".txt") as raw:
-        subprocess.run(
-            [
-                py_spy_binary(),
-                "record",
-                "--pid",
-                str(pid),
-                "--duration",
-                str(seconds),
-                "--format",
-                "raw",
-                "--output",
-                raw.name,
-                "--nonblocking",
-                "--gil",
-            ],
-            check=True,
-            capture_output=True,
-        )
-        own: Counter[str] = Counter()
-        total: Counter[str] = Counter()
-        samples = 0
-        for line in Path(raw.name).read_text().splitlines():
-            stack, _, count = line.rpartition(" ")
-            n = int(count)
-            frames = stack.split(";")
-            samples += n
-            own[_frame_label(frames[-1])] += n
-            for frame in set(map(_frame_label, frames)):
-                total[frame] += n
-    lines = [
-        "# Ingest profile — one API process under the Kafka load",
-        "",
-        f"py-spy `--gil`, {seconds} s, {samples:,} samples: only the thread holding the GIL is sampled, so the shares "
-        "are of the Python CPU time of the process.",
-        "",
-        "## Own time (where the process actually was)",
-        "",
-        "| share | function |",
-        "|---|---|",
-        *[f"| {n / samples:.1%} | `{f}` |" for f, n in own.most_common(25)],
-        "",
-        "## Total time (the function or anything it called)",
-        "",
-        "| share | function |",
-        "|---|---|",
-        *[f"| {n / samples:.1%} | `{f}` |" for f, n in total.most_common(40)],
-        "",
+def endpoints(other_server: bool) -> list[Endpoint]:
+    wanted = [
+        Endpoint(PRODUCT, "granian", "backend.main:app", "participation", product=True),
+        Endpoint("product no-I/O", "granian", "backend.main:app", "participation-noop", product=True),
+        Endpoint("bare FastAPI", "granian", "bench.baselines:bare_fastapi", "participation"),
+        Endpoint("plain ASGI", "granian", "bench.baselines:plain", "participation"),
+        Endpoint(DURABLE, "granian", "bench.baselines:durable", "participation"),
     ]
-    out.write_text("\n".join(lines))
+    if other_server:
+        wanted += [
+            Endpoint(f"{PRODUCT} (uvicorn)", "uvicorn", "backend.main:app", "participation", product=True),
+            Endpoint(f"{DURABLE} (uvicorn)", "uvicorn", "bench.baselines:durable", "participation"),
+        ]
+    return wanted
 
 
-def _frame_label(frame: str) -> str:
-    """`func (path/to/file.py:12)` -> `func (file.py)`."""
-    name, _, where = frame.partition(" (")
-    file = where.rstrip(")").rsplit(":", 1)[0]
-    return f"{name} ({'/'.join(Path(file).parts[-2:])})" if file else name
+def server_command(endpoint: Endpoint, port: int, workers: int) -> list[str]:
+    """How the server of an endpoint is started: the product exactly as shipped, the baselines alike."""
+    if endpoint.server == "granian" and endpoint.target == "backend.main:app":
+        return api_command(port, workers=workers, log_level="warning")
+    where = ["--host", "127.0.0.1", "--port", str(port), "--workers", str(workers), "--log-level", "warning"]
+    if endpoint.server == "granian":
+        return [sys.executable, "-m", "granian", "--interface", "asgi", "--no-ws", *where, endpoint.target]
+    return [sys.executable, "-m", "uvicorn", endpoint.target, *where, "--loop", "asyncio", "--http", "httptools"]
 
 
-def cold_bursts(args: argparse.Namespace, env: dict[str, str], campaign_id: int, times: int) -> dict[str, Any]:
-    """Fresh servers with each event loop, each hit by C new connections at once: the slow tail per loop."""
-    out: dict[str, Any] = {}
-    with tempfile.TemporaryDirectory() as tmp:
-        for i in range(times):
-            for loop in ("asyncio", "uvloop"):
-                with served_api(env, workers=args.workers, loop=loop) as (base, _token):
-                    targets = Path(tmp) / "cold.json"
-                    url = f"{base}/api/campaigns/{campaign_id}/participation-noop"
-                    write_targets(targets, url, 100_000, 20_000_000 + i * 100_000)
-                    rows = attack(targets, args.clients, 8, api_processes(base), raw=True)["raw"]
-                slow = [ms for ms in rows if ms > 3000]
-                run = {"requests": len(rows), "over_3s": len(slow), "max_ms": round(max(rows))}
-                print(f"cold burst {i + 1} {loop}: {run}", flush=True)
-                out.setdefault(loop, []).append(run)
-    return out
+@contextmanager
+def all_servers(
+    wanted: list[Endpoint], workers: int, env: dict[str, str], baseline_topic: str
+) -> Iterator[dict[tuple[str, str], str]]:
+    """Start one server per (server, app) and keep them all running; yield their base URLs.
+
+    Each server gets its own folder of multiprocess metrics, so its /metrics sums its own processes;
+    the baselines publish to a topic of their own (their messages are not participation events)."""
+    bases: dict[tuple[str, str], str] = {}
+    with ExitStack() as stack:
+        for e in wanted:
+            if (e.server, e.target) not in bases:
+                port = free_port()
+                metrics = stack.enter_context(tempfile.TemporaryDirectory())
+                command = server_command(e, port, workers)
+                server_env = {**env, "PROMETHEUS_MULTIPROC_DIR": metrics}
+                if not e.product:
+                    server_env["KAFKA_TOPIC"] = baseline_topic
+                bases[e.server, e.target] = stack.enter_context(served(command, server_env, port))
+        yield bases
+
+
+def accepted_count(base: str) -> int:
+    """The product's 202 answers so far, summed over its processes (multiprocess metrics)."""
+    for line in httpx.get(f"{base}/metrics", timeout=10).text.splitlines():
+        if line.startswith('fcfs_participation_requests_total{answer="202"}'):
+            return int(float(line.rsplit(" ", 1)[1]))
+    return 0
+
+
+def topic_size(settings: Settings, topic: str) -> int:
+    return sum(end_offsets(settings, topic).values())
+
+
+def baseline_topic(settings: Settings) -> str:
+    return f"{settings.kafka_topic}.baseline"
+
+
+def broker_process(settings: Settings) -> list[psutil.Process]:
+    """The local Kafka broker (for its CPU seconds), if it runs on this machine."""
+    port = int(settings.kafka_bootstrap_servers.split(",")[0].rsplit(":", 1)[1])
+    found = listening_process(port)
+    return [found] if found is not None else []
+
+
+def one_round(
+    args: argparse.Namespace,
+    e: Endpoint,
+    base: str,
+    settings: Settings,
+    campaign_id: int,
+    first_user: int,
+    profiling: bool,
+) -> dict[str, Any]:
+    url = f"{base}/api/campaigns/{campaign_id}/{e.path}"
+    api = api_processes(base)
+    broker = broker_process(settings)
+    topic = settings.kafka_topic if e.product else baseline_topic(settings)
+    topic_before, counted_before = topic_size(settings, topic), accepted_count(base) if e.product else 0
+    broker_before = cpu_seconds_of(broker)
+    profiler = None
+    if profiling:
+        result: dict[str, Any] = {}
+        profiler = threading.Thread(
+            target=lambda: result.update(profile(api[-1].pid, max(args.duration - 4, 3))), daemon=True
+        )
+        profiler.start()
+    run = attack(
+        url,
+        clients=args.clients,
+        duration_s=args.duration,
+        first_user=first_user,
+        watched=api,
+        tool=args.load,
+        collect_ids=args.check_ids and e.product,
+    )
+    run["broker_cpu_s"] = round(cpu_seconds_of(broker) - broker_before, 2)
+    if profiler is not None:
+        profiler.join()
+        run["profile"] = result
+    time.sleep(1)  # the last acknowledgements
+    run["in_kafka"] = topic_size(settings, topic) - topic_before
+    if e.product:
+        run["accepted_by_server"] = accepted_count(base) - counted_before
+    return run
+
+
+def check_ids_in_topic(settings: Settings, ids: list[str]) -> int:
+    """How many of these request ids are not in the topic."""
+    found = {orjson.loads(m.value() or b"{}").get("requestId") for m in read_topic(settings)}
+    return sum(1 for rid in ids if rid not in found)
+
+
+def drain_round(args: argparse.Namespace, settings: Settings, env: dict[str, str], campaign_id: int) -> dict[str, Any]:
+    """The product's intake while one worker drains a backlog of `--drain-backlog` requests at full speed.
+
+    A product server of its own on a fresh topic: the backlog is exactly the bulk load, then the
+    worker starts and the load begins as soon as it decides."""
+    drain = settings.model_copy(update={"kafka_topic": f"{settings.kafka_topic}.drain"})
+    ensure_topics(drain)
+    port = free_port()
+    env = {**env, "KAFKA_TOPIC": drain.kafka_topic, "WORKER_METRICS_PORT": "0", "KAFKA_CONSUMER_GROUP": "bench-drain"}
+    try:
+        with (
+            tempfile.TemporaryDirectory() as metrics,
+            served(
+                api_command(port, workers=args.workers, log_level="warning"),
+                {**env, "PROMETHEUS_MULTIPROC_DIR": metrics},
+                port,
+            ) as base,
+        ):
+            admin = {"Authorization": f"Bearer {env['ADMIN_TOKEN']}"}
+            with httpx.Client(base_url=base, headers=admin, timeout=120) as client:
+                left, user = args.drain_backlog, 500_000_000
+                while left:
+                    count = min(left, 100_000)
+                    body = {"campaignId": campaign_id, "count": count, "userIdStart": user}
+                    client.post("/api/admin/test/participate-bulk", json=body).raise_for_status()
+                    left, user = left - count, user + count
+            worker = subprocess.Popen([sys.executable, "-m", "worker"], env={**os.environ, **env})
+            try:
+                with httpx.Client(base_url=base, timeout=30) as client:
+                    status = f"/api/campaigns/{campaign_id}/status"
+
+                    def decided() -> int:
+                        return int(client.get(status).json()["data"]["totalParticipation"])
+
+                    before = decided()
+                    deadline = time.monotonic() + 60
+                    while decided() == before and time.monotonic() < deadline:
+                        time.sleep(0.2)  # until the worker is deciding
+                    start, t0 = decided(), time.monotonic()
+                    run = attack(
+                        f"{base}/api/campaigns/{campaign_id}/participation",
+                        clients=args.clients,
+                        duration_s=args.duration,
+                        first_user=900_000_000,
+                        watched=api_processes(base),
+                        tool=args.load,
+                    )
+                    run["worker_decided_per_s"] = round((decided() - start) / (time.monotonic() - t0))
+            finally:
+                worker.terminate()
+                worker.wait(60)
+    finally:
+        delete_topics(drain, [drain.kafka_topic, drain.dlq_topic])
+    return run
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--clients", type=int, default=1000)
-    parser.add_argument("--duration", type=int, default=30, help="seconds of each run")
-    parser.add_argument("--rounds", type=int, default=3, help="rounds of (no-I/O, Kafka)")
-    parser.add_argument("--workers", type=int, default=2, help="uvicorn worker processes")
+    parser.add_argument("--duration", type=int, default=15, help="seconds of each run")
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--workers", type=int, default=2, help="processes of every server")
+    parser.add_argument("--load", choices=("wrk", "vegeta"), default="wrk")
+    parser.add_argument("--other-server", action="store_true", help="also the product and the ceiling on uvicorn")
+    parser.add_argument("--only", nargs="*", help="only these endpoints (by name)")
+    parser.add_argument("--check-ids", action="store_true", help="look every 202's request id up in the topic")
+    parser.add_argument("--drain-backlog", type=int, default=0, help="intake while a worker drains N requests")
+    parser.add_argument("--profile", action="store_true", help="py-spy an API process in the first product round")
     parser.add_argument("--partitions", type=int, default=1)
-    parser.add_argument("--compare-loops", type=int, default=0, metavar="N", help="cold bursts per event loop")
-    parser.add_argument("--profile", action="store_true", help="sample an API process with py-spy (Kafka round 1)")
     parser.add_argument("--database", default="fcfs_bench_ingest")
     parser.add_argument("--out-dir", type=Path, default=EXPERIMENTS)
     args = parser.parse_args()
+    if args.check_ids and args.load != "vegeta":
+        parser.error("--check-ids needs --load vegeta (it records every answer)")
 
     suffix = uuid.uuid4().hex[:8]
     settings = get_settings().model_copy(
@@ -246,101 +283,119 @@ def main() -> None:
         ).inserted_primary_key[0]  # type: ignore[index]
     engine.dispose()
     ensure_topics(settings)
+    ensure_topics(settings.model_copy(update={"kafka_topic": baseline_topic(settings)}))
+    wanted = [e for e in endpoints(args.other_server) if not args.only or e.name in args.only]
+    runs: dict[str, list[dict[str, Any]]] = {e.name: [] for e in wanted}
+    drain: dict[str, Any] | None = None
+    token = uuid.uuid4().hex
     env = {
         "DATABASE_URL": database_url,
         "KAFKA_TOPIC": settings.kafka_topic,
         "KAFKA_TOPIC_PARTITIONS": str(args.partitions),
         "BENCH_ENDPOINTS": "true",
-        "PARTICIPATION_RATE_LIMIT": "0",
-        "LAG_SAMPLE_INTERVAL_S": "0",
+        "ADMIN_TOKEN": token,
+        "LAG_SAMPLE_INTERVAL_S": "0",  # a once-a-second job of every API process, not a cost per request
     }
-    runs: dict[str, list[dict[str, Any]]] = {name: [] for name in ENDPOINTS}
-    loops = cold_bursts(args, env, campaign_id, args.compare_loops) if args.compare_loops else {}
     try:
-        with served_api(env, workers=args.workers) as (base, _token), tempfile.TemporaryDirectory() as tmp:
-            api = api_processes(base)
-            targets = {}
-            for i, (name, path) in enumerate(ENDPOINTS.items()):
-                targets[name] = Path(tmp) / f"{path}.json"
-                write_targets(targets[name], f"{base}/api/campaigns/{campaign_id}/{path}", 200_000, 1 + i * 10_000_000)
+        with all_servers(wanted, args.workers, env, baseline_topic(settings)) as bases:
+            user = 1
             for round_ in range(args.rounds):
-                for name in ENDPOINTS:
-                    before = sum(end_offsets(settings).values())
-                    profiler = None
-                    if args.profile and round_ == 0 and name == "Kafka":
-                        profiler = threading.Thread(
-                            target=profile,
-                            args=(api[-1].pid, max(args.duration - 5, 3), args.out_dir / "ingest-profile.md"),
-                        )
-                        profiler.start()
-                    run = attack(targets[name], args.clients, args.duration, api)
-                    del run["raw"]
-                    if profiler is not None:
-                        profiler.join()
+                for e in wanted:
+                    profiling = args.profile and round_ == 0 and e.name == PRODUCT
+                    run = one_round(args, e, bases[e.server, e.target], settings, campaign_id, user, profiling)
+                    user += 10_000_000
+                    if run.get("accepted_ids"):
+                        run["accepted_ids_not_in_topic"] = check_ids_in_topic(settings, run["accepted_ids"])
+                        run["accepted_ids"] = len(run["accepted_ids"])
+                    print(f"round {round_ + 1} {e.name}: {_short(run)}", flush=True)
+                    runs[e.name].append(run)
                     time.sleep(1)
-                    run["in_kafka"] = sum(end_offsets(settings).values()) - before
-                    print(f"round {round_ + 1} {name}: {run}", flush=True)
-                    runs[name].append(run)
-                    time.sleep(2)
+        if args.drain_backlog:
+            drain = drain_round(args, settings, env, campaign_id)
+            print(f"while draining: {_short(drain)}", flush=True)
     finally:
-        delete_topics(settings, [settings.kafka_topic, settings.dlq_topic])
+        baseline = baseline_topic(settings)
+        delete_topics(settings, [settings.kafka_topic, settings.dlq_topic, baseline, f"{baseline}.dlq"])
 
-    median = {name: _median(rs) for name, rs in runs.items()}
-    kafka_runs = runs["Kafka"]
-    result = {
-        "experiment": "ingest: POST participation vs a no-I/O endpoint of the same shape",
-        **run_header(args),
-        "load_generator": {
-            "tool": "vegeta",
-            "mode": f"closed loop, -rate=0 -workers={args.clients} -max-workers={args.clients}, keep-alive, "
-            "one user per request",
-        },
-        "median": median,
-        "kafka_over_noop": round(median["Kafka"]["requests_per_s"] / max(median["no-I/O"]["requests_per_s"], 1), 2),
-        "errors": sum(r["errors"] for rs in runs.values() for r in rs),
-        "accepted_not_in_kafka": sum(r["status_codes"].get("202", 0) - r["in_kafka"] for r in kafka_runs),
-        "noop_in_kafka": sum(r["in_kafka"] for r in runs["no-I/O"]),
-        "cold_bursts_per_loop": loops,
-        "runs": runs,
-    }
+    result = summarise(args, runs, drain)
     save_results(args.out_dir, "ingest", result, report, chart)
+    profile_of = next((r["profile"] for r in runs.get(PRODUCT, []) if "profile" in r), None)
+    if profile_of is not None:
+        (args.out_dir / "ingest-profile.md").write_text("\n".join(profile_report(profile_of)))
+    m = result["median"]
     print(
-        f"Kafka {median['Kafka']['requests_per_s']:,.0f} req/s vs no-I/O {median['no-I/O']['requests_per_s']:,.0f} "
-        f"({result['kafka_over_noop']}x); errors {result['errors']}; "
-        f"accepted but not in Kafka {result['accepted_not_in_kafka']}"
+        "; ".join(f"{name} {m[name]['requests_per_s']:,.0f} req/s" for name in m)
+        + f"; errors {result['errors']}; accepted but not in Kafka {result['accepted_not_in_kafka']}"
     )
 
 
+def _short(run: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in run.items() if k != "profile"}
+
+
+def summarise(
+    args: argparse.Namespace, runs: dict[str, list[dict[str, Any]]], drain: dict[str, Any] | None
+) -> dict[str, Any]:
+    median = {name: _median(rs) for name, rs in runs.items()}
+    product_runs = [r for name, rs in runs.items() if name.startswith(PRODUCT) for r in rs]
+    ceiling = median.get(DURABLE, {}).get("requests_per_s")
+    return {
+        "experiment": "ingest: the participation endpoint next to its baselines",
+        **run_header(args),
+        "load_generator": {
+            "tool": args.load,
+            "mode": f"closed loop, {args.clients} connections, keep-alive, one new user per request",
+        },
+        "median": median,
+        "product_over_durable": round(median[PRODUCT]["requests_per_s"] / ceiling, 2)
+        if ceiling and PRODUCT in median
+        else None,
+        "errors": sum(r["errors"] for rs in runs.values() for r in rs),
+        "accepted_not_in_kafka": sum(r["accepted_by_server"] - r["in_kafka"] for r in product_runs),
+        "accepted_ids_not_in_topic": sum(r.get("accepted_ids_not_in_topic", 0) for r in product_runs),
+        "noop_in_kafka": sum(r["in_kafka"] for r in runs.get("product no-I/O", [])),
+        "while_draining": drain,
+        "runs": {name: [_short(r) for r in rs] for name, rs in runs.items()},
+    }
+
+
 def _median(runs: list[dict[str, Any]]) -> dict[str, Any]:
+    def per_1000(key: str) -> float:
+        return round(float(statistics.median(r[key] / max(r["requests"], 1) * 1000 for r in runs)), 4)
+
     return {
         "requests_per_s": statistics.median(r["requests_per_s"] for r in runs),
         "latency_ms": {k: statistics.median(r["latency_ms"][k] for r in runs) for k in runs[0]["latency_ms"]},
-        "api_cpu_s_per_1000": round(statistics.median(r["api_cpu_s"] / max(r["requests"], 1) * 1000 for r in runs), 4),
+        "api_cpu_s_per_1000": per_1000("api_cpu_s"),
+        "broker_cpu_s_per_1000": per_1000("broker_cpu_s"),
         "loadgen_cpu_s": statistics.median(r["loadgen_cpu_s"] for r in runs),
         "requests": statistics.median(r["requests"] for r in runs),
+        "errors": sum(r["errors"] for r in runs),
     }
 
 
 def chart(plt: Any, r: dict[str, Any]) -> Any:
-    """The result's chart, as a matplotlib figure."""
+    """Requests/s of every endpoint, and p50 / p99 latency."""
     m = r["median"]
-    names = list(ENDPOINTS)
-    fig, (left, right) = plt.subplots(1, 2, figsize=(10, 4.2), dpi=120)
-    bars = left.bar(names, [m[n]["requests_per_s"] for n in names], color=["#7f7f7f", "#1f77b4"])
-    left.bar_label(bars, labels=[f"{m[n]['requests_per_s']:,.0f}" for n in names])
-    left.set_ylabel("requests per second")
-    left.set_title(f"{r['settings']['clients']:,} concurrent clients")
-    stats = ["mean", "p50", "p95", "p99"]
-    for i, (n, color) in enumerate(zip(names, ["#7f7f7f", "#1f77b4"], strict=True)):
-        right.bar(
-            [x + (i - 0.5) * 0.4 for x in range(len(stats))],
-            [m[n]["latency_ms"][s] for s in stats],
+    names = list(m)
+    colors = ["#1f77b4" if n.startswith(PRODUCT) else "#7f7f7f" for n in names]
+    fig, (left, right) = plt.subplots(1, 2, figsize=(12, 4.6), dpi=120)
+    bars = left.barh(names, [m[n]["requests_per_s"] for n in names], color=colors)
+    left.bar_label(bars, labels=[f"{m[n]['requests_per_s']:,.0f}" for n in names], padding=3)
+    left.invert_yaxis()
+    left.set_xlabel("requests per second")
+    left.set_title(f"{r['settings']['clients']:,} concurrent clients, {r['machine']['cpus']} cores")
+    for i, stat in enumerate(("p50", "p99")):
+        right.barh(
+            [y + (i - 0.5) * 0.4 for y in range(len(names))],
+            [m[n]["latency_ms"][stat] for n in names],
             0.4,
-            color=color,
-            label=n,
+            label=stat,
+            color=["#aec7e8", "#1f77b4"][i],
         )
-    right.set_xticks(range(len(stats)), stats)
-    right.set_ylabel("latency, ms")
+    right.set_yticks(range(len(names)), names)
+    right.invert_yaxis()
+    right.set_xlabel("latency, ms")
     right.legend()
     right.set_title("Latency")
     return fig
@@ -351,73 +406,80 @@ def report(r: dict[str, Any]) -> list[str]:
     s, m = r["settings"], r["median"]
     lines = [
         *heading(
-            "Ingest — 1,000 concurrent clients against POST /participation",
+            "Ingest — the participation endpoint next to its baselines",
             "bench.ingest",
             r,
-            ["clients", "duration", "rounds", "workers"],
+            ["clients", "duration", "rounds", "workers", "load"],
         ),
-        f"Load: {r['load_generator']['tool']}, {r['load_generator']['mode']}, on the same machine.",
+        f"Load: {r['load_generator']['tool']}, {r['load_generator']['mode']}, on the same machine as every server, "
+        "the Kafka broker and the database.",
         "",
-        f"One API server with {s['workers']} uvicorn worker processes (asyncio loop, httptools), each with one "
-        "shared Kafka producer (`acks=all`, idempotent). The no-I/O endpoint runs the same handler without publishing. "
-        f"Rounds alternate the two endpoints, {s['duration']} s each; medians of {s['rounds']} rounds:",
+        f"Every server runs {s['workers']} processes; rounds alternate between the endpoints, {s['duration']} s "
+        f"each; medians of {s['rounds']} rounds. Ceiling: `durable ASGI` — a plain ASGI callable that produces "
+        "each request (`acks=all`, idempotent) and answers 202 after the delivery report.",
         "",
-        "| endpoint | requests/s | mean | p50 | p95 | p99 | API CPU s / 1,000 requests | load generator CPU s |",
-        "|---|---|---|---|---|---|---|---|",
+        "| endpoint | server | requests/s | vs ceiling | p50 | p99 | errors | API CPU s / 1,000 "
+        "| broker CPU s / 1,000 |",
+        "|---|---|---|---|---|---|---|---|---|",
     ]
-    for name in ENDPOINTS:
-        x = m[name]
+    ceiling = m.get(DURABLE, {}).get("requests_per_s")
+    for name, x in m.items():
         lat = x["latency_ms"]
+        server = "uvicorn" if "uvicorn" in name else "granian"
+        ratio = f"{x['requests_per_s'] / ceiling:.2f}" if ceiling else "—"
+        bold = "**" if name == PRODUCT else ""
         lines.append(
-            f"| {name} | **{x['requests_per_s']:,.0f}** | {lat['mean']} ms | {lat['p50']} ms | {lat['p95']} ms "
-            f"| {lat['p99']} ms | {x['api_cpu_s_per_1000']:.3f} | {x['loadgen_cpu_s']} |"
+            f"| {name} | {server} | {bold}{x['requests_per_s']:,.0f}{bold} | {ratio} | {lat['p50']} ms "
+            f"| {lat['p99']} ms | {x['errors']} | {x['api_cpu_s_per_1000']:.3f} | {x['broker_cpu_s_per_1000']:.3f} |"
         )
     lines += [
         "",
-        f"**The Kafka endpoint serves {r['kafka_over_noop']:.0%} of the no-I/O endpoint's requests/s.** "
-        f"Errors: {r['errors']}. Every 202 is in Kafka: the topic grew by exactly the number of 202 answers in every "
-        f"round (accepted but missing: {r['accepted_not_in_kafka']}).",
+        f"Errors: {r['errors']}. Every 202 of the product is in Kafka: in every round the topic grew by exactly the "
+        f"number of 202s the product counted (accepted but missing: {r['accepted_not_in_kafka']}"
+        + (
+            f"; request ids of 202s not found in the topic: {r['accepted_ids_not_in_topic']}"
+            if s.get("check_ids")
+            else ""
+        )
+        + ").",
         "",
+    ]
+    drain = r.get("while_draining")
+    if drain:
+        lines += [
+            f"While one worker drained a backlog of {s['drain_backlog']:,} requests: intake "
+            f"**{drain['requests_per_s']:,.0f} requests/s** (p99 {drain['latency_ms']['p99']} ms, errors "
+            f"{drain['errors']}), the worker deciding {drain['worker_decided_per_s']:,} requests/s meanwhile.",
+            "",
+        ]
+    lines += [
         "With C clients each waiting for its answer, latency ≈ C ÷ throughput: on 2 cores shared by the server, the "
-        "broker, the database and the load generator, 1,000 closed-loop clients cannot see a small mean latency "
-        "from any Python server; read the ratio to the no-I/O endpoint.",
-        "",
-        *_loops_markdown(r),
-    ]
-    return lines
-
-
-def _joined(values: Iterable[int]) -> str:
-    return ", ".join(f"{v:,}" for v in values)
-
-
-def _loops_markdown(r: dict[str, Any]) -> list[str]:
-    loops = r["cold_bursts_per_loop"]
-    if not loops:
-        return []
-    lines = [
-        "## Event loop: asyncio, not uvloop",
-        "",
-        f"A cold burst — a fresh server, {r['settings']['clients']:,} new connections at once, 8 s of closed-loop "
-        "load on the no-I/O endpoint — with each loop, alternating:",
-        "",
-        "| loop | requests (each burst) | requests answered after more than 3 s | slowest, ms |",
-        "|---|---|---|---|",
-    ]
-    for loop, bursts in loops.items():
-        lines.append(
-            f"| {loop} | {_joined(b['requests'] for b in bursts)} | {_joined(b['over_3s'] for b in bursts)} "
-            f"| {_joined(b['max_ms'] for b in bursts)} |"
-        )
-    lines += [
-        "",
-        "uvloop (libuv) accepts one connection per loop iteration; under load an iteration takes a few hundred ms, "
-        "so hundreds of new connections wait in the kernel's accept queue for seconds (seen with `ss -ltn`: ~600 "
-        "queued, draining at ~5 per second). The stock asyncio loop accepts the whole queue at once. A campaign's "
-        "opening second is exactly such a burst of new connections, so the API runs on the asyncio loop.",
+        "broker, the database and the load generator, read the ratios to the baselines.",
         "",
     ]
     return lines
+
+
+def profile_report(p: dict[str, Any]) -> list[str]:
+    return [
+        "# Ingest profile — one API process under the participation load",
+        "",
+        f"py-spy `--gil`, {p['seconds']} s, {p['samples']:,} samples: only the thread holding the GIL is sampled, so "
+        "the shares are of the Python CPU time of the process.",
+        "",
+        "## Own time (where the process actually was)",
+        "",
+        "| share | function |",
+        "|---|---|",
+        *[f"| {share:.1%} | `{f}` |" for f, share in p["own"]],
+        "",
+        "## Total time (the function or anything it called)",
+        "",
+        "| share | function |",
+        "|---|---|",
+        *[f"| {share:.1%} | `{f}` |" for f, share in p["total"]],
+        "",
+    ]
 
 
 if __name__ == "__main__":

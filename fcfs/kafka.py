@@ -155,3 +155,27 @@ def end_offsets(settings: Settings, topic: str | None = None) -> dict[int, int]:
         return {p: consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=10)[1] for p in meta.partitions}
     finally:
         consumer.close()
+
+
+def read_topic(settings: Settings, topic: str | None = None, timeout_s: float = 30) -> list[Any]:
+    """Every message of a topic, partition by partition, in log order."""
+    topic = topic or settings.kafka_topic
+    consumer = Consumer(reader_config(settings, "topic-reader"))
+    try:
+        meta = consumer.list_topics(topic, timeout=10).topics[topic]
+        messages: list[Any] = []
+        for p in sorted(meta.partitions):
+            low, high = consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=10)
+            if high <= low:
+                continue
+            consumer.assign([TopicPartition(topic, p, low)])
+            got: list[Any] = []
+            deadline = time.monotonic() + timeout_s
+            while len(got) < high - low and time.monotonic() < deadline:
+                got.extend(m for m in consumer.consume(10_000, 0.5) if not m.error())
+            if len(got) != high - low:
+                raise TimeoutError(f"read {len(got)} of {high - low} messages of {topic}[{p}]")
+            messages.extend(got)
+        return messages
+    finally:
+        consumer.close()

@@ -1,8 +1,11 @@
 """Request ids the API signs, so a status lookup can tell an id it never issued without a database read.
 
-An id is `<payload>.<signature>`, both base64url: the payload is a 6-byte millisecond timestamp,
-6 random bytes and the 8-byte userId (time-ordered, so the unique index grows at its end); the
-signature is an HMAC-SHA256 over the campaign id and the payload, cut to 12 bytes.
+An id is `<payload>.<signature>` (27 + 1 + 16 characters): the payload is a 6-byte millisecond
+timestamp, 6 random bytes and the 8-byte userId; the signature is an HMAC-SHA256 over the campaign
+id and the payload, cut to 12 bytes. Both are written in base64 with the alphabet in ASCII order
+(`-0-9A-Z_a-z`), so ids compared byte-wise sort in the order they were issued (to the millisecond:
+the timestamp comes first). Each id has exactly one spelling: any other text that decodes to the
+same bytes is not an id this system issued.
 """
 
 from __future__ import annotations
@@ -12,12 +15,18 @@ import binascii
 import hashlib
 import hmac
 import os
+import threading
 import time
-from dataclasses import dataclass
+from typing import NamedTuple
+
+_URLSAFE = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
+_SORTABLE = b"-0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ_abcdefghijklmnopqrstuvwxyz"
+_TO_SORTABLE = bytes.maketrans(_URLSAFE, _SORTABLE)
+_FROM_SORTABLE = bytes.maketrans(_SORTABLE, _URLSAFE)
+_RANDOM_POOL = 6 * 4096  # random bytes read from the kernel at once (one system call per 4,096 ids)
 
 
-@dataclass(frozen=True, slots=True)
-class IssuedRequest:
+class IssuedRequest(NamedTuple):
     request_id: str
     user_id: int
     issued_at_ms: int
@@ -27,34 +36,47 @@ class RequestIdSigner:
     """Issues and verifies request ids with one secret."""
 
     def __init__(self, secret: str) -> None:
-        self._key = hashlib.sha256(secret.encode()).digest()
+        self._mac = hmac.new(hashlib.sha256(secret.encode()).digest(), digestmod=hashlib.sha256)
+        self._random = b""
+        self._used = 0
+        self._lock = threading.Lock()  # the synchronous path issues ids from the API's thread pool
 
     def issue(self, campaign_id: int, user_id: int, now_ms: int | None = None) -> IssuedRequest:
         issued_at = int(time.time() * 1000) if now_ms is None else now_ms
-        payload = issued_at.to_bytes(6, "big") + os.urandom(6) + user_id.to_bytes(8, "big")
-        return IssuedRequest(f"{_b64(payload)}.{_b64(self._sign(campaign_id, payload))}", user_id, issued_at)
+        with self._lock:
+            if self._used >= len(self._random):
+                self._random, self._used = os.urandom(_RANDOM_POOL), 0
+            nonce = self._random[self._used : self._used + 6]
+            self._used += 6
+        payload = issued_at.to_bytes(6, "big") + nonce + user_id.to_bytes(8, "big")
+        request_id = f"{_encode(payload)}.{_encode(self._sign(campaign_id, payload))}"
+        return IssuedRequest(request_id, user_id, issued_at)
 
     def verify(self, campaign_id: int, request_id: str) -> IssuedRequest | None:
         """The request behind an id, or None when this system did not issue it for this campaign."""
         body, dot, signature = request_id.partition(".")
-        if not dot or len(body) != 27 or len(signature) != 16:
+        if not dot or len(body) != 27 or len(signature) != 16 or not request_id.isascii():
             return None
         try:
-            payload = _unb64(body)
-            given = _unb64(signature)
+            payload = _decode(body)
+            given = _decode(signature)
         except (binascii.Error, ValueError):
             return None
-        if len(payload) != 20 or not hmac.compare_digest(given, self._sign(campaign_id, payload)):
+        if len(payload) != 20 or _encode(payload) != body:  # one spelling per id
+            return None
+        if not hmac.compare_digest(given, self._sign(campaign_id, payload)):
             return None
         return IssuedRequest(request_id, int.from_bytes(payload[12:], "big"), int.from_bytes(payload[:6], "big"))
 
     def _sign(self, campaign_id: int, payload: bytes) -> bytes:
-        return hmac.new(self._key, campaign_id.to_bytes(8, "big") + payload, hashlib.sha256).digest()[:12]
+        mac = self._mac.copy()
+        mac.update(campaign_id.to_bytes(8, "big") + payload)
+        return mac.digest()[:12]
 
 
-def _b64(raw: bytes) -> str:
-    return base64.urlsafe_b64encode(raw).rstrip(b"=").decode()
+def _encode(raw: bytes) -> str:
+    return base64.urlsafe_b64encode(raw).rstrip(b"=").translate(_TO_SORTABLE).decode()
 
 
-def _unb64(text: str) -> bytes:
-    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+def _decode(text: str) -> bytes:
+    return base64.urlsafe_b64decode(text.encode().translate(_FROM_SORTABLE) + b"=" * (-len(text) % 4))

@@ -59,6 +59,8 @@ class Settings(BaseSettings):
     api_host: str = "127.0.0.1"
     api_port: int = Field(default=8000, ge=1, le=65535)
     api_workers: int = Field(default=2, ge=1)
+    # requests each API process works on at once (the rest wait in the server's queue); 0: the server's default
+    api_backpressure: int = Field(default=0, ge=0)
 
     lag_sample_interval_s: float = Field(default=1.0, ge=0)
     timezone: str = "Asia/Seoul"

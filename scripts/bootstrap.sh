@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Install what the system needs on a Debian machine: MariaDB (and, for the tests, docker-compose and
-# headless Chromium with its driver) from
+# Install what the system needs on a Debian machine: MariaDB (and, for the tests, docker-compose,
+# headless Chromium with its driver and the load generator wrk) from
 # Debian, a JDK and Maven for the Kafka broker, and the Python packages in .venv.
 #   scripts/bootstrap.sh [--dev]
 set -euo pipefail
@@ -14,6 +14,7 @@ if [[ ${1:-} == --dev ]]; then
   command -v docker-compose > /dev/null || want+=(docker-compose)
   command -v chromium > /dev/null || want+=(chromium)
   command -v chromedriver > /dev/null || want+=(chromium-driver)
+  command -v wrk > /dev/null || want+=(wrk)
 fi
 if ((${#want[@]})); then
   if [[ $(id -u) -ne 0 ]] || ! command -v apt-get > /dev/null; then

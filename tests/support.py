@@ -17,12 +17,10 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-from confluent_kafka import Consumer, TopicPartition
 from pydantic import SecretStr
 from sqlalchemy import Engine, func, select
 
 from backend.serve import api_command
-from fcfs.kafka import reader_config
 from fcfs.schema import Outcome, campaign, participation_history
 from fcfs.settings import Settings
 
@@ -205,29 +203,6 @@ def assert_counters_match_history(engine: Engine, campaign_id: int) -> dict[str,
     assert row.duplicate_count == counts["DUPLICATE"]
     assert row.current_stock == row.total_stock - counts["SUCCESS"] >= 0
     return counts
-
-
-def read_topic(settings: Settings, topic: str | None = None, timeout_s: float = 30) -> list[Any]:
-    """Every message of a topic, partition by partition, in log order."""
-    topic = topic or settings.kafka_topic
-    consumer = Consumer(reader_config(settings, "test-reader"))
-    try:
-        meta = consumer.list_topics(topic, timeout=10).topics[topic]
-        messages: list[Any] = []
-        for p in sorted(meta.partitions):
-            low, high = consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=10)
-            if high <= low:
-                continue
-            consumer.assign([TopicPartition(topic, p, low)])
-            got: list[Any] = []
-            deadline = time.monotonic() + timeout_s
-            while len(got) < high - low and time.monotonic() < deadline:
-                got.extend(m for m in consumer.consume(10_000, 0.5) if not m.error())
-            assert len(got) == high - low, f"read {len(got)} of {high - low} messages of {topic}[{p}]"
-            messages.extend(got)
-        return messages
-    finally:
-        consumer.close()
 
 
 def wait_until(predicate: Any, timeout_s: float, what: str, interval_s: float = 0.1) -> Any:

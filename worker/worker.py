@@ -251,6 +251,12 @@ class ParticipationWorker:
     def _dead_letter(self, letters: Sequence[DeadLetter]) -> None:
         """Publish messages that can never be decided to the DLQ (called before the batch commits)."""
         assert self._dlq is not None
-        for letter in letters:
-            log.warning("dead letter p%s@%s: %s", letter.source_partition, letter.source_offset, letter.reason)
+        first = letters[0]
+        log.warning(
+            "dead-lettering %d message(s) of the batch, the first p%s@%s: %s",
+            len(letters),
+            first.source_partition,
+            first.source_offset,
+            first.reason,
+        )  # one line per batch: a flood of bad messages must not flood the log
         publish_dead_letters(self._dlq, self.settings, letters)

@@ -19,9 +19,9 @@ from backend.deps import (
     SignerDep,
 )
 from backend.errors import ApiError, envelope
+from backend.intake import ensure_taking_part, new_request
 from backend.presenters import campaign_json
 from backend.producer import KafkaUnavailable
-from backend.routes.participation import ensure_taking_part, new_request
 from backend.schemas import BulkParticipationRequest, CampaignCreate
 from fcfs.db import utcnow
 from fcfs.events import MAX_USER_ID
@@ -78,12 +78,9 @@ async def participate_bulk(
     first = body.user_id_start or random.randrange(1, MAX_USER_ID - settings.bulk_max_count)
     if first + body.count - 1 > MAX_USER_ID:
         raise ApiError(422, "VALIDATION_ERROR", "userIdStart: the users would run past the largest userId")
-    messages = []
-    for user_id in range(first, first + body.count):
-        event = new_request(signer, body.campaign_id, user_id)
-        messages.append((event.key(), event.to_json()))
+    events = (new_request(signer, body.campaign_id, user) for user in range(first, first + body.count))
     try:
-        await producer.send_many(settings.kafka_topic, messages)
+        await producer.send_many(settings.kafka_topic, ((e.key(), e.to_json()) for e in events), body.count)
     except KafkaUnavailable as exc:
         raise ApiError(
             503, "KAFKA_UNAVAILABLE", f"bulk load not fully queued: {exc}", headers={"Retry-After": "1"}

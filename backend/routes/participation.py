@@ -5,21 +5,13 @@ from __future__ import annotations
 import time
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Path
+from fastapi import APIRouter, Path, Request
 from sqlalchemy import select
 from starlette.responses import Response
 
-from backend.campaign_cache import CampaignCache
-from backend.deps import (
-    CampaignCacheDep,
-    EngineDep,
-    ProducerDep,
-    SettingsDep,
-    SignerDep,
-)
+from backend.deps import EngineDep, IntakeDep, SignerDep
 from backend.errors import ApiError, campaign_not_found, envelope
-from backend.observability import PARTICIPATIONS, PRODUCE_SECONDS
-from backend.producer import KafkaUnavailable
+from backend.intake import closed, new_request, reply
 from backend.rate_limit import RateLimitDep
 from backend.schemas import (
     AcceptedParticipation,
@@ -29,9 +21,6 @@ from backend.schemas import (
     ParticipationState,
     SyncParticipation,
 )
-from fcfs.campaigns import CampaignStatus, window_refusal
-from fcfs.db import utcnow
-from fcfs.events import ParticipationEvent
 from fcfs.ledger import CampaignClosed, UnknownCampaign, decide_now
 from fcfs.request_ids import IssuedRequest, RequestIdSigner
 from fcfs.schema import participation_history
@@ -41,73 +30,22 @@ bench_router = APIRouter(prefix="/api/campaigns/{campaignId}", tags=["benchmark"
 CampaignIdPath = Annotated[CampaignId, Path(alias="campaignId")]
 
 
-def closed(campaign_id: int, refusal: CampaignStatus) -> ApiError:
-    """The answer to a request outside the campaign's window (sold out is not refused: it is a FAIL)."""
-    if refusal is CampaignStatus.SCHEDULED:
-        return ApiError(409, "CAMPAIGN_NOT_STARTED", f"campaign {campaign_id} has not started yet")
-    return ApiError(409, "CAMPAIGN_ENDED", f"campaign {campaign_id} has ended")
-
-
-async def ensure_taking_part(campaigns: CampaignCache, campaign_id: int) -> None:
-    """404 for an unknown campaign, 409 outside its window — from the cache, no database read per request."""
-    window = await campaigns.get(campaign_id)
-    if window is None:
-        raise campaign_not_found(campaign_id)
-    refusal = window_refusal(window.starts_at, window.ends_at, utcnow())
-    if refusal is not None:
-        raise closed(campaign_id, refusal)
-
-
-def new_request(signer: RequestIdSigner, campaign_id: int, user_id: int) -> ParticipationEvent:
-    """A participation request with a fresh signed id, as both paths record it."""
-    issued = signer.issue(campaign_id, user_id)
-    return ParticipationEvent(issued.request_id, campaign_id, user_id, issued.issued_at_ms)
-
-
-def reply(event: ParticipationEvent, status: str) -> dict[str, Any]:
-    return {"requestId": event.request_id, "campaignId": event.campaign_id, "userId": event.user_id, "status": status}
+def _client(request: Request) -> str:
+    return request.client.host if request.client else "unknown"
 
 
 @router.post(
     "/participation",
     status_code=202,
     summary="Take part (Kafka path): 202 once Kafka has the request",
+    description="Served by the participation door (backend/door.py) in front of the app, with the same contract.",
     responses={202: {"model": ApiResponse[AcceptedParticipation]}, 503: {"description": "Kafka unavailable; retry"}},
 )
 async def participate(
-    campaign_id: CampaignIdPath,
-    body: ParticipationRequest,
-    settings: SettingsDep,
-    producer: ProducerDep,
-    signer: SignerDep,
-    campaigns: CampaignCacheDep,
-    _limit: RateLimitDep,
+    campaign_id: CampaignIdPath, body: ParticipationRequest, intake: IntakeDep, request: Request
 ) -> Response:
-    event, data = await _accept(campaign_id, body, signer, campaigns)
-    started = time.perf_counter()
-    try:
-        await producer.send(settings.kafka_topic, event.key(), event.to_json())
-    except KafkaUnavailable as exc:
-        PARTICIPATIONS.labels("503").inc()
-        raise ApiError(
-            503,
-            "KAFKA_UNAVAILABLE",
-            f"the request could not be queued, retry: {exc}",
-            data={**data, "status": "NOT_ACCEPTED"},
-            headers={"Retry-After": "1"},
-        ) from None
-    PRODUCE_SECONDS.observe(time.perf_counter() - started)
-    PARTICIPATIONS.labels("202").inc()
+    data = await intake.accept(campaign_id, body.user_id, _client(request))
     return envelope(data, "participation request accepted", 202)
-
-
-async def _accept(
-    campaign_id: int, body: ParticipationRequest, signer: RequestIdSigner, campaigns: CampaignCache
-) -> tuple[ParticipationEvent, dict[str, Any]]:
-    """Everything the Kafka path does before publishing: the event to publish and the reply's data."""
-    await ensure_taking_part(campaigns, campaign_id)
-    event = new_request(signer, campaign_id, body.user_id)
-    return event, reply(event, "PENDING")
 
 
 @bench_router.post(
@@ -117,14 +55,9 @@ async def _accept(
     responses={202: {"model": ApiResponse[AcceptedParticipation]}},
 )
 async def participate_noop(
-    campaign_id: CampaignIdPath,
-    body: ParticipationRequest,
-    signer: SignerDep,
-    campaigns: CampaignCacheDep,
-    _limit: RateLimitDep,
+    campaign_id: CampaignIdPath, body: ParticipationRequest, intake: IntakeDep, request: Request
 ) -> Response:
-    event, data = await _accept(campaign_id, body, signer, campaigns)
-    event.to_json()  # serialised like a published event, then dropped
+    data = await intake.accept(campaign_id, body.user_id, _client(request), publish=False)
     return envelope(data, "participation request accepted (not queued: benchmark baseline)", 202)
 
 

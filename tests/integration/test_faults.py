@@ -12,7 +12,7 @@ from confluent_kafka import Consumer, TopicPartition
 from sqlalchemy import Engine, func, select
 
 from fcfs.db import make_engine
-from fcfs.kafka import admin_client, ensure_topics, reader_config
+from fcfs.kafka import admin_client, ensure_topics, read_topic, reader_config
 from fcfs.provision import ensure_database, migrate
 from fcfs.schema import participation_history
 from fcfs.settings import Settings
@@ -22,7 +22,6 @@ from tests.support import (
     assert_counters_match_history,
     free_ports,
     history_rows,
-    read_topic,
     stack_broker,
     stack_cluster,
     stack_database,

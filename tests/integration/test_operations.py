@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import threading
+import time
+
 import httpx
 import orjson
 from confluent_kafka import Producer
@@ -119,3 +122,30 @@ def test_workers_kafka_lag_and_metrics_are_visible(settings: Settings, database:
             if w["consumerGroup"] == settings.kafka_consumer_group
         ]
         assert stopped[0]["state"] == "STOPPED" and not stopped[0]["alive"]
+
+
+def test_a_bulk_load_does_not_hold_up_other_requests(settings: Settings, processes: Processes) -> None:
+    """100,000 requests are signed and handed to Kafka off the event loop: the process keeps answering."""
+    api = processes.api(settings)
+    campaign_id = api.create_campaign(total_stock=10)
+    slowest = 0.0
+    with httpx.Client(base_url=api.base_url, timeout=30) as probe, api.client(admin=True) as admin:
+        done = threading.Event()
+
+        def bulk() -> None:
+            body = {"campaignId": campaign_id, "count": 100_000}
+            assert admin.post("/api/admin/test/participate-bulk", json=body, timeout=120).status_code == 202
+            done.set()
+
+        worker = threading.Thread(target=bulk)
+        worker.start()
+        probes = 0
+        while not done.is_set():
+            started = time.perf_counter()
+            assert probe.get("/health/live").status_code == 200
+            slowest = max(slowest, time.perf_counter() - started)
+            probes += 1
+            time.sleep(0.05)
+        worker.join()
+    assert probes >= 5, "the bulk load was too quick to watch"
+    assert slowest < 0.5, f"a request waited {slowest:.2f} s behind the bulk load"

@@ -9,8 +9,9 @@ import httpx
 import orjson
 from sqlalchemy import Engine
 
+from fcfs.kafka import read_topic
 from fcfs.settings import Settings
-from tests.support import Processes, assert_counters_match_history, history_rows, read_topic
+from tests.support import Processes, assert_counters_match_history, history_rows
 
 
 async def _participate(api_client: httpx.AsyncClient, campaign_id: int, users: list[int]) -> list[httpx.Response]:

@@ -7,9 +7,9 @@ from confluent_kafka import Producer
 from sqlalchemy import Engine
 
 from fcfs.events import ParticipationEvent
-from fcfs.kafka import producer_config
+from fcfs.kafka import producer_config, read_topic
 from fcfs.settings import Settings
-from tests.support import Processes, assert_counters_match_history, history_rows, read_topic, wait_until
+from tests.support import Processes, assert_counters_match_history, history_rows, wait_until
 
 
 def test_poison_messages_go_to_the_dlq_once_and_valid_ones_are_decided(

@@ -7,8 +7,9 @@ import time
 import orjson
 from sqlalchemy import Engine
 
+from fcfs.kafka import read_topic
 from fcfs.settings import Settings
-from tests.support import Processes, assert_counters_match_history, history_counts, history_rows, read_topic, wait_until
+from tests.support import Processes, assert_counters_match_history, history_counts, history_rows, wait_until
 
 
 def test_sigkill_mid_run_loses_nothing_and_counts_nothing_twice(

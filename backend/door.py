@@ -1,0 +1,148 @@
+"""The participation door: `POST /api/campaigns/{id}/participation` served in front of the FastAPI app.
+
+The hot path is the one endpoint a crowd hits at once, so it is served by a plain ASGI handler
+that skips the framework's per-request machinery (routing, dependency solving, model building,
+middleware wrappers) — measured in docs/experiments/ingest.md. It keeps everything the framework
+path does: the body limit (413), the same validation and error envelope and codes, the rate limit,
+the campaign window, `X-Request-ID`, the request-duration metric and logs carrying the request id.
+Every other request goes to the FastAPI app, which also declares this route for the OpenAPI document.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import time
+from typing import Any
+
+import orjson
+from prometheus_client.metrics import Histogram
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from backend.errors import ApiError, envelope_bytes
+from backend.intake import Intake
+from backend.observability import BATCHED, HTTP_SECONDS, REQUEST_ID, request_id_of
+from fcfs.events import MAX_CAMPAIGN_ID, MAX_USER_ID
+
+log = logging.getLogger(__name__)
+
+PATH = re.compile(r"/api/campaigns/([^/]*)/(participation|participation-noop)")
+ROUTES = {
+    "participation": "/api/campaigns/{campaignId}/participation",
+    "participation-noop": "/api/campaigns/{campaignId}/participation-noop",
+}
+ACCEPTED_MESSAGE = {
+    "participation": "participation request accepted",
+    "participation-noop": "participation request accepted (not queued: benchmark baseline)",
+}
+JSON = (b"content-type", b"application/json")
+
+
+class ParticipationDoor:
+    """An ASGI app: the participation endpoints itself, everything else by the wrapped app."""
+
+    def __init__(self, app: ASGIApp, intake: Intake | None = None, *, max_body_bytes: int, noop: bool) -> None:
+        self.app = app
+        self.intake = intake  # set at start-up, once the producer exists
+        self.max_body_bytes = max_body_bytes
+        self.endpoints = set(ROUTES) if noop else {"participation"}
+        self._timers: dict[tuple[str, int], Histogram] = {}
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and scope["method"] == "POST":
+            match = PATH.fullmatch(scope["path"])
+            if match is not None and match[2] in self.endpoints:
+                await self._serve(scope, receive, send, match[1], match[2])
+                return
+        await self.app(scope, receive, send)
+
+    async def _serve(self, scope: Scope, receive: Receive, send: Send, campaign: str, endpoint: str) -> None:
+        """One request, start to end, in one coroutine (every extra layer costs on this path)."""
+        started = time.perf_counter()
+        request_id = request_id_of(scope["headers"])
+        extra: dict[str, str] | None = None
+        try:
+            message = await receive()
+            body = message.get("body", b"")
+            if message.get("more_body", False) or len(body) > self.max_body_bytes:
+                body = await read_rest(receive, body, self.max_body_bytes)
+            campaign_id = parse_campaign_id(campaign)
+            user_id = parse_user_id(body)
+            client = scope["client"][0] if scope.get("client") else "unknown"
+            assert self.intake is not None, "the door serves only after start-up"
+            data = await self.intake.accept(campaign_id, user_id, client, publish=endpoint == "participation")
+            status, answer = 202, envelope_bytes(data, ACCEPTED_MESSAGE[endpoint])
+        except ApiError as exc:
+            status, answer, extra = exc.status_code, envelope_bytes(exc.data, exc.message, exc.error_code), exc.headers
+        except Exception:
+            token = REQUEST_ID.set(request_id)
+            log.exception("unhandled error on POST %s", scope["path"])
+            REQUEST_ID.reset(token)
+            status, answer = 500, envelope_bytes(None, "internal error", "INTERNAL_ERROR")
+        headers = [JSON, (b"content-length", b"%d" % len(answer)), (b"x-request-id", request_id.encode())]
+        if extra:
+            headers += [(k.lower().encode(), v.encode()) for k, v in extra.items()]
+        await send({"type": "http.response.start", "status": status, "headers": headers})
+        await send({"type": "http.response.body", "body": answer})
+        timer = self._timers.get((endpoint, status))
+        if timer is None:
+            timer = self._timers[endpoint, status] = HTTP_SECONDS.labels("POST", ROUTES[endpoint], str(status))
+        BATCHED.observe(timer, time.perf_counter() - started)
+
+
+async def read_rest(receive: Receive, first: bytes, limit: int) -> bytes:
+    """The rest of a body sent in several parts; 413 PAYLOAD_TOO_LARGE past `limit` bytes."""
+    chunks = [first]
+    size = len(first)
+    while True:
+        if size > limit:
+            raise too_large(limit)
+        message = await receive()
+        if message["type"] != "http.request":  # the client went away
+            raise ApiError(400, "BAD_REQUEST", "the request body was not received")
+        chunk = message.get("body", b"")
+        chunks.append(chunk)
+        size += len(chunk)
+        if not message.get("more_body", False):
+            if size > limit:
+                raise too_large(limit)
+            return b"".join(chunks)
+
+
+def too_large(limit: int) -> ApiError:
+    return ApiError(413, "PAYLOAD_TOO_LARGE", f"request body larger than {limit} bytes")
+
+
+def invalid(field: str, problem: str) -> ApiError:
+    """422 VALIDATION_ERROR in the shape every other endpoint uses."""
+    return ApiError(
+        422, "VALIDATION_ERROR", f"{field}: {problem}", data={"errors": [{"field": field, "problem": problem}]}
+    )
+
+
+def parse_campaign_id(text: str) -> int:
+    if not (text.isascii() and text.isdigit()) or len(text) > 19 or not 1 <= int(text) <= MAX_CAMPAIGN_ID:
+        raise invalid("campaignId", f"Input should be an integer from 1 to {MAX_CAMPAIGN_ID}")
+    return int(text)
+
+
+def parse_user_id(body: bytes) -> int:
+    """The `userId` of a body `{"userId": <integer from 1 to 2^53 - 1>}`, nothing else in it."""
+    if not body:
+        raise invalid("body", "Field required")
+    try:
+        doc: Any = orjson.loads(body)
+    except orjson.JSONDecodeError:
+        raise ApiError(400, "INVALID_JSON", "request body is not valid JSON", data={"errors": []}) from None
+    if type(doc) is not dict:
+        raise invalid("body", "Input should be an object")
+    if "userId" not in doc:
+        raise invalid("userId", "Field required")
+    if len(doc) > 1:
+        raise invalid(next(k for k in doc if k != "userId"), "Extra inputs are not permitted")
+    user_id = doc["userId"]
+    if type(user_id) is not int:
+        raise invalid("userId", "Input should be a valid integer")
+    if not 1 <= user_id <= MAX_USER_ID:
+        raise invalid("userId", f"Input should be an integer from 1 to {MAX_USER_ID}")
+    return user_id

@@ -1,0 +1,102 @@
+"""Taking part through Kafka, the system's hot path: check, sign, publish, answer once Kafka has it.
+
+`Intake.accept` is the whole decision of the door for one request; the participation door
+(`backend/door.py`) calls it for every request, and the declared FastAPI route calls the same.
+Everything it needs is in memory: the campaign's window from the cache, the rate limiter's buckets,
+the request-id key, the shared producer.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from backend.campaign_cache import CampaignCache, CampaignWindow
+from backend.errors import ApiError, campaign_not_found
+from backend.observability import BATCHED, PARTICIPATIONS, PRODUCE_SECONDS
+from backend.producer import AsyncProducer, KafkaUnavailable
+from backend.rate_limit import TokenBuckets, check_rate
+from fcfs.campaigns import CampaignStatus
+from fcfs.events import ParticipationEvent
+from fcfs.request_ids import RequestIdSigner
+from fcfs.settings import Settings
+
+ACCEPTED = PARTICIPATIONS.labels("202")
+REFUSED = PARTICIPATIONS.labels("503")
+
+
+def closed(campaign_id: int, refusal: CampaignStatus) -> ApiError:
+    """The answer to a request outside the campaign's window (sold out is not refused: it is a FAIL)."""
+    if refusal is CampaignStatus.SCHEDULED:
+        return ApiError(409, "CAMPAIGN_NOT_STARTED", f"campaign {campaign_id} has not started yet")
+    return ApiError(409, "CAMPAIGN_ENDED", f"campaign {campaign_id} has ended")
+
+
+def ensure_open(window: CampaignWindow | None, campaign_id: int) -> None:
+    """404 for an unknown campaign, 409 outside its window."""
+    if window is None:
+        raise campaign_not_found(campaign_id)
+    refusal = window.refusal(time.time())
+    if refusal is not None:
+        raise closed(campaign_id, refusal)
+
+
+async def ensure_taking_part(campaigns: CampaignCache, campaign_id: int) -> None:
+    """`ensure_open` with the window from the cache (a database read only the first time)."""
+    ensure_open(campaigns.cached(campaign_id) or await campaigns.get(campaign_id), campaign_id)
+
+
+def new_request(signer: RequestIdSigner, campaign_id: int, user_id: int) -> ParticipationEvent:
+    """A participation request with a fresh signed id, as every path records it."""
+    issued = signer.issue(campaign_id, user_id)
+    return ParticipationEvent(issued.request_id, campaign_id, user_id, issued.issued_at_ms)
+
+
+def reply(event: ParticipationEvent, status: str) -> dict[str, Any]:
+    return {"requestId": event.request_id, "campaignId": event.campaign_id, "userId": event.user_id, "status": status}
+
+
+@dataclass
+class Intake:
+    """The participation path's state: one per API process, built at start-up."""
+
+    settings: Settings
+    producer: AsyncProducer
+    signer: RequestIdSigner
+    campaigns: CampaignCache
+    rate_limiter: TokenBuckets
+
+    @property
+    def topic(self) -> str:
+        return self.settings.kafka_topic
+
+    async def accept(self, campaign_id: int, user_id: int, client: str, publish: bool = True) -> dict[str, Any]:
+        """Admit one request: the reply's data once Kafka has it; ApiError (429, 404, 409, 503) otherwise.
+
+        `publish=False` does everything but the publishing (the benchmarks' no-I/O baseline).
+        This is the hottest code of the system: every step is in memory, nothing is built twice.
+        """
+        if self.rate_limiter.rate > 0:
+            check_rate(self.rate_limiter, client)
+        ensure_open(self.campaigns.cached(campaign_id) or await self.campaigns.get(campaign_id), campaign_id)
+        event = new_request(self.signer, campaign_id, user_id)
+        value = event.to_json()
+        data = reply(event, "PENDING")
+        if not publish:
+            return data
+        started = time.perf_counter()
+        try:
+            await self.producer.send(self.topic, event.key(), value)
+        except KafkaUnavailable as exc:
+            BATCHED.inc(REFUSED)
+            raise ApiError(
+                503,
+                "KAFKA_UNAVAILABLE",
+                f"the request could not be queued, retry: {exc}",
+                data={**data, "status": "NOT_ACCEPTED"},
+                headers={"Retry-After": "1"},
+            ) from None
+        BATCHED.observe(PRODUCE_SECONDS, time.perf_counter() - started)
+        BATCHED.inc(ACCEPTED)
+        return data
