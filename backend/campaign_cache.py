@@ -1,6 +1,6 @@
 """Campaign windows cached in the API process, so the participation hot path needs no database read.
 
-A campaign's id, start and end never change after creation, so a known campaign stays cached; an
+A campaign's id, start, end and mode never change after creation, so a known campaign stays cached; an
 unknown id is remembered for a moment only, so a campaign created since is found at once after.
 Concurrent misses for one id share one database read: a campaign's first second is a burst of
 requests that all miss at once (1,000 separate reads made the first answers wait seconds).
@@ -18,7 +18,7 @@ from sqlalchemy import Engine, select
 from starlette.concurrency import run_in_threadpool
 
 from fcfs.campaigns import CampaignStatus
-from fcfs.schema import campaign
+from fcfs.schema import Channel, campaign
 
 
 @dataclass(frozen=True, slots=True)
@@ -28,6 +28,7 @@ class CampaignWindow:
     campaign_id: int
     starts_at: dt.datetime | None
     ends_at: dt.datetime | None
+    mode: Channel = Channel.KAFKA
     opens_s: float = field(init=False)
     closes_s: float = field(init=False)
 
@@ -90,6 +91,8 @@ class CampaignCache:
     def _load(self, campaign_id: int) -> CampaignWindow | None:
         with self._engine.connect() as conn:
             row = conn.execute(
-                select(campaign.c.id, campaign.c.starts_at, campaign.c.ends_at).where(campaign.c.id == campaign_id)
+                select(campaign.c.id, campaign.c.starts_at, campaign.c.ends_at, campaign.c.mode).where(
+                    campaign.c.id == campaign_id
+                )
             ).first()
-        return None if row is None else CampaignWindow(row.id, row.starts_at, row.ends_at)
+        return None if row is None else CampaignWindow(row.id, row.starts_at, row.ends_at, row.mode)

@@ -50,6 +50,12 @@ def campaign_not_found(campaign_id: int) -> ApiError:
     return ApiError(404, "CAMPAIGN_NOT_FOUND", f"campaign {campaign_id} does not exist")
 
 
+def wrong_channel(campaign_id: int, mode: str) -> ApiError:
+    """I7: a campaign takes part through one door only, so neither path can overtake the other's requests."""
+    door = "POST …/participation-sync" if mode == "SYNC" else "POST …/participation"
+    return ApiError(409, "WRONG_CHANNEL", f"campaign {campaign_id} takes part through {door} ({mode} mode)")
+
+
 _HTTP_CODES = {
     400: "BAD_REQUEST",
     401: "UNAUTHORIZED",

@@ -13,13 +13,14 @@ from dataclasses import dataclass
 from typing import Any
 
 from backend.campaign_cache import CampaignCache, CampaignWindow
-from backend.errors import ApiError, campaign_not_found
+from backend.errors import ApiError, campaign_not_found, wrong_channel
 from backend.observability import BATCHED, PARTICIPATIONS, PRODUCE_SECONDS
 from backend.producer import AsyncProducer, KafkaUnavailable
 from backend.rate_limit import TokenBuckets, check_rate
 from fcfs.campaigns import CampaignStatus
 from fcfs.events import ParticipationEvent
 from fcfs.request_ids import RequestIdSigner
+from fcfs.schema import Channel
 from fcfs.settings import Settings
 
 ACCEPTED = PARTICIPATIONS.labels("202")
@@ -34,9 +35,11 @@ def closed(campaign_id: int, refusal: CampaignStatus) -> ApiError:
 
 
 def ensure_open(window: CampaignWindow | None, campaign_id: int) -> None:
-    """404 for an unknown campaign, 409 outside its window."""
+    """404 for an unknown campaign, 409 for a campaign of the synchronous door or outside its window."""
     if window is None:
         raise campaign_not_found(campaign_id)
+    if window.mode is not Channel.KAFKA:
+        raise wrong_channel(campaign_id, window.mode.value)
     refusal = window.refusal(time.time())
     if refusal is not None:
         raise closed(campaign_id, refusal)

@@ -9,6 +9,7 @@ from pydantic import BaseModel, ConfigDict, Field, StrictInt, model_validator
 from pydantic.alias_generators import to_camel
 
 from fcfs.events import MAX_USER_ID
+from fcfs.schema import Channel
 
 
 class CamelModel(BaseModel):
@@ -26,6 +27,9 @@ class ParticipationRequest(CamelModel):
 class CampaignCreate(CamelModel):
     name: Annotated[str, Field(min_length=1, max_length=200)]
     total_stock: Annotated[StrictInt, Field(ge=1, le=100_000_000)]
+    mode: Annotated[
+        Channel, Field(description="KAFKA (default): POST …/participation; SYNC: POST …/participation-sync")
+    ] = Channel.KAFKA
     starts_at: dt.datetime | None = None
     ends_at: dt.datetime | None = None
 

@@ -1,7 +1,7 @@
 """Experiment 1 — sync vs Kafka: 1,000 concurrent clients, stock 50, the original's question asked honestly.
 
-From a clean state (fresh database and topic), one API server (`--workers` uvicorn processes) and
-one worker process. Each round creates two campaigns with the same stock and lets C clients — an
+From a clean state (fresh database and topic), one API server (`--workers` server processes) and
+one worker process. Each round creates two campaigns with the same stock, one of each mode, and lets C clients — an
 asyncio load generator (aiohttp), every client its own connection and its own user — click at the
 same moment, once on the synchronous endpoint (`/participation-sync`: decided in one database
 transaction per request) and once on the Kafka endpoint (`/participation`: 202 once Kafka has it,
@@ -50,6 +50,7 @@ from fcfs.schema import Outcome, participation_history
 from fcfs.settings import get_settings
 
 PATHS = {"sync": "participation-sync", "kafka": "participation"}
+MODES = {"sync": "SYNC", "kafka": "KAFKA"}  # each campaign takes part through one door (I7)
 
 
 async def burst(base: str, campaign_id: int, path: str, clients: int, first_user: int) -> dict[str, Any]:
@@ -132,7 +133,8 @@ def one_path(
     meters: dict[str, list[psutil.Process]],
 ) -> dict[str, Any]:
     with httpx.Client(base_url=base, headers={"Authorization": f"Bearer {token}"}) as admin:
-        created = admin.post("/api/admin/campaigns", json={"name": f"{path} round", "totalStock": args.stock})
+        body = {"name": f"{path} round", "totalStock": args.stock, "mode": MODES[path]}
+        created = admin.post("/api/admin/campaigns", json=body)
         created.raise_for_status()
         campaign_id = int(created.json()["data"]["id"])
     cpu0 = {name: cpu_seconds_of(ps) for name, ps in meters.items()}

@@ -85,8 +85,9 @@ class ApiClient:
     def live(self) -> None:
         self.call("GET", "/health/live")
 
-    def create_campaign(self, name: str, total_stock: int) -> dict[str, Any]:
-        return dict(self.call("POST", "/api/admin/campaigns", json={"name": name, "totalStock": total_stock}))
+    def create_campaign(self, name: str, total_stock: int, mode: str = "KAFKA") -> dict[str, Any]:
+        body = {"name": name, "totalStock": total_stock, "mode": mode}
+        return dict(self.call("POST", "/api/admin/campaigns", json=body))
 
     def participate_bulk(self, campaign_id: int, count: int) -> dict[str, Any]:
         body = {"campaignId": campaign_id, "count": count}

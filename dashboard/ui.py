@@ -53,7 +53,11 @@ def pick_campaign(campaigns: list[dict[str, Any]], key: str = "campaign") -> int
     ids = [c["id"] for c in campaigns]
     wanted = st.query_params.get("campaign")
     index = ids.index(int(wanted)) if wanted and wanted.isdigit() and int(wanted) in ids else 0
-    labels = {c["id"]: f"#{c['id']} · {c['name']} · stock {c['totalStock']:,}" for c in campaigns}
+    labels = {
+        c["id"]: f"#{c['id']} · {c['name']} · stock {c['totalStock']:,}"
+        + (" · synchronous" if c.get("mode") == "SYNC" else "")
+        for c in campaigns
+    }
     chosen = st.selectbox("Campaign", ids, index=index, format_func=labels.__getitem__, key=key)
     if chosen is not None:
         st.query_params["campaign"] = str(chosen)

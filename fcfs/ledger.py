@@ -35,6 +35,14 @@ class UnknownCampaign(LookupError):
     """No campaign has this id."""
 
 
+class WrongChannel(Exception):
+    """The campaign takes part through the other door (I7)."""
+
+    def __init__(self, mode: Channel) -> None:
+        super().__init__(mode.value)
+        self.mode = mode
+
+
 class CampaignClosed(Exception):
     """The campaign does not take part now (not started, or ended)."""
 
@@ -70,16 +78,16 @@ def placeholders(n: int) -> str:
 # PyMySQL folds a list of parameter tuples for an INSERT into one multi-row statement.
 
 
-def lock_campaigns(conn: Connection, campaign_ids: Iterable[int]) -> dict[int, int]:
-    """Lock the campaigns' rows (in id order, so workers never deadlock) and return their stock."""
+def lock_campaigns(conn: Connection, campaign_ids: Iterable[int]) -> dict[int, tuple[int, str]]:
+    """Lock the campaigns' rows (in id order, so workers never deadlock); their stock and mode."""
     ids = sorted(set(campaign_ids))
     if not ids:
         return {}
     rows = conn.exec_driver_sql(
-        f"SELECT id, current_stock FROM campaign WHERE id IN ({placeholders(len(ids))}) ORDER BY id FOR UPDATE",
+        f"SELECT id, current_stock, mode FROM campaign WHERE id IN ({placeholders(len(ids))}) ORDER BY id FOR UPDATE",
         tuple(ids),
     )
-    return {campaign_id: stock for campaign_id, stock in rows}
+    return {campaign_id: (stock, mode) for campaign_id, stock, mode in rows}
 
 
 def prior_participants(conn: Connection, campaign_id: int, user_ids: Iterable[int]) -> set[int]:
@@ -160,14 +168,18 @@ def history_values(
 def decide_now(engine: Engine, event: ParticipationEvent) -> Outcome:
     """Decide one request at once, in one transaction that holds its campaign's row lock (synchronous path).
 
-    Raises UnknownCampaign, or CampaignClosed outside the campaign's window.
+    Raises UnknownCampaign, WrongChannel for a campaign of the Kafka door, or CampaignClosed outside
+    the campaign's window.
     """
     with engine.begin() as conn:
         row = conn.exec_driver_sql(
-            "SELECT current_stock, starts_at, ends_at FROM campaign WHERE id = %s FOR UPDATE", (event.campaign_id,)
+            "SELECT current_stock, starts_at, ends_at, mode FROM campaign WHERE id = %s FOR UPDATE",
+            (event.campaign_id,),
         ).first()
         if row is None:
             raise UnknownCampaign(event.campaign_id)
+        if row.mode != Channel.SYNC.value:
+            raise WrongChannel(Channel(row.mode))
         refusal = window_refusal(row.starts_at, row.ends_at, utcnow())
         if refusal is not None:
             raise CampaignClosed(refusal)

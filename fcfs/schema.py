@@ -39,7 +39,9 @@ class Outcome(enum.StrEnum):
 
 
 class Channel(enum.StrEnum):
-    """How a request reached its decision: through Kafka and the worker, or synchronously in the API."""
+    """How a request reaches its decision: through Kafka and the worker, or synchronously in the API.
+
+    Also a campaign's mode: each campaign takes part through exactly one of them (I7)."""
 
     KAFKA = "KAFKA"
     SYNC = "SYNC"
@@ -66,6 +68,7 @@ campaign = Table(
     Column("ends_at", Timestamp, nullable=True),
     Column("sold_out_at", Timestamp, nullable=True),
     Column("created_at", Timestamp, nullable=False),
+    Column("mode", Enum(Channel, native_enum=True, name="campaign_mode"), nullable=False, server_default="KAFKA"),
     # I1 at the database level: stock never below zero, winners never above the stock.
     CheckConstraint("current_stock >= 0 AND current_stock <= total_stock", name="ck_campaign_stock_range"),
     CheckConstraint("success_count = total_stock - current_stock", name="ck_campaign_winners_match_stock"),

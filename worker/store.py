@@ -51,10 +51,11 @@ def record_batch(
     every request id); see `_decide_new`.
     """
     with engine.begin() as conn:
-        stocks = lock_campaigns(conn, (d.event.campaign_id for d in batch.delivered))
+        locked = lock_campaigns(conn, (d.event.campaign_id for d in batch.delivered))
+        stocks = {cid: stock for cid, (stock, mode) in locked.items() if mode == Channel.KAFKA.value}
         known = [d for d in batch.delivered if d.event.campaign_id in stocks]
         dead = batch.invalid + [
-            DeadLetter(f"unknown campaign {d.event.campaign_id}", batch.topic, d.partition, d.offset, d.key, d.raw)
+            DeadLetter(_undecidable(d.event.campaign_id, locked), batch.topic, d.partition, d.offset, d.key, d.raw)
             for d in batch.delivered
             if d.event.campaign_id not in stocks
         ]
@@ -63,6 +64,13 @@ def record_batch(
         if dead:
             dead_letter(dead)
     return Recorded(result, dead)
+
+
+def _undecidable(campaign_id: int, locked: dict[int, tuple[int, str]]) -> str:
+    """Why a request for a campaign the worker does not decide is dead-lettered."""
+    if campaign_id not in locked:
+        return f"unknown campaign {campaign_id}"
+    return f"campaign {campaign_id} takes part synchronously (SYNC mode), not through Kafka"
 
 
 def _already_recorded(conn: Connection, request_ids: Sequence[str]) -> set[str]:

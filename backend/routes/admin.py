@@ -49,11 +49,12 @@ def create_campaign(
         "starts_at": _to_utc(body.starts_at, settings.tz),
         "ends_at": _to_utc(body.ends_at, settings.tz),
         "created_at": utcnow(),
+        "mode": body.mode,
     }
     with engine.begin() as conn:
         new_id = conn.execute(campaign.insert().values(**values)).inserted_primary_key[0]  # type: ignore[index]
         row = conn.execute(select(campaign).where(campaign.c.id == new_id)).one()
-    campaigns.remember(CampaignWindow(row.id, row.starts_at, row.ends_at))
+    campaigns.remember(CampaignWindow(row.id, row.starts_at, row.ends_at, row.mode))
     return envelope(campaign_json(row, settings.tz), "campaign created", 201)
 
 

@@ -10,7 +10,7 @@ from sqlalchemy import select
 from starlette.responses import Response
 
 from backend.deps import EngineDep, IntakeDep, SignerDep
-from backend.errors import ApiError, campaign_not_found, envelope
+from backend.errors import ApiError, campaign_not_found, envelope, wrong_channel
 from backend.intake import closed, new_request, reply
 from backend.rate_limit import RateLimitDep
 from backend.schemas import (
@@ -21,7 +21,7 @@ from backend.schemas import (
     ParticipationState,
     SyncParticipation,
 )
-from fcfs.ledger import CampaignClosed, UnknownCampaign, decide_now
+from fcfs.ledger import CampaignClosed, UnknownCampaign, WrongChannel, decide_now
 from fcfs.request_ids import IssuedRequest, RequestIdSigner
 from fcfs.schema import participation_history
 
@@ -74,6 +74,8 @@ def participate_sync(
         outcome = decide_now(engine, event)
     except UnknownCampaign:
         raise campaign_not_found(campaign_id) from None
+    except WrongChannel as exc:
+        raise wrong_channel(campaign_id, exc.mode.value) from None
     except CampaignClosed as exc:
         raise closed(campaign_id, exc.status) from None
     return envelope({**reply(event, outcome.value), "method": "SYNC"}, "participation decided")

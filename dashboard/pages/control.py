@@ -13,6 +13,7 @@ from fcfs.days import local_today
 from fcfs.settings import get_settings
 
 st.title("Control")
+MODES = {"KAFKA": "Kafka — 202, decided by the worker", "SYNC": "Synchronous — decided at once"}
 tz = get_settings().tz
 JOB_COLUMNS = {
     "id": field("jobExecutionId"),
@@ -29,14 +30,22 @@ st.header("New campaign")
 with st.form("create-campaign", clear_on_submit=False):
     name = st.text_input("Name", value="AirPods for the first 100", key="campaign-name")
     stock = st.number_input("Stock", min_value=1, max_value=100_000_000, value=100, step=1, key="campaign-stock")
+    mode = st.radio(
+        "Participation door",
+        ["KAFKA", "SYNC"],
+        format_func=MODES.__getitem__,
+        horizontal=True,
+        key="campaign-mode",
+        help="Fixed for the campaign's life: each door refuses the other's campaigns, so no request overtakes.",
+    )
     create = st.form_submit_button("Create campaign")
 if create:
-    created = attempt(
-        lambda: api().create_campaign(name, int(stock)),
-        "create the campaign",
-    )
+    created = attempt(lambda: api().create_campaign(name, int(stock), mode), "create the campaign")
     if created:
-        st.success(f"Campaign #{created['id']} “{created['name']}” created with {created['totalStock']:,} in stock.")
+        st.success(
+            f"Campaign #{created['id']} “{created['name']}” created with {created['totalStock']:,} in stock "
+            f"({MODES[created['mode']]})."
+        )
 
 st.header("Bulk load")
 campaigns = attempt(api().campaigns, "list the campaigns")

@@ -35,11 +35,11 @@ BAD_BODIES = [
 ]
 
 
-@pytest.mark.parametrize("path", ["participation", "participation-sync"])
+@pytest.mark.parametrize(("path", "mode"), [("participation", "KAFKA"), ("participation-sync", "SYNC")])
 def test_bad_bodies_are_refused_and_nothing_is_enqueued(
-    api: Api, settings: Settings, database: Engine, path: str
+    api: Api, settings: Settings, database: Engine, path: str, mode: str
 ) -> None:
-    campaign_id = api.create_campaign(total_stock=5)
+    campaign_id = api.create_campaign(total_stock=5, mode=mode)
     before = end_offsets(settings)
     with api.client() as client:
         for what, body, status, code in BAD_BODIES:
@@ -92,20 +92,19 @@ def test_oversized_chunked_body_is_refused(api: Api) -> None:
 
 def test_campaign_window_is_enforced(api: Api, settings: Settings) -> None:
     now = dt.datetime.now(dt.UTC)
-    later = api.create_campaign(5, startsAt=(now + dt.timedelta(hours=1)).isoformat())
-    over = api.create_campaign(
-        5, startsAt=(now - dt.timedelta(hours=2)).isoformat(), endsAt=(now - dt.timedelta(hours=1)).isoformat()
-    )
     before = end_offsets(settings)
     with api.client() as client:
-        for path in ("participation", "participation-sync"):
+        for path, mode in (("participation", "KAFKA"), ("participation-sync", "SYNC")):
+            later = api.create_campaign(5, startsAt=(now + dt.timedelta(hours=1)).isoformat(), mode=mode)
+            start, end = (now - dt.timedelta(hours=2)).isoformat(), (now - dt.timedelta(hours=1)).isoformat()
+            over = api.create_campaign(5, startsAt=start, endsAt=end, mode=mode)
             r = client.post(f"/api/campaigns/{later}/{path}", json={"userId": 1})
             assert (r.status_code, r.json()["errorCode"]) == (409, "CAMPAIGN_NOT_STARTED")
             r = client.post(f"/api/campaigns/{over}/{path}", json={"userId": 1})
             assert (r.status_code, r.json()["errorCode"]) == (409, "CAMPAIGN_ENDED")
+            assert api.status(later)["status"] == "SCHEDULED"
+            assert api.status(over)["status"] == "ENDED"
     assert end_offsets(settings) == before
-    assert api.status(later)["status"] == "SCHEDULED"
-    assert api.status(over)["status"] == "ENDED"
 
 
 def test_unknown_request_ids_are_not_found(api: Api) -> None:
@@ -117,7 +116,11 @@ def test_unknown_request_ids_are_not_found(api: Api) -> None:
         ok = client.get(f"/api/campaigns/{campaign_id}/participation/{request_id}")
         assert ok.status_code == 200 and ok.json()["data"]["status"] == "PENDING"
         forged = request_id[:-1] + ("A" if request_id[-1] != "A" else "B")
-        for bad in (forged, "nonsense", "x" * 64):
+        # the same bytes spelled differently (the last payload character's 2 unused bits set): not an id we issued
+        alphabet = "-0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ_abcdefghijklmnopqrstuvwxyz"
+        body, signature = request_id.split(".")
+        variant = f"{body[:-1]}{alphabet[alphabet.index(body[-1]) + 1]}.{signature}"
+        for bad in (forged, variant, "nonsense", "x" * 64):
             r = client.get(f"/api/campaigns/{campaign_id}/participation/{bad}")
             assert (r.status_code, r.json()["errorCode"]) == (404, "REQUEST_NOT_FOUND"), bad
         r = client.get(f"/api/campaigns/{other}/participation/{request_id}")  # issued for another campaign

@@ -23,7 +23,7 @@ def test_five_hundred_concurrent_sync_requests_make_exactly_twenty_winners(
     settings: Settings, database: Engine, processes: Processes
 ) -> None:
     api = processes.api(settings)
-    campaign_id = api.create_campaign(total_stock=20)
+    campaign_id = api.create_campaign(total_stock=20, mode="SYNC")
     rng = random.Random(11)
     users = [rng.randint(1, 200) for _ in range(500)]
 
