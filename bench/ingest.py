@@ -402,15 +402,11 @@ def chart(plt: Any, r: dict[str, Any]) -> Any:
 
 
 def report(r: dict[str, Any]) -> list[str]:
-    """The result file's Markdown lines (the chart is appended by save_results)."""
+    """Every endpoint against the ceiling, the durability check and the intake while draining, in Markdown."""
     s, m = r["settings"], r["median"]
+    title = "Ingest — the participation endpoint next to its baselines"
     lines = [
-        *heading(
-            "Ingest — the participation endpoint next to its baselines",
-            "bench.ingest",
-            r,
-            ["clients", "duration", "rounds", "workers", "load"],
-        ),
+        *heading(title, "bench.ingest", r, ["clients", "duration", "rounds", "workers", "load"]),
         f"Load: {r['load_generator']['tool']}, {r['load_generator']['mode']}, on the same machine as every server, "
         "the Kafka broker and the database.",
         "",
