@@ -68,9 +68,10 @@ class ParticipationDoor:
                 body = await read_rest(receive, body, self.max_body_bytes)
             campaign_id = parse_campaign_id(campaign)
             user_id = parse_user_id(body)
+            key = idempotency_key(scope["headers"])
             client = scope["client"][0] if scope.get("client") else "unknown"
             assert self.intake is not None, "the door serves only after start-up"
-            data = await self.intake.accept(campaign_id, user_id, client, publish=endpoint == "participation")
+            data = await self.intake.accept(campaign_id, user_id, client, endpoint == "participation", key)
             status, answer = 202, envelope_bytes(data, ACCEPTED_MESSAGE[endpoint])
         except ApiError as exc:
             status, answer, extra = exc.status_code, envelope_bytes(exc.data, exc.message, exc.error_code), exc.headers
@@ -118,6 +119,21 @@ def invalid(field: str, problem: str) -> ApiError:
     return ApiError(
         422, "VALIDATION_ERROR", f"{field}: {problem}", data={"errors": [{"field": field, "problem": problem}]}
     )
+
+
+IDEMPOTENCY_KEY = re.compile(r"[\x21-\x7e]{1,64}")  # 1 to 64 visible ASCII characters
+IDEMPOTENCY_KEY_PROBLEM = "must be 1 to 64 visible ASCII characters"
+
+
+def idempotency_key(headers: list[tuple[bytes, bytes]]) -> str | None:
+    """The request's `Idempotency-Key` header, None without one; 422 for a malformed one."""
+    for name, value in headers:
+        if name == b"idempotency-key":
+            key = value.decode("latin-1")
+            if IDEMPOTENCY_KEY.fullmatch(key) is None:
+                raise invalid("Idempotency-Key", IDEMPOTENCY_KEY_PROBLEM)
+            return key
+    return None
 
 
 def parse_campaign_id(text: str) -> int:

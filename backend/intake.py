@@ -18,7 +18,7 @@ from backend.observability import BATCHED, PARTICIPATIONS, PRODUCE_SECONDS
 from backend.producer import AsyncProducer, KafkaUnavailable
 from backend.rate_limit import TokenBuckets, check_rate
 from fcfs.campaigns import CampaignStatus
-from fcfs.events import ParticipationEvent
+from fcfs.events import ParticipationEvent, signed_event
 from fcfs.request_ids import RequestIdSigner
 from fcfs.schema import Channel
 from fcfs.settings import Settings
@@ -50,14 +50,25 @@ async def ensure_taking_part(campaigns: CampaignCache, campaign_id: int) -> None
     ensure_open(campaigns.cached(campaign_id) or await campaigns.get(campaign_id), campaign_id)
 
 
-def new_request(signer: RequestIdSigner, campaign_id: int, user_id: int) -> ParticipationEvent:
-    """A participation request with a fresh signed id, as every path records it."""
-    issued = signer.issue(campaign_id, user_id)
-    return ParticipationEvent(issued.request_id, campaign_id, user_id, issued.issued_at_ms)
-
-
 def reply(event: ParticipationEvent, status: str) -> dict[str, Any]:
     return {"requestId": event.request_id, "campaignId": event.campaign_id, "userId": event.user_id, "status": status}
+
+
+def not_queued(data: dict[str, Any], exc: KafkaUnavailable) -> ApiError:
+    """503: the request is not known to be accepted (I5). `NOT_ACCEPTED`: Kafka certainly does not have it;
+    `UNKNOWN`: Kafka may have it without having acknowledged it in time, so it may still be decided.
+    Either way a retry with the same Idempotency-Key is the same request, decided at most once."""
+    if exc.maybe_written:
+        status, advice = "UNKNOWN", "it may still be decided: retry with the same Idempotency-Key, or look it up"
+    else:
+        status, advice = "NOT_ACCEPTED", "retry"
+    return ApiError(
+        503,
+        "KAFKA_UNAVAILABLE",
+        f"the request could not be queued ({exc}); {advice}",
+        data={**data, "status": status},
+        headers={"Retry-After": "1"},
+    )
 
 
 @dataclass
@@ -74,16 +85,20 @@ class Intake:
     def topic(self) -> str:
         return self.settings.kafka_topic
 
-    async def accept(self, campaign_id: int, user_id: int, client: str, publish: bool = True) -> dict[str, Any]:
+    async def accept(
+        self, campaign_id: int, user_id: int, client: str, publish: bool = True, idempotency_key: str | None = None
+    ) -> dict[str, Any]:
         """Admit one request: the reply's data once Kafka has it; ApiError (429, 404, 409, 503) otherwise.
 
-        `publish=False` does everything but the publishing (the benchmarks' no-I/O baseline).
-        This is the hottest code of the system: every step is in memory, nothing is built twice.
+        With an idempotency key the request id is the key's (the same for every retry), so a request
+        published twice is decided once. `publish=False` does everything but the publishing (the
+        benchmarks' no-I/O baseline). This is the hottest code of the system: every step is in memory,
+        nothing is built twice.
         """
         if self.rate_limiter.rate > 0:
             check_rate(self.rate_limiter, client)
         ensure_open(self.campaigns.cached(campaign_id) or await self.campaigns.get(campaign_id), campaign_id)
-        event = new_request(self.signer, campaign_id, user_id)
+        event = signed_event(self.signer, campaign_id, user_id, idempotency_key)
         value = event.to_json()
         data = reply(event, "PENDING")
         if not publish:
@@ -93,13 +108,7 @@ class Intake:
             await self.producer.send(self.topic, event.key(), value)
         except KafkaUnavailable as exc:
             BATCHED.inc(REFUSED)
-            raise ApiError(
-                503,
-                "KAFKA_UNAVAILABLE",
-                f"the request could not be queued, retry: {exc}",
-                data={**data, "status": "NOT_ACCEPTED"},
-                headers={"Retry-After": "1"},
-            ) from None
+            raise not_queued(data, exc) from None
         BATCHED.observe(PRODUCE_SECONDS, time.perf_counter() - started)
         BATCHED.inc(ACCEPTED)
         return data

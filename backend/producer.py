@@ -28,7 +28,15 @@ Settled = tuple[asyncio.AbstractEventLoop, "asyncio.Future[None]", str | None]
 
 
 class KafkaUnavailable(Exception):
-    """Kafka did not acknowledge in time: the caller must not claim the request was accepted."""
+    """Kafka did not acknowledge in time: the caller must not claim the request was accepted.
+
+    `maybe_written`: the message reached the producer, so Kafka may have it even without an
+    acknowledgement (a timeout); False when it was refused before that and is certainly not written.
+    """
+
+    def __init__(self, reason: str, maybe_written: bool = True) -> None:
+        super().__init__(reason)
+        self.maybe_written = maybe_written
 
 
 class AsyncProducer:
@@ -109,9 +117,9 @@ class AsyncProducer:
         try:
             self._producer.produce(topic, value, key, on_delivery=on_delivery)
         except BufferError:
-            raise KafkaUnavailable("the producer queue is full") from None
+            raise KafkaUnavailable("the producer queue is full", maybe_written=False) from None
         except KafkaException as exc:
-            raise KafkaUnavailable(str(exc)) from None
+            raise KafkaUnavailable(str(exc), maybe_written=False) from None
         self._wait_for(done)
         await done
 

@@ -45,7 +45,7 @@ from sqlalchemy import Engine, insert, select, text
 from bench.common import EXPERIMENTS, database_process, fresh_database, heading, run_header, save_results
 from fcfs.db import make_engine, utcnow
 from fcfs.decision import decide_batch
-from fcfs.events import ParticipationEvent
+from fcfs.events import ParticipationEvent, signed_event
 from fcfs.kafka import delete_topics, ensure_topics, producer_config
 from fcfs.ledger import INSERT_HISTORY
 from fcfs.request_ids import RequestIdSigner
@@ -90,15 +90,15 @@ def cpu_meter(db: psutil.Process | None) -> Iterator[dict[str, float]]:
 
 
 def backlog(messages: int, campaigns: int, seed: int) -> list[ParticipationEvent]:
-    """N requests over campaigns 1..C in arrival order; about a third of the users click twice."""
-    signer = RequestIdSigner("bench")
+    """N requests over campaigns 1..C in arrival order, signed as the API signs; about a third of the users
+    click twice."""
+    signer = RequestIdSigner(get_settings().request_id_secret)
     rng = random.Random(seed)
     users = max(messages * 2 // 3, 1)
     events = []
     for _ in range(messages):
         cid, user = rng.randint(1, campaigns), rng.randint(1, users)
-        issued = signer.issue(cid, user)
-        events.append(ParticipationEvent(issued.request_id, cid, user, issued.issued_at_ms))
+        events.append(signed_event(signer, cid, user))
     return events
 
 

@@ -36,7 +36,7 @@ from sqlalchemy import Engine, insert, select, text
 
 from bench.common import EXPERIMENTS, ROOT, fresh_database, heading, run_header, save_results
 from fcfs.db import make_engine, utcnow
-from fcfs.events import ParticipationEvent
+from fcfs.events import ParticipationEvent, signed_event
 from fcfs.kafka import delete_topics, end_offsets, ensure_topics, producer_config
 from fcfs.request_ids import RequestIdSigner
 from fcfs.schema import Outcome, campaign, participation_history, worker_heartbeat
@@ -46,14 +46,13 @@ PLACEMENTS = ("keyed", "unkeyed")
 
 
 def requests(messages: int, campaigns: int, seed: int) -> list[ParticipationEvent]:
-    """M requests over campaigns 1..C in arrival order; a few users click twice."""
-    signer = RequestIdSigner("bench")
+    """M requests over campaigns 1..C in arrival order, signed as the API signs; a few users click twice."""
+    signer = RequestIdSigner(get_settings().request_id_secret)
     rng = random.Random(seed)
     out = []
     for _ in range(messages):
         cid, user = rng.randint(1, campaigns), rng.randint(1, messages * 5)
-        issued = signer.issue(cid, user)
-        out.append(ParticipationEvent(issued.request_id, cid, user, issued.issued_at_ms))
+        out.append(signed_event(signer, cid, user))
     return out
 
 
@@ -80,6 +79,7 @@ def start_workers(n: int, database_url: str, topic: str, group: str) -> list[sub
         "KAFKA_TOPIC_PARTITIONS": str(n),
         "WORKER_METRICS_PORT": "0",
         "WORKER_INSTANCE_ID": "",
+        "REQUEST_ID_SECRET": get_settings().request_id_secret,
     }
     return [
         subprocess.Popen([sys.executable, "-m", "worker"], cwd=ROOT, env=env, stderr=subprocess.DEVNULL)

@@ -10,6 +10,8 @@ letter is replayed at most once, recorded in `dead_letter_replay`.
 from __future__ import annotations
 
 import base64
+import enum
+import hashlib
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -25,10 +27,29 @@ from fcfs.schema import dead_letter_replay
 from fcfs.settings import Settings
 
 REASON = "dlq.reason"
+CODE = "dlq.code"
 SOURCE_TOPIC = "dlq.source.topic"
 SOURCE_PARTITION = "dlq.source.partition"
 SOURCE_OFFSET = "dlq.source.offset"
 REPLAYED_FROM = "dlq.replayed-from"
+ORIGINAL_SIZE = "dlq.original.size"  # set when the value or key was cut to fit: its size in bytes ...
+ORIGINAL_SHA256 = "dlq.original.sha256"  # ... and the SHA-256 of the whole value and key, hex
+TRUNCATED = "dlq.truncated"  # "value", "key" or "key,value": which were cut
+
+# What is kept of a dead letter's value and key: a participation event is ~200 bytes, so anything
+# bigger is garbage; keeping a preview (not the whole ~1 MB a topic accepts) leaves room for the
+# headers under the broker's message size limit.
+MAX_VALUE_BYTES = 64 * 1024
+MAX_KEY_BYTES = 1024
+
+
+class Code(enum.StrEnum):
+    """Why a message was dead-lettered, in a word a program can match (the reason says it in full)."""
+
+    INVALID_EVENT = "INVALID_EVENT"  # not a participation event: bytes, JSON of another shape, bad values
+    UNSIGNED_REQUEST = "UNSIGNED_REQUEST"  # its requestId was not issued by the API for its campaign and user
+    UNKNOWN_CAMPAIGN = "UNKNOWN_CAMPAIGN"
+    WRONG_CHANNEL = "WRONG_CHANNEL"  # its campaign takes part synchronously (SYNC mode)
 
 
 class DeadLetterError(RuntimeError):
@@ -39,20 +60,53 @@ class DeadLetterError(RuntimeError):
 class DeadLetter:
     """A message that can never be decided: why, and where it was in the participation topic."""
 
+    code: str
     reason: str
     source_topic: str
     source_partition: int | None
     source_offset: int | None
     key: bytes | None
     value: bytes | None
+    original_size: int | None = None  # set when key or value was truncated to fit the dead-letter topic
+    original_sha256: str | None = None
+    truncated: str | None = None
+
+    def fitted(self) -> DeadLetter:
+        """This letter with its value and key cut to what the dead-letter topic keeps (and the cut said)."""
+        value, key = self.value or b"", self.key or b""
+        cut = [
+            name
+            for name, raw, limit in (("key", key, MAX_KEY_BYTES), ("value", value, MAX_VALUE_BYTES))
+            if len(raw) > limit
+        ]
+        if not cut:
+            return self
+        return DeadLetter(
+            self.code,
+            self.reason,
+            self.source_topic,
+            self.source_partition,
+            self.source_offset,
+            key[:MAX_KEY_BYTES] if self.key is not None else None,
+            value[:MAX_VALUE_BYTES] if self.value is not None else None,
+            original_size=len(value) + len(key),
+            original_sha256=hashlib.sha256(key + value).hexdigest(),
+            truncated=",".join(cut),
+        )
 
     def headers(self) -> dict[str, str | bytes | None]:
-        return {
-            REASON: self.reason.encode(),
+        headers: dict[str, str | bytes | None] = {
+            CODE: self.code.encode(),
+            REASON: self.reason.encode(errors="replace")[:1000],
             SOURCE_TOPIC: self.source_topic.encode(),
             SOURCE_PARTITION: str(self.source_partition).encode(),
             SOURCE_OFFSET: str(self.source_offset).encode(),
         }
+        if self.truncated:
+            headers[TRUNCATED] = self.truncated.encode()
+            headers[ORIGINAL_SIZE] = str(self.original_size).encode()
+            headers[ORIGINAL_SHA256] = str(self.original_sha256).encode()
+        return headers
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,6 +125,7 @@ class StoredDeadLetter:
             "dlqPartition": self.partition,
             "dlqOffset": self.offset,
             "timestamp": self.timestamp_ms,
+            "code": letter.code,
             "reason": letter.reason,
             "sourceTopic": letter.source_topic,
             "sourcePartition": letter.source_partition,
@@ -79,6 +134,15 @@ class StoredDeadLetter:
             "value": text,
             "valueEncoding": encoding,
             "replayed": replayed,
+            **(
+                {
+                    "truncated": letter.truncated,
+                    "originalSize": letter.original_size,
+                    "originalSha256": letter.original_sha256,
+                }
+                if letter.truncated
+                else {}
+            ),
         }
 
 
@@ -94,9 +158,21 @@ def publish_dead_letters(producer: Producer, settings: Settings, letters: Sequen
             failures.append(str(err))
 
     for letter in letters:
-        producer.produce(
-            settings.dlq_topic, value=letter.value, key=letter.key, headers=letter.headers(), on_delivery=on_delivery
-        )
+        fitted = letter.fitted()
+        while True:
+            try:
+                producer.produce(
+                    settings.dlq_topic,
+                    value=fitted.value,
+                    key=fitted.key,
+                    headers=fitted.headers(),
+                    on_delivery=on_delivery,
+                )
+                break
+            except BufferError:  # the producer's queue is full: let it drain, then go on
+                producer.flush(1)
+            except KafkaException as exc:
+                raise DeadLetterError(f"dead-letter topic refused a message: {exc}") from exc
     remaining = producer.flush(settings.kafka_produce_timeout_ms / 1000 + 1)
     if failures or remaining:
         raise DeadLetterError(f"dead-letter topic did not acknowledge: {failures or remaining}")
@@ -124,13 +200,18 @@ def _from_message(msg: Message) -> StoredDeadLetter:
 
     partition, offset = msg.partition(), msg.offset()
     assert partition is not None and offset is not None
+    size = as_int(ORIGINAL_SIZE)
     letter = DeadLetter(
+        code=headers.get(CODE, ""),
         reason=headers.get(REASON, ""),
         source_topic=headers.get(SOURCE_TOPIC, ""),
         source_partition=as_int(SOURCE_PARTITION),
         source_offset=as_int(SOURCE_OFFSET),
         key=msg.key(),
         value=msg.value(),
+        original_size=size,
+        original_sha256=headers.get(ORIGINAL_SHA256),
+        truncated=headers.get(TRUNCATED),
     )
     return StoredDeadLetter(partition, offset, msg.timestamp()[1], letter)
 
@@ -228,6 +309,9 @@ def replay(settings: Settings, engine: Engine, coordinates: list[tuple[int, int]
         found = read_dead_letter(settings, partition, offset)
         if found is None:
             results.append({**outcome, "status": "NOT_FOUND"})
+            continue
+        if found.letter.truncated:  # only a preview was kept: the original cannot be published again
+            results.append({**outcome, "status": "TRUNCATED"})
             continue
         try:
             target = _publish_back(producer, settings, found)

@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 
 import orjson
 
+from fcfs.request_ids import RequestIdSigner
+
 # userId is a positive integer that every JSON client can represent exactly (2^53 - 1).
 MAX_USER_ID = 9_007_199_254_740_991
 MAX_CAMPAIGN_ID = 2**63 - 1
+MAX_REQUESTED_AT_MS = 253_402_300_799_999  # 9999-12-31T23:59:59.999Z, the last instant a DATETIME holds
 EVENT_VERSION = 1
 
 
@@ -57,9 +61,37 @@ class ParticipationEvent:
         campaign_id = _positive_int(doc, "campaignId", MAX_CAMPAIGN_ID)
         user_id = _positive_int(doc, "userId", MAX_USER_ID)
         requested_at = doc.get("requestedAt")
-        if type(requested_at) is not int or not 0 <= requested_at < 2**48:
-            raise InvalidEvent("requestedAt must be epoch milliseconds")
+        if type(requested_at) is not int or not 0 <= requested_at <= MAX_REQUESTED_AT_MS:
+            raise InvalidEvent(f"requestedAt must be epoch milliseconds from 0 to {MAX_REQUESTED_AT_MS}")
         return cls(request_id, campaign_id, user_id, requested_at)
+
+
+def signed_event(
+    signer: RequestIdSigner,
+    campaign_id: int,
+    user_id: int,
+    idempotency_key: str | None = None,
+    now_ms: int | None = None,
+) -> ParticipationEvent:
+    """A participation request with an id the API signed (a keyed id when an idempotency key is given),
+    as every path that publishes or records requests builds it."""
+    now = int(time.time() * 1000) if now_ms is None else now_ms
+    if idempotency_key is None:
+        issued = signer.issue(campaign_id, user_id, now)
+    else:
+        issued = signer.issue_keyed(campaign_id, user_id, idempotency_key)
+    return ParticipationEvent(issued.request_id, campaign_id, user_id, now)
+
+
+def unsigned(signer: RequestIdSigner, event: ParticipationEvent) -> str | None:
+    """Why the worker must not decide this event because the API did not issue its id to this campaign
+    and user (anyone who can write to the topic could otherwise forge a request), or None."""
+    issued = signer.verify(event.campaign_id, event.request_id)
+    if issued is None:
+        return f"requestId was not issued by this system for campaign {event.campaign_id}"
+    if issued.user_id != event.user_id:
+        return f"requestId was issued to another user than userId {event.user_id}"
+    return None
 
 
 def campaign_key(campaign_id: int) -> bytes:

@@ -147,7 +147,7 @@ def history_values(
     otherwise by the driver's own escaping. This is the worker's hottest loop; it takes a third of the
     CPU of PyMySQL's per-value escaping.
     """
-    literal = conn.connection.dbapi_connection.literal  # type: ignore[union-attr]
+    escape = conn.connection.dbapi_connection.escape  # type: ignore[union-attr]
     head = f"{campaign_id},"
     decided = f"'{decided_at:%Y-%m-%d %H:%M:%S.%f}'"
     kafka = channel is Channel.KAFKA
@@ -157,7 +157,7 @@ def history_values(
         e = d.event
         rid = e.request_id
         # (the statement goes through the driver's %-formatting with no parameters: a % is written %%)
-        quoted = f"'{rid}'" if _PLAIN_TEXT.fullmatch(rid) else literal(rid).replace("%", "%%")
+        quoted = f"'{rid}'" if _PLAIN_TEXT.fullmatch(rid) else escape(rid).replace("%", "%%")
         place = f"{d.partition},{d.offset}" if kafka else "NULL,NULL"
         rows.append(
             f"({quoted},{head}{e.user_id},'{outcome.value}',{via},{place},{_ms_text(e.requested_at_ms)},{decided})"
@@ -169,7 +169,8 @@ def decide_now(engine: Engine, event: ParticipationEvent) -> Outcome:
     """Decide one request at once, in one transaction that holds its campaign's row lock (synchronous path).
 
     Raises UnknownCampaign, WrongChannel for a campaign of the Kafka door, or CampaignClosed outside
-    the campaign's window.
+    the campaign's window. A request already recorded (a retry with the same idempotency key, hence
+    the same id) is not decided again: its recorded outcome is the answer.
     """
     with engine.begin() as conn:
         row = conn.exec_driver_sql(
@@ -180,6 +181,11 @@ def decide_now(engine: Engine, event: ParticipationEvent) -> Outcome:
             raise UnknownCampaign(event.campaign_id)
         if row.mode != Channel.SYNC.value:
             raise WrongChannel(Channel(row.mode))
+        recorded = conn.exec_driver_sql(
+            "SELECT status FROM participation_history WHERE request_id = %s", (event.request_id,)
+        ).scalar()
+        if recorded is not None:
+            return Outcome(recorded)
         refusal = window_refusal(row.starts_at, row.ends_at, utcnow())
         if refusal is not None:
             raise CampaignClosed(refusal)

@@ -6,6 +6,11 @@ id and the payload, cut to 12 bytes. Both are written in base64 with the alphabe
 (`-0-9A-Z_a-z`), so ids compared byte-wise sort in the order they were issued (to the millisecond:
 the timestamp comes first). Each id has exactly one spelling: any other text that decodes to the
 same bytes is not an id this system issued.
+
+A request sent with an idempotency key gets a *keyed* id instead: the same campaign, user and key
+always give the same id (so a retry is the same request, decided once). Its first 12 bytes are a
+keyed hash of the key, not a time, and the top bit of its userId field marks it (userIds stay
+below 2^53); keyed ids therefore do not sort by issue time.
 """
 
 from __future__ import annotations
@@ -26,17 +31,22 @@ _FROM_SORTABLE = bytes.maketrans(_SORTABLE, _URLSAFE)
 _RANDOM_POOL = 6 * 4096  # random bytes read from the kernel at once (one system call per 4,096 ids)
 
 
+_KEYED = 1 << 63  # in the userId field: the id was derived from an idempotency key
+
+
 class IssuedRequest(NamedTuple):
     request_id: str
     user_id: int
-    issued_at_ms: int
+    issued_at_ms: int | None  # None for a keyed id (it carries no time)
 
 
 class RequestIdSigner:
     """Issues and verifies request ids with one secret."""
 
     def __init__(self, secret: str) -> None:
-        self._mac = hmac.new(hashlib.sha256(secret.encode()).digest(), digestmod=hashlib.sha256)
+        key = hashlib.sha256(secret.encode()).digest()
+        self._mac = hmac.new(key, digestmod=hashlib.sha256)
+        self._keyed = hmac.new(key, b"idempotency-key", digestmod=hashlib.sha256)
         self._random = b""
         self._used = 0
         self._lock = threading.Lock()  # the synchronous path issues ids from the API's thread pool
@@ -49,8 +59,17 @@ class RequestIdSigner:
             nonce = self._random[self._used : self._used + 6]
             self._used += 6
         payload = issued_at.to_bytes(6, "big") + nonce + user_id.to_bytes(8, "big")
-        request_id = f"{_encode(payload)}.{_encode(self._sign(campaign_id, payload))}"
-        return IssuedRequest(request_id, user_id, issued_at)
+        return IssuedRequest(self._id(campaign_id, payload), user_id, issued_at)
+
+    def issue_keyed(self, campaign_id: int, user_id: int, idempotency_key: str) -> IssuedRequest:
+        """The one id of this campaign's, user's and key's request: every retry gets the same."""
+        mac = self._keyed.copy()
+        mac.update(campaign_id.to_bytes(8, "big") + user_id.to_bytes(8, "big") + idempotency_key.encode())
+        payload = mac.digest()[:12] + (user_id | _KEYED).to_bytes(8, "big")
+        return IssuedRequest(self._id(campaign_id, payload), user_id, None)
+
+    def _id(self, campaign_id: int, payload: bytes) -> str:
+        return f"{_encode(payload)}.{_encode(self._sign(campaign_id, payload))}"
 
     def verify(self, campaign_id: int, request_id: str) -> IssuedRequest | None:
         """The request behind an id, or None when this system did not issue it for this campaign."""
@@ -66,7 +85,10 @@ class RequestIdSigner:
             return None
         if not hmac.compare_digest(given, self._sign(campaign_id, payload)):
             return None
-        return IssuedRequest(request_id, int.from_bytes(payload[12:], "big"), int.from_bytes(payload[:6], "big"))
+        user = int.from_bytes(payload[12:], "big")
+        if user & _KEYED:
+            return IssuedRequest(request_id, user ^ _KEYED, None)
+        return IssuedRequest(request_id, user, int.from_bytes(payload[:6], "big"))
 
     def _sign(self, campaign_id: int, payload: bytes) -> bytes:
         mac = self._mac.copy()

@@ -78,7 +78,7 @@ participation_history = Table(
     "participation_history",
     metadata,
     Column("id", BigInteger, primary_key=True, autoincrement=True),
-    Column("request_id", String(64), nullable=False),
+    Column("request_id", String(64), nullable=False),  # binary, no-pad collation (migration 0006)
     Column("campaign_id", BigInteger, ForeignKey("campaign.id", name="fk_history_campaign"), nullable=False),
     Column("user_id", BigInteger, nullable=False),
     Column("status", Enum(Outcome, native_enum=True, name="outcome"), nullable=False),

@@ -21,11 +21,18 @@ from pydantic import SecretStr
 from sqlalchemy import Engine, func, select
 
 from backend.serve import api_command
+from fcfs.events import ParticipationEvent, signed_event
+from fcfs.request_ids import RequestIdSigner
 from fcfs.schema import Outcome, campaign, participation_history
 from fcfs.settings import Settings
 
 ROOT = Path(__file__).resolve().parent.parent
 ADMIN_TOKEN = "test-admin-token"
+
+
+def signed(settings: Settings, campaign_id: int, user_id: int, now_ms: int = 1_700_000_000_000) -> ParticipationEvent:
+    """A request as the API would publish it (its id signed with the test's secret), to write to the topic."""
+    return signed_event(RequestIdSigner(settings.request_id_secret), campaign_id, user_id, now_ms=now_ms)
 
 
 def free_port() -> int:

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from sqlalchemy import Connection, Engine, select
 
 from fcfs.db import utcnow
-from fcfs.dead_letters import DeadLetter
+from fcfs.dead_letters import Code, DeadLetter
 from fcfs.ledger import BatchResult, Delivered, lock_campaigns, placeholders, record_decisions
 from fcfs.schema import Channel, consumer_offset
 
@@ -55,7 +55,7 @@ def record_batch(
         stocks = {cid: stock for cid, (stock, mode) in locked.items() if mode == Channel.KAFKA.value}
         known = [d for d in batch.delivered if d.event.campaign_id in stocks]
         dead = batch.invalid + [
-            DeadLetter(_undecidable(d.event.campaign_id, locked), batch.topic, d.partition, d.offset, d.key, d.raw)
+            DeadLetter(*_undecidable(d.event.campaign_id, locked), batch.topic, d.partition, d.offset, d.key, d.raw)
             for d in batch.delivered
             if d.event.campaign_id not in stocks
         ]
@@ -66,11 +66,11 @@ def record_batch(
     return Recorded(result, dead)
 
 
-def _undecidable(campaign_id: int, locked: dict[int, tuple[int, str]]) -> str:
+def _undecidable(campaign_id: int, locked: dict[int, tuple[int, str]]) -> tuple[Code, str]:
     """Why a request for a campaign the worker does not decide is dead-lettered."""
     if campaign_id not in locked:
-        return f"unknown campaign {campaign_id}"
-    return f"campaign {campaign_id} takes part synchronously (SYNC mode), not through Kafka"
+        return Code.UNKNOWN_CAMPAIGN, f"unknown campaign {campaign_id}"
+    return Code.WRONG_CHANNEL, f"campaign {campaign_id} takes part synchronously (SYNC mode), not through Kafka"
 
 
 def _already_recorded(conn: Connection, request_ids: Sequence[str]) -> set[str]:

@@ -21,10 +21,11 @@ from sqlalchemy import Engine
 from sqlalchemy.exc import DBAPIError, IntegrityError, SQLAlchemyError
 
 from fcfs.db import short_error
-from fcfs.dead_letters import DeadLetter, DeadLetterError, publish_dead_letters
-from fcfs.events import InvalidEvent, ParticipationEvent
+from fcfs.dead_letters import Code, DeadLetter, DeadLetterError, publish_dead_letters
+from fcfs.events import InvalidEvent, ParticipationEvent, unsigned
 from fcfs.kafka import consumer_config, producer_config
 from fcfs.ledger import BatchResult, Delivered
+from fcfs.request_ids import RequestIdSigner
 from fcfs.settings import Settings
 from worker import metrics
 from worker.heartbeat import Heartbeat, WorkerStats
@@ -42,6 +43,7 @@ class ParticipationWorker:
         self.group = group or settings.kafka_consumer_group
         self.topic = settings.kafka_topic
         self.drain = drain
+        self._signer = RequestIdSigner(settings.request_id_secret)
         self.stats = WorkerStats()
         self._stopping = False
         self._consumer: Consumer | None = None
@@ -159,7 +161,12 @@ class ParticipationWorker:
         committed = {tp.partition: tp.offset for tp in self._consumer.committed(assignment, timeout=5)}
         for tp in positions:
             low, high = self._consumer.get_watermark_offsets(tp, timeout=5, cached=False)
-            position = tp.offset if tp.offset >= 0 else committed.get(tp.partition, -1)
+            # nothing consumed yet: the partition starts where the database or else Kafka says
+            position = (
+                tp.offset
+                if tp.offset >= 0
+                else max(committed.get(tp.partition, -1), self._recorded_up_to.get(tp.partition, -1))
+            )
             if position < 0:
                 position = low
             if position < high:
@@ -181,8 +188,13 @@ class ParticipationWorker:
             batch.next_offsets[partition] = offset + 1
             try:
                 event = ParticipationEvent.from_json(msg.value())
+                why, code = unsigned(self._signer, event), Code.UNSIGNED_REQUEST
             except InvalidEvent as exc:
-                batch.invalid.append(DeadLetter(str(exc), self.topic, partition, offset, msg.key(), msg.value()))
+                why, code = str(exc), Code.INVALID_EVENT
+            except Exception as exc:  # noqa: BLE001 - a message is only data: whatever it does, it is dead-lettered
+                why, code = f"undecodable: {exc!r}"[:500], Code.INVALID_EVENT
+            if why is not None:
+                batch.invalid.append(DeadLetter(code, why, self.topic, partition, offset, msg.key(), msg.value()))
                 continue
             batch.delivered.append(Delivered(event, partition, offset, msg.value() or b"", msg.key()))
         if not batch.next_offsets:

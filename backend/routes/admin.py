@@ -19,12 +19,12 @@ from backend.deps import (
     SignerDep,
 )
 from backend.errors import ApiError, envelope
-from backend.intake import ensure_taking_part, new_request
+from backend.intake import ensure_taking_part
 from backend.presenters import campaign_json
 from backend.producer import KafkaUnavailable
 from backend.schemas import BulkParticipationRequest, CampaignCreate
 from fcfs.db import utcnow
-from fcfs.events import MAX_USER_ID
+from fcfs.events import MAX_USER_ID, signed_event
 from fcfs.schema import campaign
 
 router = APIRouter(prefix="/api/admin", tags=["admin"], dependencies=[AdminDep])
@@ -79,7 +79,7 @@ async def participate_bulk(
     first = body.user_id_start or random.randrange(1, MAX_USER_ID - settings.bulk_max_count)
     if first + body.count - 1 > MAX_USER_ID:
         raise ApiError(422, "VALIDATION_ERROR", "userIdStart: the users would run past the largest userId")
-    events = (new_request(signer, body.campaign_id, user) for user in range(first, first + body.count))
+    events = (signed_event(signer, body.campaign_id, user) for user in range(first, first + body.count))
     try:
         await producer.send_many(settings.kafka_topic, ((e.key(), e.to_json()) for e in events), body.count)
     except KafkaUnavailable as exc:

@@ -5,13 +5,14 @@ from __future__ import annotations
 import time
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Path, Request
+from fastapi import APIRouter, Depends, Header, Path, Request
 from sqlalchemy import select
 from starlette.responses import Response
 
 from backend.deps import EngineDep, IntakeDep, SignerDep
+from backend.door import IDEMPOTENCY_KEY, IDEMPOTENCY_KEY_PROBLEM, invalid
 from backend.errors import ApiError, campaign_not_found, envelope, wrong_channel
-from backend.intake import closed, new_request, reply
+from backend.intake import closed, reply
 from backend.rate_limit import RateLimitDep
 from backend.schemas import (
     AcceptedParticipation,
@@ -21,6 +22,7 @@ from backend.schemas import (
     ParticipationState,
     SyncParticipation,
 )
+from fcfs.events import signed_event
 from fcfs.ledger import CampaignClosed, UnknownCampaign, WrongChannel, decide_now
 from fcfs.request_ids import IssuedRequest, RequestIdSigner
 from fcfs.schema import participation_history
@@ -34,17 +36,42 @@ def _client(request: Request) -> str:
     return request.client.host if request.client else "unknown"
 
 
+def _idempotency_key(
+    key: Annotated[
+        str | None,
+        Header(
+            alias="Idempotency-Key",
+            description="1 to 64 visible ASCII characters: every retry with the same key (same campaign and "
+            "user) is the same request, with the same requestId, decided at most once",
+        ),
+    ] = None,
+) -> str | None:
+    if key is not None and IDEMPOTENCY_KEY.fullmatch(key) is None:
+        raise invalid("Idempotency-Key", IDEMPOTENCY_KEY_PROBLEM)
+    return key
+
+
+IdempotencyKey = Annotated[str | None, Depends(_idempotency_key)]
+
+
 @router.post(
     "/participation",
     status_code=202,
     summary="Take part (Kafka path): 202 once Kafka has the request",
     description="Served by the participation door (backend/door.py) in front of the app, with the same contract.",
-    responses={202: {"model": ApiResponse[AcceptedParticipation]}, 503: {"description": "Kafka unavailable; retry"}},
+    responses={
+        202: {"model": ApiResponse[AcceptedParticipation]},
+        503: {
+            "description": "Kafka did not acknowledge in time: not known to be accepted. data.status is NOT_ACCEPTED "
+            "(Kafka certainly does not have it) or UNKNOWN (it may still be decided); data.requestId is the "
+            "request's id: retry with the same Idempotency-Key, or look it up"
+        },
+    },
 )
 async def participate(
-    campaign_id: CampaignIdPath, body: ParticipationRequest, intake: IntakeDep, request: Request
+    campaign_id: CampaignIdPath, body: ParticipationRequest, intake: IntakeDep, request: Request, key: IdempotencyKey
 ) -> Response:
-    data = await intake.accept(campaign_id, body.user_id, _client(request))
+    data = await intake.accept(campaign_id, body.user_id, _client(request), idempotency_key=key)
     return envelope(data, "participation request accepted", 202)
 
 
@@ -67,9 +94,14 @@ async def participate_noop(
     responses={200: {"model": ApiResponse[SyncParticipation]}},
 )
 def participate_sync(
-    campaign_id: CampaignIdPath, body: ParticipationRequest, engine: EngineDep, signer: SignerDep, _limit: RateLimitDep
+    campaign_id: CampaignIdPath,
+    body: ParticipationRequest,
+    engine: EngineDep,
+    signer: SignerDep,
+    _limit: RateLimitDep,
+    key: IdempotencyKey,
 ) -> Response:
-    event = new_request(signer, campaign_id, body.user_id)
+    event = signed_event(signer, campaign_id, body.user_id, key)
     try:
         outcome = decide_now(engine, event)
     except UnknownCampaign:
@@ -105,7 +137,7 @@ def participation_state(
         "userId": issued.user_id,
         "status": "PENDING" if row is None else row.status.value,
     }
-    if row is None:
+    if row is None and issued.issued_at_ms is not None:  # a keyed id carries no time
         data["waitingMs"] = max(int(time.time() * 1000) - issued.issued_at_ms, 0)
     return envelope(data)
 

@@ -5,10 +5,9 @@ from __future__ import annotations
 from confluent_kafka import Producer
 from sqlalchemy import Engine
 
-from fcfs.events import ParticipationEvent
 from fcfs.kafka import end_offsets, producer_config, read_topic
 from fcfs.settings import Settings
-from tests.support import Processes, assert_counters_match_history, history_counts
+from tests.support import Processes, assert_counters_match_history, history_counts, signed
 
 
 def test_each_path_refuses_the_other_doors_campaigns(
@@ -54,7 +53,7 @@ def test_a_kafka_message_for_a_synchronous_campaign_is_dead_lettered(
     kafka = api.create_campaign(total_stock=5)
     producer = Producer(producer_config(settings))
     for i, campaign_id in enumerate((sync, kafka, sync)):
-        event = ParticipationEvent(f"direct-{i}", campaign_id, 100 + i, 1_700_000_000_000)
+        event = signed(settings, campaign_id, 100 + i)
         producer.produce(settings.kafka_topic, event.to_json(), event.key())
     assert producer.flush(10) == 0
     assert processes.worker(settings, "--drain").wait(60) == 0

@@ -11,11 +11,10 @@ from confluent_kafka import Producer
 from sqlalchemy import Engine
 
 from fcfs.db import utcnow
-from fcfs.events import ParticipationEvent
 from fcfs.kafka import producer_config
 from fcfs.schema import campaign
 from fcfs.settings import Settings
-from tests.support import Processes, free_port, history_rows, wait_until
+from tests.support import Processes, free_port, history_rows, signed, wait_until
 
 RESTORED_CAMPAIGN = 555_000_111
 
@@ -25,9 +24,9 @@ def test_dead_letters_are_listed_and_replayed_once_after_the_cause_is_fixed(
 ) -> None:
     api = processes.api(settings)
     campaign_id = api.create_campaign(total_stock=5)
-    orphan = ParticipationEvent("orphan-1", RESTORED_CAMPAIGN, 77, 1_700_000_000_000)
+    orphan = signed(settings, RESTORED_CAMPAIGN, 77)
     producer = Producer(producer_config(settings))
-    producer.produce(settings.kafka_topic, ParticipationEvent("ok-1", campaign_id, 1, 1).to_json(), b"x")
+    producer.produce(settings.kafka_topic, signed(settings, campaign_id, 1).to_json(), b"x")
     producer.produce(settings.kafka_topic, orphan.to_json(), orphan.key())
     producer.produce(settings.kafka_topic, b"\xde\xad\xbe\xef", b"junk")
     assert producer.flush(10) == 0
@@ -39,7 +38,8 @@ def test_dead_letters_are_listed_and_replayed_once_after_the_cause_is_fixed(
         by_reason = {d["reason"].split(" ")[0]: d for d in listed}
         unknown = next(d for d in listed if d["reason"] == f"unknown campaign {RESTORED_CAMPAIGN}")
         junk = next(d for d in listed if d is not unknown)
-        assert orjson.loads(unknown["value"])["requestId"] == "orphan-1" and unknown["valueEncoding"] == "utf-8"
+        assert orjson.loads(unknown["value"])["requestId"] == orphan.request_id and unknown["valueEncoding"] == "utf-8"
+        assert unknown["code"] == "UNKNOWN_CAMPAIGN" and junk["code"] == "INVALID_EVENT"
         assert junk["valueEncoding"] == "base64" and junk["sourceTopic"] == settings.kafka_topic
         assert not any(d["replayed"] for d in listed) and by_reason
 
@@ -60,7 +60,7 @@ def test_dead_letters_are_listed_and_replayed_once_after_the_cause_is_fixed(
 
     assert processes.worker(settings, "--drain").wait(60) == 0
     rows = history_rows(database, RESTORED_CAMPAIGN)
-    assert [(r.request_id, r.status.value) for r in rows] == [("orphan-1", "SUCCESS")]  # decided once
+    assert [(r.request_id, r.status.value) for r in rows] == [(orphan.request_id, "SUCCESS")]  # decided once
 
     with api.client(admin=True) as client:  # replaying the rest: the junk fails again, into the DLQ once more
         rest = client.post("/api/admin/dlq/replay", json={"allPending": True}).json()["data"]

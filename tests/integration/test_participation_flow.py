@@ -11,7 +11,7 @@ from sqlalchemy import Engine
 
 from fcfs.kafka import read_topic
 from fcfs.settings import Settings
-from tests.support import Processes, assert_counters_match_history, history_rows
+from tests.support import Processes, assert_counters_match_history, history_rows, signed
 
 
 async def _participate(api_client: httpx.AsyncClient, campaign_id: int, users: list[int]) -> list[httpx.Response]:
@@ -100,44 +100,53 @@ def test_a_request_published_twice_is_decided_once(settings: Settings, database:
     """A request id seen again at a new offset (a replay, a second publication) is recognised and skipped."""
     from confluent_kafka import Producer
 
-    from fcfs.events import ParticipationEvent
     from fcfs.kafka import producer_config
 
     api = processes.api(settings)
     campaign_id = api.create_campaign(total_stock=5)
     producer = Producer(producer_config(settings))
-    first = ParticipationEvent("twice-1", campaign_id, 1, 1_700_000_000_000)
+    first, second = signed(settings, campaign_id, 1), signed(settings, campaign_id, 2, 1_700_000_000_001)
     producer.produce(settings.kafka_topic, first.to_json(), first.key())
     assert producer.flush(10) == 0
     assert processes.worker(settings, "--drain").wait(60) == 0
 
-    for event in (first, ParticipationEvent("twice-2", campaign_id, 2, 1_700_000_000_001)):
+    for event in (first, second):
         producer.produce(settings.kafka_topic, event.to_json(), event.key())
     assert producer.flush(10) == 0
     worker = processes.worker(settings, "--drain")  # same group: starts past the first batch
     assert worker.wait(60) == 0
     assert "checking every id" in worker.log() and "redelivered=1" in worker.log()
     rows = history_rows(database, campaign_id)
-    assert [(r.request_id, r.status.value) for r in rows] == [("twice-1", "SUCCESS"), ("twice-2", "SUCCESS")]
+    assert [(r.request_id, r.status.value) for r in rows] == [
+        (first.request_id, "SUCCESS"),
+        (second.request_id, "SUCCESS"),
+    ]
     assert assert_counters_match_history(database, campaign_id)["SUCCESS"] == 2
 
 
-def test_any_request_id_text_is_stored_as_is(settings: Settings, database: Engine, processes: Processes) -> None:
-    """Request ids are written into the multi-row INSERT by hand: quotes, %, backslashes and non-ASCII survive."""
-    from confluent_kafka import Producer
+def test_any_request_id_text_is_stored_as_is(database: Engine) -> None:
+    """Request ids are written into the multi-row INSERT by hand: quotes, %, backslashes and non-ASCII survive.
 
+    The worker only records ids the API signed (plain text), so this calls the ledger directly, on the
+    real database, with every other kind of text the escaping must still get right."""
+    from sqlalchemy import insert
+
+    from fcfs.db import utcnow
     from fcfs.events import ParticipationEvent
-    from fcfs.kafka import producer_config
+    from fcfs.ledger import Delivered, record_decisions
+    from fcfs.schema import Channel, campaign
 
-    api = processes.api(settings)
-    campaign_id = api.create_campaign(total_stock=2)
     odd = ["it's", "100%s %(x)s %%", "back\\slash\\", 'quote"; DROP TABLE campaign; --', "día-ü-🎧", "plain-id.1"]
-    producer = Producer(producer_config(settings))
-    for i, request_id in enumerate(odd):
-        event = ParticipationEvent(request_id, campaign_id, i + 1, 1_700_000_000_000 + i)
-        producer.produce(settings.kafka_topic, event.to_json(), event.key())
-    assert producer.flush(10) == 0
-    assert processes.worker(settings, "--drain").wait(60) == 0
+    with database.begin() as conn:
+        created = conn.execute(
+            insert(campaign).values(name="odd ids", total_stock=2, current_stock=2, created_at=utcnow())
+        )
+        campaign_id = int(created.lastrowid)
+        events = [
+            Delivered(ParticipationEvent(rid, campaign_id, i + 1, 1_700_000_000_000 + i), 0, i)
+            for i, rid in enumerate(odd)
+        ]
+        record_decisions(conn, campaign_id, 2, events, Channel.KAFKA)
     rows = history_rows(database, campaign_id)
     assert [r.request_id for r in rows] == odd
     assert [r.status.value for r in rows] == ["SUCCESS", "SUCCESS"] + ["FAIL"] * 4

@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
+import hashlib
+
 import orjson
-from confluent_kafka import Producer
+from confluent_kafka import ConsumerGroupTopicPartitions, Producer, TopicPartition
 from sqlalchemy import Engine
 
-from fcfs.events import ParticipationEvent
-from fcfs.kafka import producer_config, read_topic
+from fcfs.kafka import admin_client, producer_config, read_topic
 from fcfs.settings import Settings
-from tests.support import Processes, assert_counters_match_history, history_rows, wait_until
+from tests.support import Processes, assert_counters_match_history, history_rows, signed, wait_until
 
 
 def test_poison_messages_go_to_the_dlq_once_and_valid_ones_are_decided(
@@ -18,51 +19,74 @@ def test_poison_messages_go_to_the_dlq_once_and_valid_ones_are_decided(
     api = processes.api(settings)
     campaign_id = api.create_campaign(total_stock=2)
     key = str(campaign_id).encode()
-    poison = [
-        b"\x00\xff\xfe random bytes",
-        b'{"requestId": "x", "campaignId": 1',
-        b"[1, 2, 3]",
-        orjson.dumps({"requestId": "p-unknown", "campaignId": 987654321, "userId": 5, "requestedAt": 1}),
-        orjson.dumps({"requestId": "p-neg", "campaignId": campaign_id, "userId": -3, "requestedAt": 1}),
-        orjson.dumps({"requestId": "p-str", "campaignId": campaign_id, "userId": "7", "requestedAt": 1}),
-        b'{"requestId": "p-huge", "campaignId": %d, "userId": %d, "requestedAt": 1}' % (campaign_id, 10**40),
-    ]
-    valid = [
-        ParticipationEvent(f"valid-{i}", campaign_id, user, 1_700_000_000_000 + i)
-        for i, user in enumerate([1, 2, 2, 3])
+    valid = [signed(settings, campaign_id, user, 1_700_000_000_000 + i) for i, user in enumerate([1, 2, 2, 3])]
+    first = valid[0]
+
+    def event(**changes: object) -> bytes:
+        return orjson.dumps({**orjson.loads(first.to_json()), **changes})
+
+    huge = b"\x01" * 900_000  # under the topic's 1 MB limit, too big for the DLQ with headers
+    poison: list[tuple[bytes, str, str]] = [  # (value, code, a word of the reason)
+        (b"\x00\xff\xfe random bytes", "INVALID_EVENT", "not JSON"),
+        (b'{"requestId": "x", "campaignId": 1', "INVALID_EVENT", "not JSON"),
+        (b"[1, 2, 3]", "INVALID_EVENT", "not a JSON object"),
+        (signed(settings, 987654321, 5).to_json(), "UNKNOWN_CAMPAIGN", "unknown campaign 987654321"),
+        (event(userId=-3), "INVALID_EVENT", "userId"),
+        (event(userId="7"), "INVALID_EVENT", "userId"),
+        (
+            b'{"requestId": "p", "campaignId": %d, "userId": %d, "requestedAt": 1}' % (campaign_id, 10**40),
+            "INVALID_EVENT",
+            "userId",
+        ),
+        (event(requestedAt=253_402_300_800_000), "INVALID_EVENT", "requestedAt"),  # year 10000: no DATETIME
+        (event(requestId=first.request_id.swapcase()), "UNSIGNED_REQUEST", "not issued"),  # a case variant
+        (event(requestId=first.request_id + " "), "UNSIGNED_REQUEST", "not issued"),  # a trailing space
+        (event(requestId="forged-1", userId=9), "UNSIGNED_REQUEST", "not issued"),
+        (event(userId=9), "UNSIGNED_REQUEST", "another user"),  # user 1's id claimed by user 9
+        (huge, "INVALID_EVENT", "not JSON"),
     ]
     producer = Producer(producer_config(settings))
-    for i, event in enumerate(valid):  # valid and poison interleaved, one partition, one order
-        producer.produce(settings.kafka_topic, event.to_json(), key)
-        producer.produce(settings.kafka_topic, poison[i], key)
-    for message in poison[len(valid) :]:
-        producer.produce(settings.kafka_topic, message, key)
+    for i, (value, _, _) in enumerate(poison):  # valid and poison interleaved, one partition, one order
+        if i < len(valid):
+            producer.produce(settings.kafka_topic, valid[i].to_json(), key)
+        producer.produce(settings.kafka_topic, value, key)
     assert producer.flush(10) == 0
 
     worker = processes.worker(settings, "--drain")
     assert worker.wait(60) == 0, worker.log()
     rows = history_rows(database, campaign_id)
     assert [(r.request_id, r.status.value) for r in rows] == [
-        ("valid-0", "SUCCESS"),
-        ("valid-1", "SUCCESS"),
-        ("valid-2", "DUPLICATE"),
-        ("valid-3", "FAIL"),
+        (valid[0].request_id, "SUCCESS"),
+        (valid[1].request_id, "SUCCESS"),
+        (valid[2].request_id, "DUPLICATE"),
+        (valid[3].request_id, "FAIL"),
     ]
     assert_counters_match_history(database, campaign_id)
     dead = read_topic(settings, settings.dlq_topic)
-    assert sorted(m.value() for m in dead) == sorted(poison)  # each poison message once, as it was
-    for message in dead:
-        headers = dict(message.headers())
-        assert headers["dlq.reason"]
-        assert headers["dlq.source.topic"].decode() == settings.kafka_topic
-    reasons = {m.value(): dict(m.headers())["dlq.reason"].decode() for m in dead}
-    assert "unknown campaign 987654321" in reasons[poison[3]]
-    assert "userId" in reasons[poison[4]]
+    assert len(dead) == len(poison)
+    for message, (value, code, word) in zip(
+        sorted(dead, key=lambda m: int(dict(m.headers())["dlq.source.offset"])), poison, strict=True
+    ):
+        headers = {k: v.decode() for k, v in message.headers()}
+        assert (headers["dlq.code"], headers["dlq.source.topic"]) == (code, settings.kafka_topic), headers
+        assert word in headers["dlq.reason"], (word, headers["dlq.reason"])
+        if value is huge:  # kept as a preview, with what it was
+            assert message.value() == huge[:65_536]
+            assert headers["dlq.truncated"] == "value" and headers["dlq.original.size"] == str(len(huge) + len(key))
+            assert headers["dlq.original.sha256"] == hashlib.sha256(key + huge).hexdigest()
+        else:
+            assert message.value() == value and "dlq.truncated" not in headers
 
-    # run again from the start of the log: the stored offsets keep the DLQ from getting copies
+    # The same group from the start of the log as Kafka knows it (its committed offsets reset to 0):
+    # the offsets stored with the decisions keep the worker from deciding or dead-lettering anything again.
+    admin = admin_client(settings)
+    reset = ConsumerGroupTopicPartitions(settings.kafka_consumer_group, [TopicPartition(settings.kafka_topic, 0, 0)])
+    admin.alter_consumer_group_offsets([reset])[settings.kafka_consumer_group].result(30)
     again = processes.worker(settings, "--drain")
-    assert again.wait(60) == 0
+    assert again.wait(60) == 0, again.log()
+    assert f"stored offsets {{0: {len(valid) + len(poison)}}}" in again.log()
     assert len(read_topic(settings, settings.dlq_topic)) == len(poison)
+    assert history_rows(database, campaign_id) == rows
 
 
 def test_sigterm_finishes_the_batch_in_hand_and_exits_cleanly(
