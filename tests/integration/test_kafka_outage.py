@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import asyncio
+import os
+import signal
 import time
 from typing import Any
 
+import orjson
 from sqlalchemy import Engine
 
-from fcfs.kafka import ensure_topics
+from fcfs.kafka import ensure_topics, read_topic
 from fcfs.settings import Settings
-from tests.support import Api, Processes, free_ports, history_rows, stack_broker, wait_until
+from tests.support import ROOT, Api, Processes, free_ports, history_rows, stack_broker, wait_until
 
 
 async def _burst(api: Api, campaign_id: int, users: range) -> list[tuple[float, Any]]:
@@ -62,3 +65,74 @@ def test_kafka_down_means_503_and_no_history_then_recovery(
         recorded = {r.request_id for r in rows}
         assert not recorded & refused  # nothing refused with 503 was ever decided
         assert {r.user_id for r in rows} == set(range(1, 11)) | {500} | set(range(200, 210))
+
+
+def test_an_ambiguous_503_and_its_retry_with_the_same_idempotency_key_are_one_request(
+    settings: Settings, database: Engine, processes: Processes
+) -> None:
+    """I5: a request the broker takes without acknowledging in time is answered 503 UNKNOWN with its
+    request id; it may still be decided, and a retry with the same Idempotency-Key is the same request."""
+    name = "kafka-idempotency-test"
+    with stack_broker(name, free_ports(2)) as (bootstrap, _start, _stop):
+        settings = settings.model_copy(update={"kafka_bootstrap_servers": bootstrap, "kafka_produce_timeout_ms": 2000})
+        ensure_topics(settings)
+        api = processes.api(settings)
+        campaign_id = api.create_campaign(total_stock=5)
+        url = f"/api/campaigns/{campaign_id}/participation"
+        with api.client() as client:
+
+            def post(user: int, key: str) -> Any:
+                return client.post(url, json={"userId": user}, headers={"Idempotency-Key": key})
+
+            first, again, other = post(1, "order-1"), post(1, "order-1"), post(1, "order-2")
+            assert [r.status_code for r in (first, again, other)] == [202] * 3
+            first_id = first.json()["data"]["requestId"]
+            assert again.json()["data"]["requestId"] == first_id != other.json()["data"]["requestId"]
+            for bad in ("", "with space", "x" * 65, "tab\there"):
+                refused = client.post(
+                    url, json={"userId": 1}, headers={"Idempotency-Key": bad.encode().decode("latin-1")}
+                )
+                assert (refused.status_code, refused.json()["errorCode"]) == (422, "VALIDATION_ERROR"), bad
+            pending = client.get(f"{url}/{first_id}").json()["data"]
+            assert pending["status"] == "PENDING" and "waitingMs" not in pending  # a keyed id carries no time
+
+            # The broker freezes with user 2's request in flight: no acknowledgement within the timeout.
+            broker = int((ROOT / ".stack" / name / "pid").read_text())
+            os.kill(broker, signal.SIGSTOP)
+            try:
+                t0 = time.monotonic()
+                ambiguous = post(2, "order-3")
+                elapsed = time.monotonic() - t0
+            finally:
+                os.kill(broker, signal.SIGCONT)
+            assert ambiguous.status_code == 503 and elapsed < 5.0, ambiguous.text
+            body = ambiguous.json()
+            assert body["errorCode"] == "KAFKA_UNAVAILABLE" and body["data"]["status"] == "UNKNOWN"
+            ambiguous_id = body["data"]["requestId"]
+
+            # Thawed, the broker writes it all the same: the 503 was not a refusal.
+            def written() -> bool:
+                return any(
+                    orjson.loads(m.value() or b"{}").get("requestId") == ambiguous_id for m in read_topic(settings)
+                )
+
+            wait_until(written, 60, "the frozen request to reach the log", interval_s=1)
+            # The client retries with the same key: the same request id, accepted.
+            retry = wait_until(lambda: (r := post(2, "order-3")).status_code == 202 and r, 60, "a 202", interval_s=1)
+            assert retry.json()["data"]["requestId"] == ambiguous_id
+
+        worker = processes.worker(settings, "--drain")
+        assert worker.wait(120) == 0, worker.log()
+        copies = [m for m in read_topic(settings) if orjson.loads(m.value() or b"{}")["requestId"] == ambiguous_id]
+        assert len(copies) >= 2  # published by the frozen attempt and by the retry ...
+        rows = history_rows(database, campaign_id)
+        assert sorted((r.request_id, r.user_id, r.status.value) for r in rows) == sorted(
+            [  # ... decided once
+                (first_id, 1, "SUCCESS"),
+                (other.json()["data"]["requestId"], 1, "DUPLICATE"),
+                (ambiguous_id, 2, "SUCCESS"),
+            ]
+        )
+        assert rows[[r.request_id for r in rows].index(ambiguous_id)].kafka_offset == copies[0].offset()
+        with api.client() as client:
+            assert client.get(f"{url}/{ambiguous_id}").json()["data"]["status"] == "SUCCESS"

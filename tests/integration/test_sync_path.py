@@ -41,3 +41,32 @@ def test_five_hundred_concurrent_sync_requests_make_exactly_twenty_winners(
     counts = assert_counters_match_history(database, campaign_id)
     assert counts["DUPLICATE"] == 500 - len(set(users))
     assert api.status(campaign_id)["currentStock"] == 0
+
+
+def test_a_sync_retry_with_the_same_idempotency_key_gets_the_recorded_outcome(
+    settings: Settings, database: Engine, processes: Processes
+) -> None:
+    api = processes.api(settings)
+    campaign_id = api.create_campaign(total_stock=1, mode="SYNC")
+    url = f"/api/campaigns/{campaign_id}/participation-sync"
+    with api.client() as client:
+        answers = [
+            client.post(url, json={"userId": user}, headers={"Idempotency-Key": key}).json()["data"]
+            for user, key in ((1, "a"), (1, "a"), (2, "a"), (1, "b"), (2, "a"))
+        ]
+        bad = client.post(url, json={"userId": 3}, headers={"Idempotency-Key": "x" * 65})
+    assert [(a["userId"], a["status"]) for a in answers] == [
+        (1, "SUCCESS"),
+        (1, "SUCCESS"),  # the retry: the same request, not a DUPLICATE
+        (2, "FAIL"),  # the same key from another user is another request
+        (1, "DUPLICATE"),
+        (2, "FAIL"),
+    ]
+    ids = [a["requestId"] for a in answers]
+    assert ids[0] == ids[1] and ids[2] == ids[4] and len(set(ids)) == 3
+    assert (bad.status_code, bad.json()["errorCode"]) == (422, "VALIDATION_ERROR")
+    assert bad.json()["data"]["errors"] == [
+        {"field": "Idempotency-Key", "problem": "must be 1 to 64 visible ASCII characters"}
+    ]
+    assert sorted(r.request_id for r in history_rows(database, campaign_id)) == sorted(set(ids))
+    assert_counters_match_history(database, campaign_id)

@@ -54,3 +54,20 @@ def test_an_id_has_one_spelling() -> None:
             variant = body[:-1] + alphabet[last + spare] + "." + sig
             assert signer.verify(1, variant) is None
         assert signer.verify(1, rid) is not None
+
+
+def test_keyed_ids_are_the_same_for_the_same_campaign_user_and_key_only() -> None:
+    signer = RequestIdSigner("secret")
+    rid = signer.issue_keyed(5, 123, "order-1").request_id
+    assert signer.issue_keyed(5, 123, "order-1").request_id == rid  # a retry is the same request
+    others = {
+        signer.issue_keyed(c, u, k).request_id
+        for c, u, k in ((6, 123, "order-1"), (5, 124, "order-1"), (5, 123, "order-2"))
+    }
+    assert rid not in others and len(others) == 3
+    assert RequestIdSigner("other secret").issue_keyed(5, 123, "order-1").request_id != rid
+    back = signer.verify(5, rid)
+    assert back is not None and (back.user_id, back.issued_at_ms) == (123, None)
+    assert signer.verify(6, rid) is None
+    top = signer.issue_keyed(5, 2**53 - 1, "k")
+    assert signer.verify(5, top.request_id) == top and len(rid) == 44
