@@ -31,7 +31,7 @@ PYTHON=${PYTHON:-python3}
 requirements=requirements.txt
 [[ ${1:-} == --dev ]] && requirements=requirements-dev.txt
 stamp=.venv/.installed-$(sha256sum requirements.txt requirements-dev.txt | sha256sum | cut -c1-16)-${requirements%.txt}
-if [[ ! -f $stamp ]]; then
+if [[ ! -f $stamp && ! -f ${stamp%-requirements}-requirements-dev ]]; then  # dev includes the runtime
   echo "[bootstrap] pip install -r $requirements" >&2
   .venv/bin/python -m pip install -q --upgrade pip
   .venv/bin/python -m pip install -q -r "$requirements"

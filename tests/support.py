@@ -108,10 +108,13 @@ class Processes:
     tmp: Path
     started: list[Proc] = field(default_factory=list)
 
-    def start(self, name: str, args: list[str], env: dict[str, str]) -> Proc:
+    def start(self, name: str, args: list[str], env: dict[str, str], group: bool = False) -> Proc:
+        """Start a process; with `group`, in a process group of its own that `stop_all` kills whole."""
         log_path = self.tmp / f"{name}-{len(self.started)}.log"
         handle = log_path.open("wb")
-        popen = subprocess.Popen(args, cwd=ROOT, env=env, stdout=handle, stderr=subprocess.STDOUT)
+        popen = subprocess.Popen(
+            args, cwd=ROOT, env=env, stdout=handle, stderr=subprocess.STDOUT, start_new_session=group
+        )
         proc = Proc(popen, log_path, name)
         self.started.append(proc)
         return proc
@@ -131,6 +134,8 @@ class Processes:
         for proc in self.started:
             if proc.popen.poll() is None:
                 proc.kill()
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(proc.popen.pid, signal.SIGKILL)  # its children too, if it leads a group
 
 
 @dataclass
