@@ -7,19 +7,21 @@ from dataclasses import dataclass
 from zoneinfo import ZoneInfo
 
 from backend.errors import ApiError
-from fcfs.days import local_today
+from fcfs.days import EARLIEST_DAY, local_today
 
 MAX_PERIOD_DAYS = 366
 
 
 def parse_day(name: str, value: str, tz: ZoneInfo) -> dt.date:
-    """A YYYY-MM-DD date that is not in the future (in the configured time zone)."""
+    """A YYYY-MM-DD date from EARLIEST_DAY that is not in the future (in the configured time zone)."""
     try:
         day = dt.date.fromisoformat(value)
         if len(value) != 10:
             raise ValueError(value)
     except ValueError:
         raise ApiError(400, "INVALID_DATE", f"{name}: '{value}' is not a date of the form YYYY-MM-DD") from None
+    if day < EARLIEST_DAY:
+        raise ApiError(400, "DATE_OUT_OF_RANGE", f"{name}: {day} is before {EARLIEST_DAY}")
     if day > local_today(tz):
         raise ApiError(400, "DATE_IN_FUTURE", f"{name}: {day} is in the future ({tz.key})")
     return day

@@ -9,6 +9,7 @@ from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
+from sqlalchemy import Engine
 
 from backend.body_limit import BodyLimitMiddleware
 from backend.campaign_cache import CampaignCache
@@ -22,12 +23,20 @@ from backend.producer import AsyncProducer
 from backend.rate_limit import TokenBuckets
 from backend.routes import admin, batch, campaigns, health, operations, participation, stats
 from backend.serve import follow_server
+from fcfs.aggregation import abandon_orphaned_jobs
 from fcfs.db import make_engine
 from fcfs.kafka import producer_config
 from fcfs.request_ids import RequestIdSigner
 from fcfs.settings import Settings, get_settings
 
 log = logging.getLogger(__name__)
+
+
+def _abandon_orphaned_jobs(engine: Engine) -> None:
+    try:
+        abandon_orphaned_jobs(engine)
+    except Exception as exc:  # noqa: BLE001 - the database may be away at start-up; the next start retries
+        log.warning("could not check for abandoned aggregation jobs: %s", exc)
 
 
 def create_app(settings: Settings | None = None) -> ParticipationDoor:
@@ -51,6 +60,8 @@ def create_app(settings: Settings | None = None) -> ParticipationDoor:
         app.state.intake = door.intake = Intake(
             settings, app.state.producer, app.state.signer, app.state.campaigns, app.state.rate_limiter
         )
+        # runs a crashed process left STARTED are marked FAILED (off the event loop; the database may be away)
+        app.state.batch_executor.submit(_abandon_orphaned_jobs, engine)
         sampler = LagSampler(app.state.kafka_view, engine, settings.lag_sample_interval_s)
         sampler.start()
         metrics_flusher = asyncio.create_task(BATCHED.flush_every(1.0))

@@ -35,6 +35,9 @@ class CampaignCreate(CamelModel):
 
     @model_validator(mode="after")
     def window_in_order(self) -> CampaignCreate:
+        for name, value in (("startsAt", self.starts_at), ("endsAt", self.ends_at)):
+            if value is not None and not EARLIEST_TIME <= _aware(value) < LATEST_TIME:
+                raise ValueError(f"{name} must be from {EARLIEST_TIME:%Y-%m-%d} to {LATEST_TIME:%Y-%m-%d} (UTC)")
         if self.starts_at and self.ends_at and _aware(self.ends_at) <= _aware(self.starts_at):
             raise ValueError("endsAt must be after startsAt")
         if not self.name.strip():
@@ -81,6 +84,11 @@ class ParticipationState(BaseModel):
     campaignId: int
     userId: int
     status: Literal["PENDING", "SUCCESS", "FAIL", "DUPLICATE"]
+
+
+# A campaign's window lies where every time zone can express it and a DATETIME can store it.
+EARLIEST_TIME = dt.datetime(1970, 1, 2, tzinfo=dt.UTC)
+LATEST_TIME = dt.datetime(9999, 12, 30, tzinfo=dt.UTC)
 
 
 def _aware(value: dt.datetime) -> dt.datetime:

@@ -14,7 +14,13 @@ from apscheduler.schedulers.blocking import BlockingScheduler
 from apscheduler.triggers.cron import CronTrigger
 from sqlalchemy import Engine
 
-from fcfs.aggregation import AggregationAlreadyRunning, aggregate_day, last_completed_day, prune_job_history
+from fcfs.aggregation import (
+    AggregationAlreadyRunning,
+    abandon_orphaned_jobs,
+    aggregate_day,
+    last_completed_day,
+    prune_job_history,
+)
 from fcfs.days import days_between, local_today
 from fcfs.db import make_engine
 from fcfs.schema import JobStatus, JobTrigger
@@ -82,6 +88,7 @@ def main() -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s", stream=sys.stderr)
     settings = get_settings()
     engine = make_engine(isolation_level="READ COMMITTED", pool_size=2)
+    abandon_orphaned_jobs(engine)
     catch_up(engine, settings)
     prune_job_history(engine)
     scheduler = build_scheduler(engine, settings)

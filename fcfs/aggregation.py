@@ -34,6 +34,7 @@ from fcfs.schema import (
 log = logging.getLogger(__name__)
 JOB_NAME = "dailyCampaignStats"
 RETENTION_DAYS = 90
+ABANDONED = "abandoned: the process running it stopped"
 
 
 class AggregationAlreadyRunning(Exception):
@@ -81,7 +82,7 @@ def start_job(engine: Engine, day: dt.date, trigger: JobTrigger) -> StartedJob:
                 batch_job_execution.c.target_date == day,
                 batch_job_execution.c.status == JobStatus.STARTED,
             )
-            .values(status=JobStatus.FAILED, ended_at=now, error="abandoned: the process running it stopped")
+            .values(status=JobStatus.FAILED, ended_at=now, error=ABANDONED)
         )
         job_id = conn.execute(
             batch_job_execution.insert().values(
@@ -98,9 +99,9 @@ def start_job(engine: Engine, day: dt.date, trigger: JobTrigger) -> StartedJob:
 
 def run_job(engine: Engine, job: StartedJob, tz: ZoneInfo) -> JobStatus:
     """Aggregate every campaign of the job's date, each in its own transaction; record the outcome."""
-    start, end = day_bounds(job.day, tz)
     status, error = JobStatus.FAILED, None
     try:
+        start, end = day_bounds(job.day, tz)
         with engine.connect() as conn:
             campaign_ids = campaigns_to_aggregate(conn, job.day, start, end)
         failures = []
@@ -126,6 +127,34 @@ def run_job(engine: Engine, job: StartedJob, tz: ZoneInfo) -> JobStatus:
     finally:
         _finish(engine, job, status, error)
     return status
+
+
+def abandon_orphaned_jobs(engine: Engine) -> list[int]:
+    """Mark FAILED every STARTED run that no process is running (its date's lock is free): left behind
+    by a process that stopped mid-run. Called at start-up by every process that runs jobs."""
+    abandoned = []
+    with engine.connect() as conn:
+        started = conn.execute(
+            select(batch_job_execution.c.id, batch_job_execution.c.target_date).where(
+                batch_job_execution.c.job_name == JOB_NAME, batch_job_execution.c.status == JobStatus.STARTED
+            )
+        ).all()
+        for job_id, day in started:
+            if conn.scalar(text("SELECT GET_LOCK(:name, 0)"), {"name": lock_name(day)}) != 1:
+                continue  # running in another process
+            try:
+                conn.execute(
+                    update(batch_job_execution)
+                    .where(batch_job_execution.c.id == job_id, batch_job_execution.c.status == JobStatus.STARTED)
+                    .values(status=JobStatus.FAILED, ended_at=utcnow(), error=ABANDONED)
+                )
+                conn.commit()
+                abandoned.append(job_id)
+            finally:
+                conn.execute(text("SELECT RELEASE_LOCK(:name)"), {"name": lock_name(day)})
+    if abandoned:
+        log.warning("aggregation jobs %s were left STARTED by a stopped process: marked FAILED", abandoned)
+    return abandoned
 
 
 def aggregate_day(engine: Engine, day: dt.date, trigger: JobTrigger, tz: ZoneInfo) -> tuple[int, JobStatus]:

@@ -6,6 +6,10 @@ import datetime as dt
 from collections.abc import Iterator
 from zoneinfo import ZoneInfo
 
+# The first day the statistics and the aggregation know: earlier days cannot hold a request (request
+# times are epoch milliseconds), and far earlier ones are not representable in every time zone.
+EARLIEST_DAY = dt.date(1970, 1, 2)
+
 
 def day_bounds(day: dt.date, tz: ZoneInfo) -> tuple[dt.datetime, dt.datetime]:
     """[start, end) of `day` in `tz`, as naive UTC datetimes."""

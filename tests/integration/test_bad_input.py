@@ -165,6 +165,9 @@ def test_admin_input_is_validated(api: Api, settings: Settings) -> None:
             {"totalStock": 5},
             {"name": "x", "totalStock": 5, "startsAt": "2030-01-02T00:00:00Z", "endsAt": "2030-01-01T00:00:00Z"},
             {"name": "x", "totalStock": 5, "startsAt": "tomorrow"},
+            {"name": "x", "totalStock": 5, "startsAt": "0001-01-01T00:00:00+01:00"},  # before year 1 in UTC
+            {"name": "x", "totalStock": 5, "endsAt": "9999-12-31T23:00:00-05:00"},  # after year 9999 in UTC
+            {"name": "x", "totalStock": 5, "startsAt": "1969-07-20T20:17:00Z"},
         ):
             r = client.post("/api/admin/campaigns", json=body)
             assert (r.status_code, r.json()["errorCode"]) == (422, "VALIDATION_ERROR"), body

@@ -12,7 +12,15 @@ from sqlalchemy import Engine, delete, select, text
 
 from batch.scheduler import catch_up, days_to_catch_up
 from bench.generate import generate_history
-from fcfs.aggregation import JOB_NAME, aggregate_day, lock_name, prune_job_history
+from fcfs.aggregation import (
+    JOB_NAME,
+    abandon_orphaned_jobs,
+    aggregate_day,
+    lock_name,
+    prune_job_history,
+    run_job,
+    start_job,
+)
 from fcfs.days import local_today
 from fcfs.db import utcnow
 from fcfs.schema import JobStatus, JobTrigger, batch_job_execution, campaign, campaign_second, campaign_stats
@@ -187,6 +195,46 @@ def test_one_failing_campaign_makes_the_run_partial_and_a_rerun_completes_it(
     assert {row[1] for row in _stats_rows(database, day)} == committed | {failing_campaign}
 
 
+def test_a_run_that_fails_before_any_campaign_is_recorded_failed_and_frees_its_lock(
+    database: Engine, settings: Settings
+) -> None:
+    day = dt.date(1, 1, 1)  # the API refuses it (DATE_OUT_OF_RANGE); its start in Asia/Seoul is before year 1 UTC
+    job = start_job(database, day, JobTrigger.MANUAL)
+    assert run_job(database, job, settings.tz) is JobStatus.FAILED
+    recorded = _jobs(database, day)[-1]
+    assert recorded.id == job.job_id and recorded.status is JobStatus.FAILED and "out of range" in recorded.error
+    with database.connect() as conn:
+        assert conn.scalar(text("SELECT GET_LOCK(:n, 0)"), {"n": lock_name(day)}) == 1  # released
+        conn.execute(text("SELECT RELEASE_LOCK(:n)"), {"n": lock_name(day)})
+
+
+def test_runs_left_started_by_a_stopped_process_are_marked_failed_at_start_up(database: Engine) -> None:
+    orphan_day, running_day = dt.date(2001, 1, 1), dt.date(2001, 1, 2)
+    with database.begin() as conn:
+        ids = [
+            conn.execute(
+                batch_job_execution.insert().values(
+                    job_name=JOB_NAME,
+                    target_date=day,
+                    trigger_type=JobTrigger.MANUAL,
+                    status=JobStatus.STARTED,
+                    started_at=utcnow(),
+                )
+            ).lastrowid
+            for day in (orphan_day, running_day)
+        ]
+    with database.connect() as holder:  # another process is running this one
+        assert holder.scalar(text("SELECT GET_LOCK(:n, 0)"), {"n": lock_name(running_day)}) == 1
+        assert abandon_orphaned_jobs(database) == [ids[0]]
+        holder.execute(text("SELECT RELEASE_LOCK(:n)"), {"n": lock_name(running_day)})
+    assert [_jobs(database, day)[-1].status for day in (orphan_day, running_day)] == [
+        JobStatus.FAILED,
+        JobStatus.STARTED,
+    ]
+    with database.begin() as conn:  # leave no STARTED record behind for the other tests
+        conn.execute(delete(batch_job_execution).where(batch_job_execution.c.id.in_(ids)))
+
+
 def test_two_runs_of_the_same_date_never_overlap(api: Api, database: Engine, generated: dict[str, Any]) -> None:
     day = generated["days"][0]
     with database.connect() as holder:  # as if a run of that date were in progress
@@ -307,6 +355,9 @@ def test_period_statistics_give_per_day_rows(
         ("/api/admin/stats/daily", {"from": "2020-01-01", "to": "2025-01-01"}, "DATE_RANGE_TOO_LONG"),
         ("/api/admin/stats/daily", {"date": "2999-01-01"}, "DATE_IN_FUTURE"),
         ("/api/admin/stats/raw", {"from": "2025-01-01", "to": "2999-01-01"}, "DATE_IN_FUTURE"),
+        ("/api/admin/stats/raw", {"date": "0001-01-01"}, "DATE_OUT_OF_RANGE"),
+        ("/api/admin/stats/daily", {"date": "1970-01-01"}, "DATE_OUT_OF_RANGE"),
+        ("/api/admin/stats/daily", {"from": "0001-01-01", "to": "0001-01-02"}, "DATE_OUT_OF_RANGE"),
     ],
 )
 def test_statistics_dates_are_validated(api: Api, path: str, params: dict[str, str], code: str) -> None:
@@ -317,7 +368,11 @@ def test_statistics_dates_are_validated(api: Api, path: str, params: dict[str, s
 
 def test_batch_endpoints_validate_and_need_the_token(api: Api) -> None:
     with api.client(admin=True) as client:
-        for date, code in (("2025-02-30", "INVALID_DATE"), ("2999-01-01", "DATE_IN_FUTURE")):
+        for date, code in (
+            ("2025-02-30", "INVALID_DATE"),
+            ("2999-01-01", "DATE_IN_FUTURE"),
+            ("0001-01-01", "DATE_OUT_OF_RANGE"),
+        ):
             r = client.post("/api/admin/batch/aggregate", params={"date": date})
             assert (r.status_code, r.json()["errorCode"]) == (400, code)
         r = client.get("/api/admin/batch/status/987654321")
