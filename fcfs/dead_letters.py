@@ -41,6 +41,7 @@ TRUNCATED = "dlq.truncated"  # "value", "key" or "key,value": which were cut
 # headers under the broker's message size limit.
 MAX_VALUE_BYTES = 64 * 1024
 MAX_KEY_BYTES = 1024
+PREVIEW_BYTES = 1024  # what a listing shows of each key and value
 
 
 class Code(enum.StrEnum):
@@ -118,9 +119,11 @@ class StoredDeadLetter:
     timestamp_ms: int
     letter: DeadLetter
 
-    def to_json(self, replayed: bool) -> dict[str, Any]:
+    def to_json(self, replayed: bool, preview_bytes: int | None = PREVIEW_BYTES) -> dict[str, Any]:
+        """The letter as the API shows it: with `preview_bytes`, at most that much of the key and value
+        (`valueComplete` false when cut); None: all of them."""
         letter = self.letter
-        text, encoding = _printable(letter.value)
+        value, encoding = _printable(letter.value, preview_bytes)
         return {
             "dlqPartition": self.partition,
             "dlqOffset": self.offset,
@@ -130,9 +133,11 @@ class StoredDeadLetter:
             "sourceTopic": letter.source_topic,
             "sourcePartition": letter.source_partition,
             "sourceOffset": letter.source_offset,
-            "key": _printable(letter.key)[0],
-            "value": text,
+            "key": _printable(letter.key, preview_bytes)[0],
+            "value": value,
             "valueEncoding": encoding,
+            "valueSize": len(letter.value or b""),
+            "valueComplete": preview_bytes is None or len(letter.value or b"") <= preview_bytes,
             "replayed": replayed,
             **(
                 {
@@ -181,13 +186,17 @@ def publish_dead_letters(producer: Producer, settings: Settings, letters: Sequen
 # -- reading ------------------------------------------------------------------------------------------
 
 
-def _printable(raw: bytes | None) -> tuple[str | None, str]:
+def _printable(raw: bytes | None, limit: int | None = None) -> tuple[str | None, str]:
+    """Text for JSON: the bytes as UTF-8 when they are, else base64; at most `limit` bytes of them."""
     if raw is None:
         return None, "none"
     try:
-        return raw.decode("utf-8"), "utf-8"
+        text = raw.decode("utf-8")
     except UnicodeDecodeError:
-        return base64.b64encode(raw).decode(), "base64"
+        return base64.b64encode(raw[:limit]).decode(), "base64"
+    if limit is not None and len(raw) > limit:
+        text = raw[:limit].decode("utf-8", errors="ignore")  # not half a character at the cut
+    return text, "utf-8"
 
 
 def _from_message(msg: Message) -> StoredDeadLetter:

@@ -6,7 +6,7 @@ import datetime as dt
 from typing import Annotated, Any
 
 from confluent_kafka import KafkaException
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Path, Query, Request
 from pydantic import Field
 from sqlalchemy import select
 from starlette.responses import Response
@@ -17,7 +17,7 @@ from backend.presenters import iso
 from backend.schemas import CamelModel
 from backend.timeline import decided_per_second, from_epoch_s, lag_history, lag_status
 from fcfs.db import utcnow
-from fcfs.dead_letters import read_dead_letters, replay, replayed_offsets
+from fcfs.dead_letters import read_dead_letter, read_dead_letters, replay, replayed_offsets
 from fcfs.schema import worker_heartbeat
 
 router = APIRouter(prefix="/api/admin", tags=["operations"], dependencies=[AdminDep])
@@ -60,7 +60,7 @@ def kafka(request: Request, engine: EngineDep, settings: SettingsDep) -> Respons
     try:
         view = request.app.state.kafka_view.lag()
     except (KafkaException, KeyError) as exc:
-        raise ApiError(503, "KAFKA_UNAVAILABLE", f"Kafka did not answer: {exc}", headers={"Retry-After": "1"}) from None
+        raise kafka_unavailable(exc) from None
     now = utcnow()
     with engine.connect() as conn:
         recent = lag_history(conn, settings.kafka_topic, now - STATUS_WINDOW)
@@ -94,6 +94,10 @@ def kafka_lag_history(
     )
 
 
+def kafka_unavailable(exc: Exception) -> ApiError:
+    return ApiError(503, "KAFKA_UNAVAILABLE", f"Kafka did not answer: {exc}", headers={"Retry-After": "1"})
+
+
 @router.get("/dlq", summary="Recent dead letters, newest first, with their reasons")
 def dead_letters(
     engine: EngineDep, settings: SettingsDep, limit: Annotated[int, Query(ge=1, le=1000)] = 100
@@ -101,11 +105,31 @@ def dead_letters(
     try:
         letters = read_dead_letters(settings, limit)
     except KafkaException as exc:
-        raise ApiError(503, "KAFKA_UNAVAILABLE", f"Kafka did not answer: {exc}", headers={"Retry-After": "1"}) from None
+        raise kafka_unavailable(exc) from None
     done = replayed_offsets(engine, settings.dlq_topic)
     return envelope(
         {"topic": settings.dlq_topic, "deadLetters": [d.to_json((d.partition, d.offset) in done) for d in letters]}
     )
+
+
+@router.get(
+    "/dlq/{partition}/{offset}",
+    summary="One dead letter with its whole key and value (a listing shows the first 1,024 bytes)",
+)
+def dead_letter(
+    engine: EngineDep,
+    settings: SettingsDep,
+    partition: Annotated[int, Path(ge=0, le=100_000)],
+    offset: Annotated[int, Path(ge=0, le=2**63 - 1)],
+) -> Response:
+    try:
+        found = read_dead_letter(settings, partition, offset)
+    except KafkaException as exc:
+        raise kafka_unavailable(exc) from None
+    if found is None:
+        raise ApiError(404, "DEAD_LETTER_NOT_FOUND", f"no dead letter at {settings.dlq_topic}/{partition}@{offset}")
+    replayed = (partition, offset) in replayed_offsets(engine, settings.dlq_topic)
+    return envelope(found.to_json(replayed, preview_bytes=None))
 
 
 class DlqPosition(CamelModel):

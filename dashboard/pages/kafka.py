@@ -26,9 +26,11 @@ WORKER_COLUMNS = {
 }
 DEAD_LETTER_COLUMNS = {
     "offset": field("dlqOffset"),
+    "code": field("code"),
     "reason": field("reason"),
     "source": lambda d: f"p{d['sourcePartition']}@{d['sourceOffset']}",
     "value": lambda d: (d["value"] or "")[:120],
+    "bytes": field("valueSize"),
     "replayed": field("replayed"),
 }
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import threading
 import time
 
@@ -69,6 +71,39 @@ def test_dead_letters_are_listed_and_replayed_once_after_the_cause_is_fixed(
         listed = client.get("/api/admin/dlq").json()["data"]["deadLetters"]
     assert len(listed) == 3 and sum(d["replayed"] for d in listed) == 2
     assert len(history_rows(database, RESTORED_CAMPAIGN)) == 1
+
+
+def test_dead_letters_are_listed_as_previews_and_read_whole_one_at_a_time(
+    settings: Settings, database: Engine, processes: Processes
+) -> None:
+    api = processes.api(settings)
+    long_text = ("é" * 3000).encode()  # 6,000 bytes of text: the preview must not cut a character in half
+    huge = b"\xff" * 900_000  # too big for the DLQ: stored truncated, with its size and hash
+    producer = Producer(producer_config(settings))
+    for value in (long_text, huge):
+        producer.produce(settings.kafka_topic, value, b"k")
+    assert producer.flush(10) == 0
+    assert processes.worker(settings, "--drain").wait(60) == 0
+
+    with api.client(admin=True) as client:
+        listed = client.get("/api/admin/dlq").json()["data"]["deadLetters"]
+        text, cut = sorted(listed, key=lambda d: d["sourceOffset"])
+        assert text["value"] == "é" * 512 and text["valueSize"] == 6000 and text["valueComplete"] is False
+        assert cut["valueEncoding"] == "base64" and len(base64.b64decode(cut["value"])) == 1024
+        assert (cut["truncated"], cut["originalSize"], cut["valueSize"]) == ("value", 900_001, 65_536)
+        assert cut["originalSha256"] == hashlib.sha256(b"k" + huge).hexdigest()
+
+        whole = client.get(f"/api/admin/dlq/{text['dlqPartition']}/{text['dlqOffset']}").json()["data"]
+        assert (
+            whole["value"] == long_text.decode() and whole["valueComplete"] is True and whole["code"] == "INVALID_EVENT"
+        )
+        whole = client.get(f"/api/admin/dlq/{cut['dlqPartition']}/{cut['dlqOffset']}").json()["data"]
+        assert base64.b64decode(whole["value"]) == huge[:65_536]
+        missing = client.get(f"/api/admin/dlq/0/{cut['dlqOffset'] + 100}")
+        assert (missing.status_code, missing.json()["errorCode"]) == (404, "DEAD_LETTER_NOT_FOUND")
+        position = {"partition": cut["dlqPartition"], "offset": cut["dlqOffset"]}
+        replayed = client.post("/api/admin/dlq/replay", json={"offsets": [position]}).json()["data"]
+        assert replayed["results"][0]["status"] == "TRUNCATED"  # only a preview is kept: nothing to publish
 
 
 def test_workers_kafka_lag_and_metrics_are_visible(settings: Settings, database: Engine, processes: Processes) -> None:
