@@ -43,7 +43,10 @@ class AsyncProducer:
     """Publishes messages and lets coroutines wait for Kafka's acknowledgement."""
 
     def __init__(self, config: dict[str, Any], timeout_s: float) -> None:
-        self._producer = Producer(config)
+        self._config = {**config, "error_cb": self._on_error}
+        self._producer = Producer(self._config)
+        self._fatal: str | None = None  # a fatal error of the current producer, until it is replaced
+        self.replacements = 0
         self._timeout_s = timeout_s
         self._running = True
         self._settled: list[Settled] = []
@@ -58,6 +61,41 @@ class AsyncProducer:
         while self._running:
             self._producer.poll(0.05)
             self._hand_over()
+            if self._fatal is not None:
+                self._replace()
+
+    def _on_error(self, err: KafkaError) -> None:
+        """librdkafka's error callback (on the delivery thread): a fatal error ends this producer for good."""
+        if err.fatal():
+            log.error("fatal producer error, replacing the producer: %s", err)
+            self._fatal = str(err)
+        else:
+            log.debug("producer: %s", err)
+
+    def _replace(self) -> None:
+        """A new producer for a fatally failed one (an idempotent producer's sequence can break for good).
+
+        The old producer fails whatever it still holds (those waiters get 503, maybe written); the
+        requests after the swap go to the new one."""
+        old = self._producer
+        try:
+            self._producer = Producer(self._config)
+        except KafkaException as exc:
+            log.error("could not create a producer, retrying: %s", exc)
+            time.sleep(1)
+            return
+        self._fatal = None
+        self.replacements += 1
+        old.purge()
+        old.flush(0)
+        old.poll(0)
+        self._hand_over()
+        log.warning("producer replaced (%d so far)", self.replacements)
+
+    @property
+    def fatal_error(self) -> str | None:
+        """The fatal error the current producer is in, if any (readiness reports it)."""
+        return self._fatal
 
     def _hand_over(self) -> None:
         """Wake each waiting event loop once for all the requests one poll settled."""
@@ -98,7 +136,9 @@ class AsyncProducer:
             self._sweeper.cancel()
 
     def reachable(self, timeout_s: float = 2.0) -> bool:
-        """Whether a broker answers a metadata request now (blocking; call from a thread)."""
+        """Whether the producer works and a broker answers a metadata request now (blocking; call from a thread)."""
+        if self._fatal is not None:
+            return False
         try:
             brokers = self._producer.list_topics(timeout=timeout_s).brokers
         except KafkaException:

@@ -136,3 +136,28 @@ def test_an_ambiguous_503_and_its_retry_with_the_same_idempotency_key_are_one_re
         assert rows[[r.request_id for r in rows].index(ambiguous_id)].kafka_offset == copies[0].offset()
         with api.client() as client:
             assert client.get(f"{url}/{ambiguous_id}").json()["data"]["status"] == "SUCCESS"
+
+
+def test_a_fatal_producer_error_is_recovered_by_a_new_producer(settings: Settings) -> None:
+    """A fatal error (as an idempotent producer reports when its sequence breaks for good) would leave every
+    later request 503: the producer is replaced, readiness says DOWN until it is, and requests go on."""
+    from confluent_kafka import KafkaError
+
+    from backend.producer import AsyncProducer
+    from fcfs.kafka import producer_config
+
+    async def scenario() -> None:
+        producer = AsyncProducer(producer_config(settings), 5)
+        try:
+            await producer.send(settings.kafka_topic, b"k", b"before")
+            assert producer.reachable()
+            producer._on_error(KafkaError(KafkaError._FATAL, "injected fatal error", fatal=True))
+            assert producer.fatal_error is not None and not producer.reachable()
+            await asyncio.sleep(0.5)  # the delivery thread replaces it on its next round
+            assert producer.fatal_error is None and producer.replacements == 1 and producer.reachable()
+            await producer.send(settings.kafka_topic, b"k", b"after")
+        finally:
+            producer.close()
+
+    asyncio.run(scenario())
+    assert [m.value() for m in read_topic(settings)] == [b"before", b"after"]
