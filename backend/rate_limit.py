@@ -23,11 +23,13 @@ class TokenBuckets:
     def take(self, key: str, now: float | None = None) -> float:
         """Take a token: 0.0 if allowed, else the seconds until the next token."""
         now = time.monotonic() if now is None else now
-        tokens, last = self._buckets.get(key, (float(self.burst), now))
+        # the dict keeps insertion order: taking a key out and putting it back makes it the most recent
+        tokens, last = self._buckets.pop(key, (float(self.burst), now))
         tokens = min(self.burst, tokens + (now - last) * self.rate)
+        if len(self._buckets) >= self.max_keys:
+            # full: forget the least recently seen client (an idle client's bucket has refilled anyway)
+            del self._buckets[next(iter(self._buckets))]
         if tokens >= 1:
-            if len(self._buckets) >= self.max_keys and key not in self._buckets:
-                self._buckets.clear()  # a flood of new addresses: start over rather than grow without bound
             self._buckets[key] = (tokens - 1, now)
             return 0.0
         self._buckets[key] = (tokens, now)
