@@ -10,6 +10,9 @@ from backend.errors import ApiError
 from fcfs.days import EARLIEST_DAY, local_today
 
 MAX_PERIOD_DAYS = 366
+# Date query parameters are read as text (so a malformed one is our 400 INVALID_DATE, not a framework
+# 422) and documented as dates, so that clients and fuzzers know what they take.
+AS_DATE = {"format": "date"}
 
 
 def parse_day(name: str, value: str, tz: ZoneInfo) -> dt.date:

@@ -7,7 +7,7 @@ from typing import Annotated
 from fastapi import APIRouter, Path, Query, Request
 from starlette.responses import Response
 
-from backend.dates import parse_day
+from backend.dates import AS_DATE, parse_day
 from backend.deps import AdminDep, EngineDep, SettingsDep
 from backend.errors import ApiError, envelope
 from backend.presenters import job_json
@@ -22,7 +22,7 @@ def aggregate(
     request: Request,
     engine: EngineDep,
     settings: SettingsDep,
-    date: Annotated[str, Query(description="YYYY-MM-DD in the configured time zone")],
+    date: Annotated[str, Query(description="YYYY-MM-DD in the configured time zone", json_schema_extra=AS_DATE)],
 ) -> Response:
     day = parse_day("date", date, settings.tz)
     try:

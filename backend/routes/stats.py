@@ -12,16 +12,16 @@ from fastapi import APIRouter, Depends, Query
 from sqlalchemy import Connection, Engine
 from starlette.responses import Response
 
-from backend.dates import Period, parse_period
+from backend.dates import AS_DATE, Period, parse_period
 from backend.deps import AdminDep, EngineDep, SettingsDep
 from backend.errors import envelope
 from backend.stats import batched_period, campaign_names, campaign_rows, merge_days, raw_period, summary
 
 router = APIRouter(prefix="/api/admin/stats", tags=["statistics"], dependencies=[AdminDep])
 
-DateQ = Annotated[str | None, Query(description="one day, YYYY-MM-DD")]
-FromQ = Annotated[str | None, Query(alias="from", description="first day of a period")]
-ToQ = Annotated[str | None, Query(description="last day of a period (included)")]
+DateQ = Annotated[str | None, Query(description="one day, YYYY-MM-DD", json_schema_extra=AS_DATE)]
+FromQ = Annotated[str | None, Query(alias="from", description="first day of a period", json_schema_extra=AS_DATE)]
+ToQ = Annotated[str | None, Query(description="last day of a period (included)", json_schema_extra=AS_DATE)]
 CampaignQ = Annotated[int | None, Query(alias="campaignId", ge=1, le=2**63 - 1)]
 
 

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import shutil
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+from hypothesis import example, given
+from hypothesis import settings as hypothesis_settings
+from hypothesis import strategies as st
 
 from fcfs.settings import Settings
 from tests.support import ADMIN_TOKEN, Processes
@@ -42,3 +46,48 @@ def test_no_server_errors_and_responses_match_the_schema(
     result = subprocess.run(args, capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stdout[-6000:]
     assert " passed" in result.stdout
+
+
+EAST, WEST = dt.timezone(dt.timedelta(hours=1)), dt.timezone(-dt.timedelta(hours=5))
+
+
+def test_any_date_or_time_is_answered_without_a_server_error(settings: Settings, processes: Processes) -> None:
+    """Dates and times across their whole range, at the edges too (schemathesis draws few of those):
+    every one is an answer (2xx, 400, 409, 422), never a 500."""
+    api = processes.api(settings)
+    offsets = st.integers(-14 * 60, 14 * 60).map(lambda m: dt.timezone(dt.timedelta(minutes=m)))
+    with api.client(admin=True) as client:
+
+        @hypothesis_settings(max_examples=80, deadline=None, database=None)
+        @given(day=st.dates(), other=st.dates())
+        @example(day=dt.date(1, 1, 1), other=dt.date(1, 1, 2))
+        @example(day=dt.date(9999, 12, 31), other=dt.date(1, 1, 1))
+        def dates(day: dt.date, other: dt.date) -> None:
+            for method, path, params in (
+                ("GET", "/api/admin/stats/raw", {"date": day.isoformat()}),
+                ("GET", "/api/admin/stats/daily", {"date": day.isoformat()}),
+                ("GET", "/api/admin/stats/daily", {"from": day.isoformat(), "to": other.isoformat()}),
+                ("POST", "/api/admin/batch/aggregate", {"date": day.isoformat()}),
+            ):
+                r = client.request(method, path, params=params)
+                assert r.status_code in (200, 202, 400, 409), (path, params, r.text)
+
+        @hypothesis_settings(max_examples=60, deadline=None, database=None)
+        @given(starts=st.datetimes(timezones=offsets), ends=st.datetimes(timezones=offsets))
+        @example(starts=dt.datetime(1, 1, 1, tzinfo=dt.timezone(dt.timedelta(hours=1))), ends=dt.datetime(2030, 1, 1))
+        @example(
+            starts=dt.datetime(2030, 1, 1),
+            ends=dt.datetime(9999, 12, 31, 23, tzinfo=dt.timezone(-dt.timedelta(hours=5))),
+        )
+        def windows(starts: dt.datetime, ends: dt.datetime) -> None:
+            body = {
+                "name": "fuzzed window",
+                "totalStock": 1,
+                "startsAt": starts.isoformat(),
+                "endsAt": ends.isoformat(),
+            }
+            r = client.post("/api/admin/campaigns", json=body)
+            assert r.status_code in (201, 422), (body, r.text)
+
+        dates()
+        windows()
