@@ -27,7 +27,9 @@ from typing import NamedTuple
 _URLSAFE = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
 _SORTABLE = b"-0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ_abcdefghijklmnopqrstuvwxyz"
 _TO_SORTABLE = bytes.maketrans(_URLSAFE, _SORTABLE)
-_FROM_SORTABLE = bytes.maketrans(_SORTABLE, _URLSAFE)
+_STANDARD = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/"
+_TO_STANDARD = bytes(_STANDARD[_SORTABLE.index(b)] if b in _SORTABLE else ord("!") for b in range(256))
+_LAST_CHARACTERS = frozenset(chr(c) for c in _SORTABLE[::4])  # 6 bits of which the last 2 are unused
 _RANDOM_POOL = 6 * 4096  # random bytes read from the kernel at once (one system call per 4,096 ids)
 
 
@@ -73,15 +75,15 @@ class RequestIdSigner:
 
     def verify(self, campaign_id: int, request_id: str) -> IssuedRequest | None:
         """The request behind an id, or None when this system did not issue it for this campaign."""
-        body, dot, signature = request_id.partition(".")
-        if not dot or len(body) != 27 or len(signature) != 16 or not request_id.isascii():
-            return None
+        # The worker checks every message with this, so it is written for speed: one pass from the id's
+        # alphabet to standard base64 (anything else becomes "!", which strict decoding refuses).
+        if len(request_id) != 44 or request_id[27] != "." or request_id[26] not in _LAST_CHARACTERS:
+            return None  # the 27th character carries 2 unused bits, zero in the one spelling of an id
         try:
-            payload = _decode(body)
-            given = _decode(signature)
-        except (binascii.Error, ValueError):
-            return None
-        if len(payload) != 20 or _encode(payload) != body:  # one spelling per id
+            text = request_id.encode("ascii").translate(_TO_STANDARD)
+            payload = binascii.a2b_base64(text[:27] + b"=", strict_mode=True)
+            given = binascii.a2b_base64(text[28:], strict_mode=True)
+        except (UnicodeEncodeError, binascii.Error):
             return None
         if not hmac.compare_digest(given, self._sign(campaign_id, payload)):
             return None
@@ -98,7 +100,3 @@ class RequestIdSigner:
 
 def _encode(raw: bytes) -> str:
     return base64.urlsafe_b64encode(raw).rstrip(b"=").translate(_TO_SORTABLE).decode()
-
-
-def _decode(text: str) -> bytes:
-    return base64.urlsafe_b64decode(text.encode().translate(_FROM_SORTABLE) + b"=" * (-len(text) % 4))

@@ -71,3 +71,17 @@ def test_keyed_ids_are_the_same_for_the_same_campaign_user_and_key_only() -> Non
     assert signer.verify(6, rid) is None
     top = signer.issue_keyed(5, 2**53 - 1, "k")
     assert signer.verify(5, top.request_id) == top and len(rid) == 44
+
+
+def test_every_other_character_anywhere_makes_an_id_unknown() -> None:
+    """One spelling per id: any one character changed (the unused bits of the 27th too) is not an id."""
+    import string
+
+    signer = RequestIdSigner("secret")
+    for rid in (signer.issue(3, 42).request_id, signer.issue_keyed(3, 42, "k").request_id):
+        for position in range(len(rid)):
+            for char in string.printable + "é\x00":
+                if char != rid[position]:
+                    changed = rid[:position] + char + rid[position + 1 :]
+                    assert signer.verify(3, changed) is None, (position, char)
+        assert signer.verify(3, rid) is not None
