@@ -20,7 +20,7 @@ from prometheus_client.metrics import Histogram
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from backend.errors import ApiError, envelope_bytes
-from backend.intake import Intake
+from backend.intake import Intake, identify
 from backend.observability import BATCHED, HTTP_SECONDS, REQUEST_ID, request_id_of
 from fcfs.events import MAX_CAMPAIGN_ID, MAX_USER_ID
 
@@ -66,12 +66,21 @@ class ParticipationDoor:
             body = message.get("body", b"")
             if message.get("more_body", False) or len(body) > self.max_body_bytes:
                 body = await read_rest(receive, body, self.max_body_bytes)
+            intake = self.intake
+            assert intake is not None, "the door serves only after start-up"
+            key = authorization = forwarded_for = None
+            for name, value in scope["headers"]:
+                if name == b"idempotency-key":
+                    key = value
+                elif name == b"authorization":
+                    authorization = value
+                elif name == b"x-forwarded-for":
+                    forwarded_for = value
             campaign_id = parse_campaign_id(campaign)
-            user_id = parse_user_id(body)
-            key = idempotency_key(scope["headers"])
-            client = scope["client"][0] if scope.get("client") else "unknown"
-            assert self.intake is not None, "the door serves only after start-up"
-            data = await self.intake.accept(campaign_id, user_id, client, endpoint == "participation", key)
+            user_id = identify(intake.tokens, authorization, parse_user_id(body, required=intake.tokens is None))
+            client = intake.limits.client(scope["client"][0] if scope.get("client") else "unknown", forwarded_for)
+            publish = endpoint == "participation"
+            data = await intake.accept(campaign_id, user_id, client, publish, parse_idempotency_key(key))
             status, answer = 202, envelope_bytes(data, ACCEPTED_MESSAGE[endpoint])
         except ApiError as exc:
             status, answer, extra = exc.status_code, envelope_bytes(exc.data, exc.message, exc.error_code), exc.headers
@@ -125,15 +134,14 @@ IDEMPOTENCY_KEY = re.compile(r"[\x21-\x7e]{1,64}")  # 1 to 64 visible ASCII char
 IDEMPOTENCY_KEY_PROBLEM = "must be 1 to 64 visible ASCII characters"
 
 
-def idempotency_key(headers: list[tuple[bytes, bytes]]) -> str | None:
-    """The request's `Idempotency-Key` header, None without one; 422 for a malformed one."""
-    for name, value in headers:
-        if name == b"idempotency-key":
-            key = value.decode("latin-1")
-            if IDEMPOTENCY_KEY.fullmatch(key) is None:
-                raise invalid("Idempotency-Key", IDEMPOTENCY_KEY_PROBLEM)
-            return key
-    return None
+def parse_idempotency_key(value: bytes | None) -> str | None:
+    """The `Idempotency-Key` header's value, None without one; 422 for a malformed one."""
+    if value is None:
+        return None
+    key = value.decode("latin-1")
+    if IDEMPOTENCY_KEY.fullmatch(key) is None:
+        raise invalid("Idempotency-Key", IDEMPOTENCY_KEY_PROBLEM)
+    return key
 
 
 def parse_campaign_id(text: str) -> int:
@@ -142,9 +150,12 @@ def parse_campaign_id(text: str) -> int:
     return int(text)
 
 
-def parse_user_id(body: bytes) -> int:
-    """The `userId` of a body `{"userId": <integer from 1 to 2^53 - 1>}`, nothing else in it."""
+def parse_user_id(body: bytes, required: bool = True) -> int | None:
+    """The `userId` of a body `{"userId": <integer from 1 to 2^53 - 1>}`, nothing else in it; when not
+    `required` (the user comes from a token), the body may be `{}` or empty."""
     if not body:
+        if not required:
+            return None
         raise invalid("body", "Field required")
     try:
         doc: Any = orjson.loads(body)
@@ -153,7 +164,11 @@ def parse_user_id(body: bytes) -> int:
     if type(doc) is not dict:
         raise invalid("body", "Input should be an object")
     if "userId" not in doc:
-        raise invalid("userId", "Field required")
+        if required:
+            raise invalid("userId", "Field required")
+        if doc:
+            raise invalid(next(iter(doc)), "Extra inputs are not permitted")
+        return None
     if len(doc) > 1:
         raise invalid(next(k for k in doc if k != "userId"), "Extra inputs are not permitted")
     user_id = doc["userId"]

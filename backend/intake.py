@@ -8,6 +8,7 @@ the request-id key, the shared producer.
 
 from __future__ import annotations
 
+import logging
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -16,12 +17,15 @@ from backend.campaign_cache import CampaignCache, CampaignWindow
 from backend.errors import ApiError, campaign_not_found, wrong_channel
 from backend.observability import BATCHED, PARTICIPATIONS, PRODUCE_SECONDS
 from backend.producer import AsyncProducer, KafkaUnavailable
-from backend.rate_limit import TokenBuckets, check_rate
+from backend.rate_limit import Limits
 from fcfs.campaigns import CampaignStatus
 from fcfs.events import ParticipationEvent, signed_event
 from fcfs.request_ids import RequestIdSigner
 from fcfs.schema import Channel
 from fcfs.settings import Settings
+from fcfs.tokens import Unauthenticated, UserTokens
+
+log = logging.getLogger(__name__)
 
 ACCEPTED = PARTICIPATIONS.labels("202")
 REFUSED = PARTICIPATIONS.labels("503")
@@ -71,6 +75,34 @@ def not_queued(data: dict[str, Any], exc: KafkaUnavailable) -> ApiError:
     )
 
 
+UNAUTHENTICATED = ApiError(
+    401, "UNAUTHENTICATED", "a valid bearer token is required", headers={"WWW-Authenticate": "Bearer"}
+)
+
+
+def identify(tokens: UserTokens | None, authorization: bytes | str | None, user_id: int | None) -> int:
+    """Who takes part: the body's userId (USER_AUTH=none), or the token's user (USER_AUTH=jwt), with a
+    body userId, if any, that must be the same (403 USER_MISMATCH); 401 UNAUTHENTICATED without a valid
+    token, saying no more (the log does, at debug level)."""
+    if tokens is None:
+        if user_id is None:
+            raise ApiError(
+                422,
+                "VALIDATION_ERROR",
+                "userId: Field required",
+                data={"errors": [{"field": "userId", "problem": "Field required"}]},
+            )
+        return user_id
+    try:
+        user = tokens.user(authorization)
+    except Unauthenticated as exc:
+        log.debug("participation refused: %s", exc)
+        raise UNAUTHENTICATED from None
+    if user_id is not None and user_id != user:
+        raise ApiError(403, "USER_MISMATCH", "userId is not the user of the token")
+    return user
+
+
 @dataclass
 class Intake:
     """The participation path's state: one per API process, built at start-up."""
@@ -79,7 +111,8 @@ class Intake:
     producer: AsyncProducer
     signer: RequestIdSigner
     campaigns: CampaignCache
-    rate_limiter: TokenBuckets
+    limits: Limits
+    tokens: UserTokens | None = None  # USER_AUTH=jwt
 
     @property
     def topic(self) -> str:
@@ -95,8 +128,7 @@ class Intake:
         benchmarks' no-I/O baseline). This is the hottest code of the system: every step is in memory,
         nothing is built twice.
         """
-        if self.rate_limiter.rate > 0:
-            check_rate(self.rate_limiter, client)
+        self.limits.check(client, user_id)
         ensure_open(self.campaigns.cached(campaign_id) or await self.campaigns.get(campaign_id), campaign_id)
         event = signed_event(self.signer, campaign_id, user_id, idempotency_key)
         value = event.to_json()

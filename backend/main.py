@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 from collections.abc import AsyncIterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
@@ -20,7 +21,7 @@ from backend.kafka_view import KafkaView
 from backend.lag_sampler import LagSampler
 from backend.observability import BATCHED, RequestContextMiddleware, configure_logging, metrics_response
 from backend.producer import AsyncProducer
-from backend.rate_limit import TokenBuckets
+from backend.rate_limit import RATE_LIMIT_FILE, Limits, SharedBuckets
 from backend.routes import admin, batch, campaigns, health, operations, participation, stats
 from backend.serve import follow_server
 from fcfs.aggregation import abandon_orphaned_jobs
@@ -28,6 +29,7 @@ from fcfs.db import make_engine
 from fcfs.kafka import producer_config
 from fcfs.request_ids import RequestIdSigner
 from fcfs.settings import Settings, get_settings
+from fcfs.tokens import UserTokens
 
 log = logging.getLogger(__name__)
 
@@ -39,10 +41,20 @@ def _abandon_orphaned_jobs(engine: Engine) -> None:
         log.warning("could not check for abandoned aggregation jobs: %s", exc)
 
 
+def user_tokens(settings: Settings) -> UserTokens | None:
+    """USER_AUTH=jwt: the token verifier (its JWKS refreshed in the background); none: a warning."""
+    if settings.user_auth == "none":
+        log.warning("USER_AUTH=none: participation trusts the userId in the body; set USER_AUTH=jwt in production")
+        return None
+    tokens = UserTokens(settings)
+    tokens.start()
+    return tokens
+
+
 def create_app(settings: Settings | None = None) -> ParticipationDoor:
     """The FastAPI app behind the participation door (which serves the hot path itself)."""
     settings = settings or get_settings()
-    settings.check_production_secrets()
+    settings.check_secrets(log)
     configure_logging()
 
     @asynccontextmanager
@@ -56,9 +68,17 @@ def create_app(settings: Settings | None = None) -> ParticipationDoor:
         app.state.producer = AsyncProducer(producer_config(settings), settings.kafka_produce_timeout_ms / 1000)
         app.state.batch_executor = ThreadPoolExecutor(max_workers=2, thread_name_prefix="aggregate")
         app.state.kafka_view = KafkaView(settings)
-        app.state.rate_limiter = TokenBuckets(settings.participation_rate_limit, settings.participation_rate_burst)
+        limits = Limits(
+            SharedBuckets(os.environ.get(RATE_LIMIT_FILE)),
+            settings.participation_rate_limit,
+            settings.participation_rate_burst,
+            settings.participation_user_rate_limit,
+            settings.participation_user_rate_burst,
+            settings.trusted_proxies,
+        )
+        tokens = user_tokens(settings)
         app.state.intake = door.intake = Intake(
-            settings, app.state.producer, app.state.signer, app.state.campaigns, app.state.rate_limiter
+            settings, app.state.producer, app.state.signer, app.state.campaigns, limits, tokens
         )
         # runs a crashed process left STARTED are marked FAILED (off the event loop; the database may be away)
         app.state.batch_executor.submit(_abandon_orphaned_jobs, engine)
@@ -74,6 +94,9 @@ def create_app(settings: Settings | None = None) -> ParticipationDoor:
             app.state.batch_executor.shutdown(wait=True, cancel_futures=False)
             app.state.kafka_view.close()
             app.state.producer.close()
+            if tokens is not None:
+                tokens.close()
+            limits.buckets.close()
             engine.dispose()
 
     app = FastAPI(

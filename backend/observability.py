@@ -14,6 +14,7 @@ import itertools
 import logging
 import os
 import re
+import secrets
 import time
 from collections.abc import Iterable
 
@@ -21,6 +22,8 @@ from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, H
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from backend.errors import envelope
 
 REQUEST_ID: contextvars.ContextVar[str] = contextvars.ContextVar("request_id", default="-")
 _SANE_ID = re.compile(r"^[A-Za-z0-9._:-]{1,64}$")
@@ -165,8 +168,14 @@ class RequestContextMiddleware:
             REQUEST_ID.reset(token)
 
 
-async def metrics_response(_: Request) -> Response:
-    """Prometheus exposition of this process (or of all processes, in multiprocess mode)."""
+async def metrics_response(request: Request) -> Response:
+    """Prometheus exposition of this process (or of all processes, in multiprocess mode); with
+    METRICS_TOKEN set, only for `Authorization: Bearer <METRICS_TOKEN>` (compared in constant time)."""
+    token = request.app.state.settings.metrics_token
+    if token:
+        given = request.headers.get("authorization", "").removeprefix("Bearer ").encode()
+        if not secrets.compare_digest(given, token.encode()):
+            return envelope(None, "metrics token missing or wrong", 401, "UNAUTHORIZED", {"WWW-Authenticate": "Bearer"})
     BATCHED.flush()
     if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
         registry = CollectorRegistry()

@@ -21,7 +21,9 @@ CampaignId = Annotated[int, Field(ge=1, le=2**63 - 1)]
 
 
 class ParticipationRequest(CamelModel):
-    user_id: UserId
+    user_id: Annotated[
+        UserId | None, Field(description="required with USER_AUTH=none; with USER_AUTH=jwt optional (the token's user)")
+    ] = None
 
 
 class CampaignCreate(CamelModel):

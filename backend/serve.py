@@ -14,12 +14,14 @@ import ctypes
 import os
 import signal
 import sys
+import tempfile
 
 from granian import Granian
 from granian.constants import Interfaces, Loops
 from granian.log import LogLevels
 
-from fcfs.settings import get_settings
+from backend.rate_limit import RATE_LIMIT_FILE
+from fcfs.settings import Settings, get_settings
 
 SERVER_PID = "FCFS_API_SERVER_PID"  # set by the server process, read by its workers
 PR_SET_PDEATHSIG = 1
@@ -70,6 +72,17 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--log-level", choices=[level.value for level in LogLevels], default="info")
     args = parser.parse_args(argv)
     os.environ[SERVER_PID] = str(os.getpid())
+    # the rate limits' buckets, shared by this server's workers (tmpfs when there is one)
+    fd, buckets = tempfile.mkstemp(prefix="fcfs-rate-limits-", dir="/dev/shm" if os.path.isdir("/dev/shm") else None)
+    os.close(fd)
+    os.environ[RATE_LIMIT_FILE] = buckets
+    try:
+        serve(args, settings)
+    finally:
+        os.unlink(buckets)
+
+
+def serve(args: argparse.Namespace, settings: Settings) -> None:
     Granian(
         "backend.main:app",
         address=args.host,

@@ -87,6 +87,7 @@ def build_scheduler(engine: Engine, settings: Settings) -> BlockingScheduler:
 def main() -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s", stream=sys.stderr)
     settings = get_settings()
+    settings.check_secrets(log)
     engine = make_engine(isolation_level="READ COMMITTED", pool_size=2)
     abandon_orphaned_jobs(engine)
     catch_up(engine, settings)

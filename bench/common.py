@@ -54,10 +54,23 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
+# One load generator is one client address, and it replays users: the rate limits are set so high that
+# they never refuse, while every request still pays for checking them (as in production).
+NEVER_LIMITED = {
+    name: "1000000000"
+    for name in (
+        "PARTICIPATION_RATE_LIMIT",
+        "PARTICIPATION_RATE_BURST",
+        "PARTICIPATION_USER_RATE_LIMIT",
+        "PARTICIPATION_USER_RATE_BURST",
+    )
+}
+
+
 @contextmanager
 def served(command: list[str], env: dict[str, str], port: int) -> Iterator[str]:
     """Run a server command until the block ends; yield its base URL once it answers HTTP."""
-    proc = subprocess.Popen(command, cwd=ROOT, env={**os.environ, **env, "PYTHONPATH": str(ROOT)})
+    proc = subprocess.Popen(command, cwd=ROOT, env={**os.environ, **NEVER_LIMITED, **env, "PYTHONPATH": str(ROOT)})
     base = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + 60

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from functools import lru_cache
 from typing import Literal
 from zoneinfo import ZoneInfo
@@ -39,12 +40,31 @@ class Settings(BaseSettings):
     kafka_produce_timeout_ms: int = Field(default=5000, ge=100)
     kafka_linger_ms: int = Field(default=2, ge=0)
 
+    # who takes part: "none" trusts the body's userId (demos, benchmarks); "jwt" takes it from a bearer token
+    user_auth: Literal["none", "jwt"] = "none"
+    jwt_algorithms: str = "HS256"
+    jwt_secret: SecretStr = SecretStr("")
+    jwt_public_key_file: str = ""
+    jwt_jwks: str = ""
+    jwt_jwks_refresh_s: float = Field(default=300.0, gt=0)
+    jwt_audience: str = ""
+    jwt_issuer: str = ""
+    jwt_leeway_s: float = Field(default=30.0, ge=0, le=600)
+
+    # with a value, the API's /metrics answers only `Authorization: Bearer <METRICS_TOKEN>` (for the scraper)
+    metrics_token: str = ""
     admin_token: str = EXAMPLE_ADMIN_TOKEN
     request_id_secret: str = EXAMPLE_REQUEST_ID_SECRET
     max_body_bytes: int = Field(default=16_384, ge=256)
     bulk_max_count: int = Field(default=100_000, ge=1)
-    participation_rate_limit: float = Field(default=0.0, ge=0)
-    participation_rate_burst: int = Field(default=20, ge=1)
+    # bot limits on participation, shared by the API processes of a server (0: off): per client address
+    # (generous: many people may share one address) and per user; 429 RATE_LIMITED beyond them
+    participation_rate_limit: float = Field(default=100.0, ge=0)
+    participation_rate_burst: int = Field(default=200, ge=1)
+    participation_user_rate_limit: float = Field(default=2.0, ge=0)
+    participation_user_rate_burst: int = Field(default=5, ge=1)
+    # proxies (IPs or CIDRs, comma-separated) whose X-Forwarded-For names the client; empty: none
+    trusted_proxies: str = ""
     # Serve POST .../participation-noop: the participation endpoint without Kafka, for benchmarks.
     bench_endpoints: bool = False
 
@@ -65,6 +85,8 @@ class Settings(BaseSettings):
     lag_sample_interval_s: float = Field(default=1.0, ge=0)
     timezone: str = "Asia/Seoul"
     api_base_url: str = "http://127.0.0.1:8000"
+    # the dashboard's sign-in password; empty: the admin token
+    dashboard_password: SecretStr = SecretStr("")
 
     @model_validator(mode="after")
     def _sasl_needs_credentials(self) -> Settings:
@@ -72,6 +94,14 @@ class Settings(BaseSettings):
             self.kafka_sasl_username and self.kafka_sasl_password.get_secret_value()
         ):
             raise ValueError("KAFKA_SECURITY_PROTOCOL=SASL_* needs KAFKA_SASL_USERNAME and KAFKA_SASL_PASSWORD")
+        return self
+
+    @model_validator(mode="after")
+    def _jwt_needs_a_key(self) -> Settings:
+        if self.user_auth == "jwt" and not (
+            self.jwt_secret.get_secret_value() or self.jwt_public_key_file or self.jwt_jwks
+        ):
+            raise ValueError("USER_AUTH=jwt needs JWT_SECRET, JWT_PUBLIC_KEY_FILE or JWT_JWKS")
         return self
 
     @computed_field  # type: ignore[prop-decorator]
@@ -84,12 +114,21 @@ class Settings(BaseSettings):
     def tz(self) -> ZoneInfo:
         return ZoneInfo(self.timezone)
 
-    def check_production_secrets(self) -> None:
-        """Refuse to run in production with the example secrets from `.env.example`."""
-        if self.app_env == "production" and (
-            self.admin_token == EXAMPLE_ADMIN_TOKEN or self.request_id_secret == EXAMPLE_REQUEST_ID_SECRET
-        ):
-            raise RuntimeError("APP_ENV=production needs ADMIN_TOKEN and REQUEST_ID_SECRET of your own")
+    def check_secrets(self, log: logging.Logger) -> None:
+        """Refuse to run in production with the example secrets from `.env.example`; warn anywhere else."""
+        examples = [
+            name
+            for name, value, example in (
+                ("ADMIN_TOKEN", self.admin_token, EXAMPLE_ADMIN_TOKEN),
+                ("REQUEST_ID_SECRET", self.request_id_secret, EXAMPLE_REQUEST_ID_SECRET),
+            )
+            if value == example
+        ]
+        if not examples:
+            return
+        if self.app_env == "production":
+            raise RuntimeError(f"APP_ENV=production needs {' and '.join(examples)} of your own (not the example)")
+        log.warning("%s still the example value: anyone can read it in .env.example", " and ".join(examples))
 
 
 @lru_cache

@@ -6,7 +6,7 @@
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 scripts/bootstrap.sh
-[[ -f .env ]] || cp .env.example .env
+scripts/new-env.sh
 # .env fills in what the environment does not set, as every process reads it (the environment wins)
 while IFS= read -r line || [[ -n $line ]]; do
   [[ $line =~ ^[[:space:]]*([A-Za-z_][A-Za-z0-9_]*)=(.*)$ ]] || continue

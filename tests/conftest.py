@@ -33,6 +33,8 @@ def base_settings() -> Settings:
         admin_token=ADMIN_TOKEN,
         request_id_secret="test-request-id-secret",
         worker_metrics_port=0,
+        participation_rate_limit=0,  # one test client is one address replaying users; the limits' tests set them
+        participation_user_rate_limit=0,
     )
 
 

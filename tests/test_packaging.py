@@ -2,22 +2,46 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
+
+import yaml
 
 from fcfs.settings import Settings
 from tests.support import ROOT
 
+SECRETS = {"ADMIN_TOKEN": "t0ken", "REQUEST_ID_SECRET": "s3cret", "DB_PASSWORD": "pa55"}
 
-def test_docker_compose_file_is_valid() -> None:
+
+def compose_config(*files: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
     compose = shutil.which("docker-compose")
     assert compose, "docker-compose is needed to check docker-compose.yml (Debian package docker-compose)"
-    result = subprocess.run(
-        [compose, "-f", str(ROOT / "docker-compose.yml"), "config"], capture_output=True, text=True, timeout=60
-    )
+    args = [compose, "--project-directory", str(ROOT / "tests"), *(a for f in files for a in ("-f", str(ROOT / f)))]
+    base = {k: v for k, v in os.environ.items() if k not in SECRETS}
+    return subprocess.run([*args, "config"], capture_output=True, text=True, timeout=60, env={**base, **(env or {})})
+
+
+def test_docker_compose_file_is_valid_and_runs_in_production_exposing_only_the_api() -> None:
+    result = compose_config("docker-compose.yml", env=SECRETS)
     assert result.returncode == 0, result.stderr
     for service in ("mysql", "kafka", "kafka-ui", "api", "worker", "scheduler", "dashboard"):
         assert f"  {service}:" in result.stdout
+    config = yaml.safe_load(result.stdout)["services"]
+    assert all(config[s]["environment"]["APP_ENV"] == "production" for s in ("api", "worker", "scheduler", "dashboard"))
+    assert config["api"]["environment"]["ADMIN_TOKEN"] == "t0ken"
+    assert config["kafka-ui"]["environment"]["KAFKA_CLUSTERS_0_READONLY"] == "true"
+    assert "MYSQL_ROOT_PASSWORD" not in config["mysql"]["environment"]
+    for name, service in config.items():
+        for port in service.get("ports", []):
+            published = port if isinstance(port, dict) else {"host_ip": str(port).rsplit(":", 2)[0]}
+            assert name == "api" or published.get("host_ip") == "127.0.0.1", (name, port)
+
+
+def test_docker_compose_refuses_to_start_without_its_secrets() -> None:
+    for missing in SECRETS:
+        result = compose_config("docker-compose.yml", env={k: v for k, v in SECRETS.items() if k != missing})
+        assert result.returncode != 0 and f"set {missing}" in result.stderr, (missing, result.stderr)
 
 
 def test_env_example_names_every_setting() -> None:
@@ -39,14 +63,7 @@ def test_procfile_runs_every_process() -> None:
 
 
 def test_cluster_override_gives_three_brokers_and_replication() -> None:
-    compose = shutil.which("docker-compose")
-    assert compose, "docker-compose is needed (Debian package docker-compose)"
-    result = subprocess.run(
-        [compose, "-f", str(ROOT / "docker-compose.yml"), "-f", str(ROOT / "docker-compose.cluster.yml"), "config"],
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    result = compose_config("docker-compose.yml", "docker-compose.cluster.yml", env=SECRETS)
     assert result.returncode == 0, result.stderr
     for needle in (
         "  kafka-2:",

@@ -19,6 +19,7 @@ def main() -> int:
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s worker %(message)s", stream=sys.stderr)
     settings = get_settings()
+    settings.check_secrets(logging.getLogger("worker"))
     engine = make_engine(isolation_level="READ COMMITTED", pool_size=2)
     metrics.serve(settings.worker_metrics_host, settings.worker_metrics_port)
     worker = ParticipationWorker(settings, engine, group=args.group, drain=args.drain)

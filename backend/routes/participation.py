@@ -12,8 +12,7 @@ from starlette.responses import Response
 from backend.deps import EngineDep, IntakeDep, SignerDep
 from backend.door import IDEMPOTENCY_KEY, IDEMPOTENCY_KEY_PROBLEM, invalid
 from backend.errors import ApiError, campaign_not_found, envelope, wrong_channel
-from backend.intake import closed, reply
-from backend.rate_limit import RateLimitDep
+from backend.intake import closed, identify, reply
 from backend.schemas import (
     AcceptedParticipation,
     ApiResponse,
@@ -33,7 +32,9 @@ CampaignIdPath = Annotated[CampaignId, Path(alias="campaignId")]
 
 
 def _client(request: Request) -> str:
-    return request.client.host if request.client else "unknown"
+    """The client's address (behind trusted proxies, the one they name), as the rate limits count it."""
+    peer = request.client.host if request.client else "unknown"
+    return request.app.state.intake.limits.client(peer, request.headers.get("x-forwarded-for"))  # type: ignore[no-any-return]
 
 
 def _idempotency_key(
@@ -54,6 +55,18 @@ def _idempotency_key(
 IdempotencyKey = Annotated[str | None, Depends(_idempotency_key)]
 
 
+async def _participant(body: ParticipationRequest, intake: IntakeDep, request: Request) -> int:
+    """The user who takes part: the body's userId, or with USER_AUTH=jwt the bearer token's user."""
+    return identify(intake.tokens, request.headers.get("authorization"), body.user_id)
+
+
+Participant = Annotated[int, Depends(_participant)]
+IDENTITY_ERRORS: dict[int | str, dict[str, Any]] = {
+    401: {"description": "USER_AUTH=jwt: no valid bearer token (UNAUTHENTICATED)"},
+    403: {"description": "USER_AUTH=jwt: the body's userId is not the token's user (USER_MISMATCH)"},
+}
+
+
 @router.post(
     "/participation",
     status_code=202,
@@ -61,6 +74,7 @@ IdempotencyKey = Annotated[str | None, Depends(_idempotency_key)]
     description="Served by the participation door (backend/door.py) in front of the app, with the same contract.",
     responses={
         202: {"model": ApiResponse[AcceptedParticipation]},
+        **IDENTITY_ERRORS,
         503: {
             "description": "Kafka did not acknowledge in time: not known to be accepted. data.status is NOT_ACCEPTED "
             "(Kafka certainly does not have it) or UNKNOWN (it may still be decided); data.requestId is the "
@@ -69,9 +83,9 @@ IdempotencyKey = Annotated[str | None, Depends(_idempotency_key)]
     },
 )
 async def participate(
-    campaign_id: CampaignIdPath, body: ParticipationRequest, intake: IntakeDep, request: Request, key: IdempotencyKey
+    campaign_id: CampaignIdPath, user_id: Participant, intake: IntakeDep, request: Request, key: IdempotencyKey
 ) -> Response:
-    data = await intake.accept(campaign_id, body.user_id, _client(request), idempotency_key=key)
+    data = await intake.accept(campaign_id, user_id, _client(request), idempotency_key=key)
     return envelope(data, "participation request accepted", 202)
 
 
@@ -82,26 +96,28 @@ async def participate(
     responses={202: {"model": ApiResponse[AcceptedParticipation]}},
 )
 async def participate_noop(
-    campaign_id: CampaignIdPath, body: ParticipationRequest, intake: IntakeDep, request: Request
+    campaign_id: CampaignIdPath, user_id: Participant, intake: IntakeDep, request: Request
 ) -> Response:
-    data = await intake.accept(campaign_id, body.user_id, _client(request), publish=False)
+    data = await intake.accept(campaign_id, user_id, _client(request), publish=False)
     return envelope(data, "participation request accepted (not queued: benchmark baseline)", 202)
 
 
 @router.post(
     "/participation-sync",
     summary="Take part (synchronous): decided in one database transaction",
-    responses={200: {"model": ApiResponse[SyncParticipation]}},
+    responses={200: {"model": ApiResponse[SyncParticipation]}, **IDENTITY_ERRORS},
 )
 def participate_sync(
     campaign_id: CampaignIdPath,
-    body: ParticipationRequest,
+    user_id: Participant,
     engine: EngineDep,
     signer: SignerDep,
-    _limit: RateLimitDep,
+    intake: IntakeDep,
+    request: Request,
     key: IdempotencyKey,
 ) -> Response:
-    event = signed_event(signer, campaign_id, body.user_id, key)
+    intake.limits.check(_client(request), user_id)
+    event = signed_event(signer, campaign_id, user_id, key)
     try:
         outcome = decide_now(engine, event)
     except UnknownCampaign:

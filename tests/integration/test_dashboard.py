@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
+import collections
 from collections.abc import Iterator
 
 import pytest
 from streamlit.testing.v1 import AppTest
 
+from dashboard import auth
 from fcfs.settings import Settings, get_settings
 from tests.support import ADMIN_TOKEN, ROOT, Api, Processes, free_port
 
-PAGES = ROOT / "dashboard" / "pages"
+PAGES = ROOT / "dashboard" / "views"
 
 
 @pytest.fixture(autouse=True)
@@ -113,3 +115,32 @@ def test_pages_say_clearly_when_the_backend_is_down(name: str, monkeypatch: pyte
     assert not at.exception, at.exception
     assert any("backend is unreachable" in w.value for w in at.warning), [w.value for w in at.warning]
     assert not at.error
+
+
+def test_no_page_shows_before_sign_in_and_wrong_passwords_are_limited(
+    api: Api, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(auth, "_failures", collections.deque())  # this test's own count of failures
+    monkeypatch.setenv("DASHBOARD_PASSWORD", "operators-only")
+    get_settings.cache_clear()
+    at = AppTest.from_file(str(ROOT / "dashboard" / "app.py"), default_timeout=30)
+    at.query_params["campaign"] = str(api.create_campaign(total_stock=3))
+    at.run()
+
+    def sign_in(password: str) -> None:
+        at.text_input[0].input(password)
+        at.button[0].click().run()
+
+    assert not at.exception, at.exception
+    assert [t.label for t in at.text_input] == ["Password"] and not at.metric  # nothing of any page
+    sign_in(ADMIN_TOKEN)  # the admin token is not the password when DASHBOARD_PASSWORD is set
+    assert [e.value for e in at.error] == ["Wrong password."] and not at.metric
+    sign_in("operators-only")
+    assert not at.exception and "Winners" in metrics(at)  # the Live page
+    at.sidebar.button[0].click().run()  # sign out
+    assert [t.label for t in at.text_input] == ["Password"] and not at.metric
+
+    for _ in range(4):  # five wrong passwords in a minute, counting the one above ...
+        sign_in("guess")
+    sign_in("operators-only")  # ... and even the right one waits
+    assert at.error[0].value.startswith("Too many wrong passwords") and not at.metric

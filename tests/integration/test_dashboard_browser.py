@@ -61,6 +61,18 @@ def shown_metrics(driver: webdriver.Chrome) -> dict[str, str]:
     return found
 
 
+def sign_in(browser: webdriver.Chrome, address: str) -> None:
+    """Open the dashboard at `address`: the sign-in form is all there is until the password is given."""
+    browser.get(address)
+    password = wait_until(
+        lambda: browser.find_elements(By.CSS_SELECTOR, 'input[type="password"]'), 60, "the sign-in form"
+    )[0]
+    assert not browser.find_elements(By.CSS_SELECTOR, '[data-testid="stMetric"]')
+    password.send_keys(ADMIN_TOKEN)
+    next(b for b in browser.find_elements(By.TAG_NAME, "button") if "Sign in" in b.text).click()
+    wait_until(lambda: not browser.find_elements(By.CSS_SELECTOR, 'input[type="password"]'), 30, "the sign-in")
+
+
 def test_live_page_follows_a_bulk_load_without_reloading(
     settings: Settings, processes: Processes, browser: webdriver.Chrome, tmp_path: Path
 ) -> None:
@@ -89,7 +101,7 @@ def test_live_page_follows_a_bulk_load_without_reloading(
     url = f"http://127.0.0.1:{port}"
     wait_until(lambda: _up(url), 60, "the dashboard to serve")
 
-    browser.get(f"{url}/?campaign={campaign_id}")
+    sign_in(browser, f"{url}/?campaign={campaign_id}")
     wait_until(lambda: shown_metrics(browser).get("Winners") == "0", 60, "the Live page to show the campaign")
     browser.execute_script("window.__sameDocument = 'yes'")  # gone if the page reloads
 
@@ -157,7 +169,11 @@ def test_pages_recover_by_themselves_when_the_backend_comes_back(
     )
     url = f"http://127.0.0.1:{port}"
     wait_until(lambda: _up(url), 60, "the dashboard to serve")
-    browser.get(f"{url}/analytics")
+    sign_in(browser, url)
+    analytics = wait_until(
+        lambda: [a for a in browser.find_elements(By.CSS_SELECTOR, "a") if "Analytics" in a.text], 30, "the menu"
+    )
+    analytics[0].click()
     wait_until(lambda: "backend is unreachable" in browser.page_source, 30, "the backend-down message")
     browser.execute_script("window.__sameDocument = 'yes'")
 

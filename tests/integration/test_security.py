@@ -2,18 +2,22 @@
 
 from __future__ import annotations
 
+import logging
+import re
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
+from bench.loadgen import attack, tool_binary
 from fcfs.kafka import end_offsets
 from fcfs.settings import EXAMPLE_ADMIN_TOKEN, EXAMPLE_REQUEST_ID_SECRET, Settings
 from tests.support import ADMIN_TOKEN, ROOT, Processes, settings_env
 
 
 def test_participation_is_rate_limited_per_client(settings: Settings, processes: Processes) -> None:
-    api = processes.api(settings, PARTICIPATION_RATE_LIMIT="1", PARTICIPATION_RATE_BURST="3")
+    api = processes.api(settings, PARTICIPATION_RATE_LIMIT="1", PARTICIPATION_RATE_BURST="3")  # users all differ
     campaign_id = api.create_campaign(total_stock=5)
     before = end_offsets(settings)
     with api.client() as client:
@@ -25,6 +29,45 @@ def test_participation_is_rate_limited_per_client(settings: Settings, processes:
     assert int(limited[0].headers["Retry-After"]) >= 1
     accepted = sum(r.status_code == 202 for r in answers)
     assert sum(end_offsets(settings).values()) - sum(before.values()) == accepted  # a 429 enqueued nothing
+
+
+ONE_USER = """
+wrk.method = "POST"
+wrk.headers["Content-Type"] = "application/json"
+wrk.body = '{"userId": 77}'
+"""
+
+
+def test_one_users_rate_holds_across_every_api_process(
+    settings: Settings, processes: Processes, tmp_path: Path
+) -> None:
+    """Four server processes, one user, 64 connections (spread over the processes by the kernel) for 4 s:
+    the user gets the burst plus the rate over the time, within 10% — not four times that."""
+    rate, burst, seconds = 50, 50, 4
+    api = processes.api(
+        settings, workers=4, PARTICIPATION_USER_RATE_LIMIT=str(rate), PARTICIPATION_USER_RATE_BURST=str(burst)
+    )
+    campaign_id = api.create_campaign(total_stock=10)
+    url = f"{api.base_url}/api/campaigns/{campaign_id}/participation"
+    attack(url, clients=64, duration_s=1, first_user=1000, watched=[])  # warm every process up, other users
+    before = sum(end_offsets(settings).values())
+    script = tmp_path / "one-user.lua"
+    script.write_text(ONE_USER)
+    out = subprocess.run(
+        [tool_binary("wrk"), "-t2", "-c64", f"-d{seconds}s", "-s", str(script), url],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    ).stdout
+    total = int(re.search(r"(\d+) requests in", out)[1])  # type: ignore[index]
+    refused = int(re.search(r"Non-2xx or 3xx responses: (\d+)", out)[1])  # type: ignore[index]
+    accepted = total - refused
+    allowed = burst + rate * seconds
+    assert refused > 4 * allowed, out  # offered: far over the limit
+    assert abs(accepted - allowed) <= 0.1 * allowed, (accepted, allowed, out)
+    in_kafka = sum(end_offsets(settings).values()) - before  # wrk does not count answers in flight at its end
+    assert accepted <= in_kafka <= min(accepted + 64, allowed * 1.1)  # no 429 enqueued anything
 
 
 def test_request_ids_are_echoed_and_metrics_are_served(settings: Settings, processes: Processes) -> None:
@@ -67,13 +110,13 @@ def test_production_refuses_the_example_secrets(base_settings: Settings, secret:
         }
     )
     with pytest.raises(RuntimeError, match="production"):
-        production.check_production_secrets()
+        production.check_secrets(logging.getLogger("test"))
     env = settings_env(production)
     result = subprocess.run(
         [sys.executable, "-c", "import backend.main"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=60
     )
     assert result.returncode != 0 and "APP_ENV=production" in result.stderr
-    production.model_copy(update={secret: "something-else"}).check_production_secrets()  # a real secret is fine
+    production.model_copy(update={secret: "something-else"}).check_secrets(logging.getLogger("test"))  # real: fine
 
 
 def test_every_admin_route_needs_the_token_and_logs_keep_it_secret(settings: Settings, processes: Processes) -> None:
@@ -94,3 +137,20 @@ def test_every_admin_route_needs_the_token_and_logs_keep_it_secret(settings: Set
         client.get("/api/admin/campaigns")
         client.post("/api/admin/campaigns", json={"name": "x"})
     assert ADMIN_TOKEN not in api.proc.log()
+
+
+def test_metrics_can_be_restricted_to_a_token_and_example_secrets_are_warned_about(
+    settings: Settings, processes: Processes
+) -> None:
+    example = settings.model_copy(update={"request_id_secret": EXAMPLE_REQUEST_ID_SECRET})
+    api = processes.api(example, METRICS_TOKEN="scraper-token")
+    assert "REQUEST_ID_SECRET still the example value" in api.proc.log()
+    with api.client() as client:
+        for headers in ({}, {"Authorization": "Bearer nope"}, {"Authorization": f"Bearer {ADMIN_TOKEN}"}):
+            refused = client.get("/metrics", headers=headers)
+            assert (refused.status_code, refused.json()["errorCode"]) == (401, "UNAUTHORIZED")
+        served = client.get("/metrics", headers={"Authorization": "Bearer scraper-token"})
+        assert served.status_code == 200 and "fcfs_http_request_duration_seconds" in served.text
+    worker = processes.worker(example, "--drain")
+    assert worker.wait(60) == 0
+    assert "REQUEST_ID_SECRET still the example value" in worker.log()
