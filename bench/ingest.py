@@ -5,6 +5,8 @@ figure has its baselines measured minutes apart on the same machine:
 
 - `participation` — the product as shipped (`python -m backend`: granian, the participation door,
   a durable 202 after `acks=all`, validation, signing, limits and metrics on);
+- `participation (jwt)` — the same with `USER_AUTH=jwt`: every request carries a user's HS256 bearer
+  token (from a pool of pre-minted ones) and an empty body, verified on every request;
 - `product no-I/O` — the same server's `participation-noop` (everything but the publishing);
 - `bare FastAPI`, `plain ASGI`, `durable ASGI` — the baselines of `bench/baselines.py` on the same
   server: the framework alone, the server alone, and the minimal durable path (the ceiling);
@@ -43,6 +45,7 @@ from typing import Any
 import httpx
 import orjson
 import psutil
+from pydantic import SecretStr
 from sqlalchemy import insert
 
 from backend.serve import api_command
@@ -63,8 +66,12 @@ from fcfs.db import make_engine, utcnow
 from fcfs.kafka import delete_topics, end_offsets, ensure_topics, read_topic
 from fcfs.schema import campaign
 from fcfs.settings import Settings, get_settings
+from fcfs.tokens import mint
 
 PRODUCT = "participation"
+JWT = "participation (jwt)"
+JWT_SECRET = uuid.uuid4().hex + uuid.uuid4().hex
+TOKENS = 20_000  # users with a token; each request takes the next one
 DURABLE = "durable ASGI"
 
 
@@ -75,11 +82,17 @@ class Endpoint:
     target: str  # the ASGI app
     path: str
     product: bool = False  # the product's own server (counts its 202s in /metrics)
+    jwt: bool = False  # a server of its own with USER_AUTH=jwt; requests carry bearer tokens
+
+    @property
+    def server_key(self) -> tuple[str, str, bool]:
+        return self.server, self.target, self.jwt
 
 
 def endpoints(other_server: bool) -> list[Endpoint]:
     wanted = [
         Endpoint(PRODUCT, "granian", "backend.main:app", "participation", product=True),
+        Endpoint(JWT, "granian", "backend.main:app", "participation", product=True, jwt=True),
         Endpoint("product no-I/O", "granian", "backend.main:app", "participation-noop", product=True),
         Endpoint("bare FastAPI", "granian", "bench.baselines:bare_fastapi", "participation"),
         Endpoint("plain ASGI", "granian", "bench.baselines:plain", "participation"),
@@ -106,22 +119,24 @@ def server_command(endpoint: Endpoint, port: int, workers: int) -> list[str]:
 @contextmanager
 def all_servers(
     wanted: list[Endpoint], workers: int, env: dict[str, str], baseline_topic: str
-) -> Iterator[dict[tuple[str, str], str]]:
+) -> Iterator[dict[tuple[str, str, bool], str]]:
     """Start one server per (server, app) and keep them all running; yield their base URLs.
 
     Each server gets its own folder of multiprocess metrics, so its /metrics sums its own processes;
     the baselines publish to a topic of their own (their messages are not participation events)."""
-    bases: dict[tuple[str, str], str] = {}
+    bases: dict[tuple[str, str, bool], str] = {}
     with ExitStack() as stack:
         for e in wanted:
-            if (e.server, e.target) not in bases:
+            if e.server_key not in bases:
                 port = free_port()
                 metrics = stack.enter_context(tempfile.TemporaryDirectory())
                 command = server_command(e, port, workers)
                 server_env = {**env, "PROMETHEUS_MULTIPROC_DIR": metrics}
                 if not e.product:
                     server_env["KAFKA_TOPIC"] = baseline_topic
-                bases[e.server, e.target] = stack.enter_context(served(command, server_env, port))
+                if e.jwt:
+                    server_env.update(USER_AUTH="jwt", JWT_SECRET=JWT_SECRET)
+                bases[e.server_key] = stack.enter_context(served(command, server_env, port))
         yield bases
 
 
@@ -156,6 +171,7 @@ def one_round(
     campaign_id: int,
     first_user: int,
     profiling: bool,
+    tokens: list[str],
 ) -> dict[str, Any]:
     url = f"{base}/api/campaigns/{campaign_id}/{e.path}"
     api = api_processes(base)
@@ -178,6 +194,7 @@ def one_round(
         watched=api,
         tool=args.load,
         collect_ids=args.check_ids and e.product,
+        tokens=tokens if e.jwt else None,
     )
     run["broker_cpu_s"] = round(cpu_seconds_of(broker) - broker_before, 2)
     if profiler is not None:
@@ -266,6 +283,7 @@ def main() -> None:
     parser.add_argument("--profile", action="store_true", help="py-spy an API process in the first product round")
     parser.add_argument("--partitions", type=int, default=1)
     parser.add_argument("--database", default="fcfs_bench_ingest")
+    parser.add_argument("--out", default="ingest", help="file name (without suffix) of the results")
     parser.add_argument("--out-dir", type=Path, default=EXPERIMENTS)
     args = parser.parse_args()
     if args.check_ids and args.load != "vegeta":
@@ -277,6 +295,10 @@ def main() -> None:
     )
     database_url = fresh_database(args.database)
     engine = make_engine(database_url, pool_size=1)
+    wanted = [e for e in endpoints(args.other_server) if not args.only or e.name in args.only]
+    signing = settings.model_copy(update={"jwt_secret": SecretStr(JWT_SECRET)})
+    wants_tokens = any(e.jwt for e in wanted)
+    tokens = [mint(signing, user, ttl_s=24 * 3600) for user in range(1, TOKENS + 1)] if wants_tokens else []
     with engine.begin() as conn:
         campaign_id = conn.execute(
             insert(campaign).values(name="ingest benchmark", total_stock=100, current_stock=100, created_at=utcnow())
@@ -284,7 +306,6 @@ def main() -> None:
     engine.dispose()
     ensure_topics(settings)
     ensure_topics(settings.model_copy(update={"kafka_topic": baseline_topic(settings)}))
-    wanted = [e for e in endpoints(args.other_server) if not args.only or e.name in args.only]
     runs: dict[str, list[dict[str, Any]]] = {e.name: [] for e in wanted}
     drain: dict[str, Any] | None = None
     token = uuid.uuid4().hex
@@ -302,7 +323,7 @@ def main() -> None:
             for round_ in range(args.rounds):
                 for e in wanted:
                     profiling = args.profile and round_ == 0 and e.name == PRODUCT
-                    run = one_round(args, e, bases[e.server, e.target], settings, campaign_id, user, profiling)
+                    run = one_round(args, e, bases[e.server_key], settings, campaign_id, user, profiling, tokens)
                     user += 10_000_000
                     if run.get("accepted_ids"):
                         run["accepted_ids_not_in_topic"] = check_ids_in_topic(settings, run["accepted_ids"])
@@ -318,7 +339,7 @@ def main() -> None:
         delete_topics(settings, [settings.kafka_topic, settings.dlq_topic, baseline, f"{baseline}.dlq"])
 
     result = summarise(args, runs, drain)
-    save_results(args.out_dir, "ingest", result, report, chart)
+    save_results(args.out_dir, args.out, result, report, chart)
     profile_of = next((r["profile"] for r in runs.get(PRODUCT, []) if "profile" in r), None)
     if profile_of is not None:
         (args.out_dir / "ingest-profile.md").write_text("\n".join(profile_report(profile_of)))

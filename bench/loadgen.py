@@ -24,9 +24,21 @@ import psutil
 
 from bench.common import ROOT, cpu_seconds_of
 
-# One new user per request: thread t of wrk sends users first + t * 10^9 + 1, + 2, ...; the summary
-# is printed as one JSON line (latencies in microseconds).
-WRK_SCRIPT = """
+# Every wrk script ends by printing its summary as one JSON line (latencies in microseconds).
+WRK_DONE = """
+function done(summary, latency, requests)
+  local e = summary.errors
+  io.write(string.format(
+    'WRK-JSON {"requests":%d,"duration_us":%d,"connect":%d,"read":%d,"write":%d,"status":%d,"timeout":%d,' ..
+    '"mean":%f,"p50":%d,"p95":%d,"p99":%d,"max":%d}\\n',
+    summary.requests, summary.duration, e.connect, e.read, e.write, e.status, e.timeout,
+    latency.mean, latency:percentile(50), latency:percentile(95), latency:percentile(99), latency.max))
+end
+"""
+
+# One new user per request: thread t of wrk sends users first + t * 10^9 + 1, + 2, ...
+WRK_SCRIPT = (
+    """
 local threads = 0
 function setup(thread)
   thread:set("tid", threads)
@@ -41,15 +53,32 @@ function request()
   n = n + 1
   return wrk.format(nil, nil, nil, '{"userId":' .. n .. '}')
 end
-function done(summary, latency, requests)
-  local e = summary.errors
-  io.write(string.format(
-    'WRK-JSON {"requests":%d,"duration_us":%d,"connect":%d,"read":%d,"write":%d,"status":%d,"timeout":%d,' ..
-    '"mean":%f,"p50":%d,"p95":%d,"p99":%d,"max":%d}\\n',
-    summary.requests, summary.duration, e.connect, e.read, e.write, e.status, e.timeout,
-    latency.mean, latency:percentile(50), latency:percentile(95), latency:percentile(99), latency.max))
+"""
+    + WRK_DONE
+)
+
+# USER_AUTH=jwt: every request carries the bearer token of a user (a file of tokens, one per line, that
+# each thread goes through from its own place) and an empty body: the user is the token's.
+WRK_TOKENS_SCRIPT = (
+    """
+local threads = 0
+function setup(thread)
+  thread:set("tid", threads)
+  threads = threads + 1
+end
+function init(args)
+  tokens = {}
+  for line in io.lines(args[1]) do tokens[#tokens + 1] = line end
+  n = (tid * 7919) % #tokens
+  wrk.method = "POST"
+end
+function request()
+  n = n % #tokens + 1
+  return wrk.format(nil, nil, {["Content-Type"] = "application/json", ["Authorization"] = "Bearer " .. tokens[n]}, "{}")
 end
 """
+    + WRK_DONE
+)
 
 
 def tool_binary(name: str) -> str:
@@ -95,20 +124,28 @@ def attack(
     watched: list[psutil.Process],
     tool: str = "wrk",
     collect_ids: bool = False,
+    tokens: list[str] | None = None,
 ) -> dict[str, Any]:
-    """One closed-loop run: requests/s, latency, answers by status, errors, CPU of the watched processes."""
+    """One closed-loop run: requests/s, latency, answers by status, errors, CPU of the watched processes.
+
+    With `tokens`, requests carry those users' bearer tokens (USER_AUTH=jwt) instead of a userId."""
     if tool == "wrk":
-        return _wrk(url, clients, duration_s, first_user, watched)
-    return _vegeta(url, clients, duration_s, first_user, watched, collect_ids)
+        return _wrk(url, clients, duration_s, first_user, watched, tokens)
+    return _vegeta(url, clients, duration_s, first_user, watched, collect_ids, tokens)
 
 
-def _wrk(url: str, clients: int, duration_s: int, first_user: int, watched: list[psutil.Process]) -> dict[str, Any]:
-    with tempfile.NamedTemporaryFile("w", suffix=".lua") as script:
-        script.write(WRK_SCRIPT)
+def _wrk(
+    url: str, clients: int, duration_s: int, first_user: int, watched: list[psutil.Process], tokens: list[str] | None
+) -> dict[str, Any]:
+    with tempfile.NamedTemporaryFile("w", suffix=".lua") as script, tempfile.NamedTemporaryFile("w") as listed:
+        script.write(WRK_SCRIPT if tokens is None else WRK_TOKENS_SCRIPT)
         script.flush()
+        listed.write("\n".join(tokens or []) + "\n")
+        listed.flush()
         threads = min(2, clients)
         command = [tool_binary("wrk"), f"-t{threads}", f"-c{clients}", f"-d{duration_s}s", "--timeout", "30s"]
-        out, own, cpu = _measured([*command, "-s", script.name, url, "--", str(first_user)], watched)
+        argument = str(first_user) if tokens is None else listed.name
+        out, own, cpu = _measured([*command, "-s", script.name, url, "--", argument], watched)
     summary = json.loads(next(line for line in out.splitlines() if line.startswith("WRK-JSON "))[9:])
     refused = summary["status"]  # answers that were not 2xx
     failed = summary["connect"] + summary["read"] + summary["write"] + summary["timeout"]
@@ -124,15 +161,26 @@ def _wrk(url: str, clients: int, duration_s: int, first_user: int, watched: list
 
 
 def _vegeta(
-    url: str, clients: int, duration_s: int, first_user: int, watched: list[psutil.Process], collect_ids: bool
+    url: str,
+    clients: int,
+    duration_s: int,
+    first_user: int,
+    watched: list[psutil.Process],
+    collect_ids: bool,
+    tokens: list[str] | None,
 ) -> dict[str, Any]:
     vegeta = tool_binary("vegeta")
     with tempfile.TemporaryDirectory() as tmp:
         targets, results = Path(tmp) / "targets.json", Path(tmp) / "results.bin"
         with targets.open("w") as f:  # one target per user; vegeta cycles through them
-            for user in range(first_user, first_user + max(clients * duration_s * 50, 10_000)):
-                body = base64.b64encode(json.dumps({"userId": user}).encode()).decode()
-                header = {"Content-Type": ["application/json"]}
+            if tokens is None:
+                for user in range(first_user, first_user + max(clients * duration_s * 50, 10_000)):
+                    body = base64.b64encode(json.dumps({"userId": user}).encode()).decode()
+                    header = {"Content-Type": ["application/json"]}
+                    f.write(json.dumps({"method": "POST", "url": url, "body": body, "header": header}) + "\n")
+            for token in tokens or []:
+                header = {"Content-Type": ["application/json"], "Authorization": [f"Bearer {token}"]}
+                body = base64.b64encode(b"{}").decode()
                 f.write(json.dumps({"method": "POST", "url": url, "body": body, "header": header}) + "\n")
         command = [vegeta, "attack", "-format=json", f"-targets={targets}", "-rate=0", f"-workers={clients}"]
         command += [f"-max-workers={clients}", f"-duration={duration_s}s", "-timeout=30s", f"-output={results}"]

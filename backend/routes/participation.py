@@ -61,9 +61,10 @@ async def _participant(body: ParticipationRequest, intake: IntakeDep, request: R
 
 
 Participant = Annotated[int, Depends(_participant)]
-IDENTITY_ERRORS: dict[int | str, dict[str, Any]] = {
+DOOR_ERRORS: dict[int | str, dict[str, Any]] = {
     401: {"description": "USER_AUTH=jwt: no valid bearer token (UNAUTHENTICATED)"},
     403: {"description": "USER_AUTH=jwt: the body's userId is not the token's user (USER_MISMATCH)"},
+    429: {"description": "over the client's or the user's rate (RATE_LIMITED), with Retry-After"},
 }
 
 
@@ -74,7 +75,7 @@ IDENTITY_ERRORS: dict[int | str, dict[str, Any]] = {
     description="Served by the participation door (backend/door.py) in front of the app, with the same contract.",
     responses={
         202: {"model": ApiResponse[AcceptedParticipation]},
-        **IDENTITY_ERRORS,
+        **DOOR_ERRORS,
         503: {
             "description": "Kafka did not acknowledge in time: not known to be accepted. data.status is NOT_ACCEPTED "
             "(Kafka certainly does not have it) or UNKNOWN (it may still be decided); data.requestId is the "
@@ -105,7 +106,7 @@ async def participate_noop(
 @router.post(
     "/participation-sync",
     summary="Take part (synchronous): decided in one database transaction",
-    responses={200: {"model": ApiResponse[SyncParticipation]}, **IDENTITY_ERRORS},
+    responses={200: {"model": ApiResponse[SyncParticipation]}, **DOOR_ERRORS},
 )
 def participate_sync(
     campaign_id: CampaignIdPath,

@@ -117,12 +117,21 @@ def test_ingest_experiment_runs_and_every_202_is_in_kafka(settings: Settings, tm
         timeout_s=400,
     )
     figures = json.loads((tmp_path / "ingest.json").read_text())
-    assert set(figures["median"]) == {"participation", "product no-I/O", "bare FastAPI", "plain ASGI", "durable ASGI"}
+    assert set(figures["median"]) == {
+        "participation",
+        "participation (jwt)",
+        "product no-I/O",
+        "bare FastAPI",
+        "plain ASGI",
+        "durable ASGI",
+    }
     assert figures["errors"] == 0 and figures["noop_in_kafka"] == 0
     assert figures["accepted_not_in_kafka"] == 0 and figures["accepted_ids_not_in_topic"] == 0
     product = figures["runs"]["participation"][0]
     assert product["status_codes"]["2xx"] == product["accepted_ids"] == product["accepted_by_server"]
     assert product["accepted_by_server"] == product["in_kafka"] > 0
+    with_tokens = figures["runs"]["participation (jwt)"][0]  # bearer tokens, verified on every request
+    assert with_tokens["status_codes"]["2xx"] == with_tokens["accepted_ids"] == with_tokens["in_kafka"] > 0
     assert figures["runs"]["durable ASGI"][0]["in_kafka"] > 0  # the ceiling is durable too
     assert figures["while_draining"]["requests_per_s"] > 0 and figures["while_draining"]["errors"] == 0
     assert (tmp_path / "ingest.png").read_bytes()[:4] == b"\x89PNG"
