@@ -7,6 +7,8 @@ figure has its baselines measured minutes apart on the same machine:
   a durable 202 after `acks=all`, validation, signing, limits and metrics on);
 - `participation (jwt)` — the same with `USER_AUTH=jwt`: every request carries a user's HS256 bearer
   token (from a pool of pre-minted ones) and an empty body, verified on every request;
+- `participation (no limits)` — the same without the rate limits (off, not checked), to show their cost
+  (every other product server checks them, with limits set out of reach of the one load generator);
 - `product no-I/O` — the same server's `participation-noop` (everything but the publishing);
 - `bare FastAPI`, `plain ASGI`, `durable ASGI` — the baselines of `bench/baselines.py` on the same
   server: the framework alone, the server alone, and the minimal durable path (the ceiling);
@@ -70,6 +72,7 @@ from fcfs.tokens import mint
 
 PRODUCT = "participation"
 JWT = "participation (jwt)"
+UNLIMITED = "participation (no limits)"
 JWT_SECRET = uuid.uuid4().hex + uuid.uuid4().hex
 TOKENS = 20_000  # users with a token; each request takes the next one
 DURABLE = "durable ASGI"
@@ -83,16 +86,18 @@ class Endpoint:
     path: str
     product: bool = False  # the product's own server (counts its 202s in /metrics)
     jwt: bool = False  # a server of its own with USER_AUTH=jwt; requests carry bearer tokens
+    unlimited: bool = False  # a server of its own without the rate limits (not even checked)
 
     @property
-    def server_key(self) -> tuple[str, str, bool]:
-        return self.server, self.target, self.jwt
+    def server_key(self) -> tuple[str, str, bool, bool]:
+        return self.server, self.target, self.jwt, self.unlimited
 
 
 def endpoints(other_server: bool) -> list[Endpoint]:
     wanted = [
         Endpoint(PRODUCT, "granian", "backend.main:app", "participation", product=True),
         Endpoint(JWT, "granian", "backend.main:app", "participation", product=True, jwt=True),
+        Endpoint(UNLIMITED, "granian", "backend.main:app", "participation", product=True, unlimited=True),
         Endpoint("product no-I/O", "granian", "backend.main:app", "participation-noop", product=True),
         Endpoint("bare FastAPI", "granian", "bench.baselines:bare_fastapi", "participation"),
         Endpoint("plain ASGI", "granian", "bench.baselines:plain", "participation"),
@@ -119,12 +124,12 @@ def server_command(endpoint: Endpoint, port: int, workers: int) -> list[str]:
 @contextmanager
 def all_servers(
     wanted: list[Endpoint], workers: int, env: dict[str, str], baseline_topic: str
-) -> Iterator[dict[tuple[str, str, bool], str]]:
+) -> Iterator[dict[tuple[str, str, bool, bool], str]]:
     """Start one server per (server, app) and keep them all running; yield their base URLs.
 
     Each server gets its own folder of multiprocess metrics, so its /metrics sums its own processes;
     the baselines publish to a topic of their own (their messages are not participation events)."""
-    bases: dict[tuple[str, str, bool], str] = {}
+    bases: dict[tuple[str, str, bool, bool], str] = {}
     with ExitStack() as stack:
         for e in wanted:
             if e.server_key not in bases:
@@ -136,6 +141,8 @@ def all_servers(
                     server_env["KAFKA_TOPIC"] = baseline_topic
                 if e.jwt:
                     server_env.update(USER_AUTH="jwt", JWT_SECRET=JWT_SECRET)
+                if e.unlimited:
+                    server_env.update(PARTICIPATION_RATE_LIMIT="0", PARTICIPATION_USER_RATE_LIMIT="0")
                 bases[e.server_key] = stack.enter_context(served(command, server_env, port))
         yield bases
 

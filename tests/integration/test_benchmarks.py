@@ -120,6 +120,7 @@ def test_ingest_experiment_runs_and_every_202_is_in_kafka(settings: Settings, tm
     assert set(figures["median"]) == {
         "participation",
         "participation (jwt)",
+        "participation (no limits)",
         "product no-I/O",
         "bare FastAPI",
         "plain ASGI",

@@ -62,3 +62,13 @@ def test_limits_per_address_and_per_user_and_the_client_behind_a_trusted_proxy()
     off = Limits(SharedBuckets(), 0, 1, 0, 1)
     for _ in range(10):
         off.check("1.1.1.1", 7)  # rate 0: no limit
+
+
+def test_a_lease_takes_tokens_from_the_shared_bucket_once_and_never_admits_more(tmp_path: Path) -> None:
+    path = str(tmp_path / "buckets")
+    one, other = SharedBuckets(path), SharedBuckets(path)
+    granted = sum(one.take(b"a:1.2.3.4", 0.001, 25, now=1.0, lease=10) == 0.0 for _ in range(3))
+    assert granted == 3  # one trip to the shared table: 10 tokens, 3 spent, 7 held by this process
+    assert sum(other.take(b"a:1.2.3.4", 0.001, 25, now=1.0, lease=10) == 0.0 for _ in range(30)) == 15
+    assert sum(one.take(b"a:1.2.3.4", 0.001, 25, now=1.5, lease=10) == 0.0 for _ in range(30)) == 7
+    assert one.take(b"a:1.2.3.4", 0.001, 25, now=1.6, lease=10) > 0  # 25 in all, never more
