@@ -153,7 +153,8 @@ cluster_broker() {  # start|stop|kill N
   case $action in
     start) unset KAFKA_BOOTSTRAP_SERVERS; CLUSTER_ID=$(cat "$STACK_DIR/$CLUSTER_NAME.cluster-id"); kafka_start ;;
     stop) kafka_stop ;;
-    kill) if pid_alive "$KAFKA_HOME/pid"; then kill -9 "$(cat "$KAFKA_HOME/pid")"; log "node $n killed"; fi
+    kill) if ! pid_alive "$KAFKA_HOME/pid"; then echo "[stack] node $n is not running: nothing to kill" >&2; exit 1; fi
+          kill -9 "$(cat "$KAFKA_HOME/pid")"; log "node $n killed"
           rm -f "$KAFKA_HOME/pid" ;;
   esac
 }

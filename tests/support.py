@@ -17,11 +17,13 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import orjson
 from pydantic import SecretStr
 from sqlalchemy import Engine, func, select
 
 from backend.serve import api_command
 from fcfs.events import ParticipationEvent, signed_event
+from fcfs.kafka import read_topic
 from fcfs.request_ids import RequestIdSigner
 from fcfs.schema import Outcome, campaign, participation_history
 from fcfs.settings import Settings
@@ -215,6 +217,33 @@ def assert_counters_match_history(engine: Engine, campaign_id: int) -> dict[str,
     assert row.duplicate_count == counts["DUPLICATE"]
     assert row.current_stock == row.total_stock - counts["SUCCESS"] >= 0
     return counts
+
+
+def assert_decided_as_the_log_says(settings: Settings, engine: Engine, campaign_id: int, stock: int) -> int:
+    """Walk the topic in Kafka's order and check every request's row: the first `stock` distinct users
+    SUCCESS, a user's later requests DUPLICATE, the others FAIL, each at its own offset, none missing
+    and none extra. Returns the number of requests checked."""
+    rows = {r.request_id: r for r in history_rows(engine, campaign_id)}
+    seen: set[int] = set()
+    winners = checked = 0
+    for message in read_topic(settings):
+        event = orjson.loads(message.value() or b"{}")
+        if event.get("campaignId") != campaign_id:
+            continue
+        user = event["userId"]
+        if user in seen:
+            expected = "DUPLICATE"
+        elif winners < stock:
+            expected, winners = "SUCCESS", winners + 1
+        else:
+            expected = "FAIL"
+        seen.add(user)
+        row = rows.pop(event["requestId"], None)
+        assert row is not None, f"request {event['requestId']} at offset {message.offset()} was not decided"
+        assert (row.status.value, row.user_id, row.kafka_offset) == (expected, user, message.offset()), row
+        checked += 1
+    assert not rows, f"{len(rows)} rows for requests that are not in the log"
+    return checked
 
 
 def wait_until(predicate: Any, timeout_s: float, what: str, interval_s: float = 0.1) -> Any:

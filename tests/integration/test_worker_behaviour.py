@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import hashlib
+import re
 
 import orjson
-from confluent_kafka import ConsumerGroupTopicPartitions, Producer, TopicPartition
+from confluent_kafka import Consumer, ConsumerGroupTopicPartitions, Producer, TopicPartition
 from sqlalchemy import Engine
 
-from fcfs.kafka import admin_client, producer_config, read_topic
+from fcfs.kafka import admin_client, producer_config, read_topic, reader_config
 from fcfs.settings import Settings
 from tests.support import Processes, assert_counters_match_history, history_rows, signed, wait_until
+from worker.store import load_offsets
 
 
 def test_poison_messages_go_to_the_dlq_once_and_valid_ones_are_decided(
@@ -104,7 +106,17 @@ def test_sigterm_finishes_the_batch_in_hand_and_exits_cleanly(
     assert_counters_match_history(database, campaign_id)
     stopped_at = len(history_rows(database, campaign_id))
     assert stopped_at < 20_000
+    # the batch in hand was committed to both: Kafka's committed offset is the database's, which is
+    # exactly the number of requests decided (one partition, every message valid)
+    reader = Consumer(reader_config(settings, settings.kafka_consumer_group))
+    committed = reader.committed([TopicPartition(settings.kafka_topic, 0)], timeout=10)[0].offset
+    reader.close()
+    with database.connect() as conn:
+        stored = load_offsets(conn, settings.kafka_consumer_group, settings.kafka_topic)
+    assert committed == stored[0] == stopped_at
 
-    assert processes.worker(settings, "--drain").wait(120) == 0
+    again = processes.worker(settings, "--drain")
+    assert again.wait(120) == 0
+    assert re.findall(r"redelivered=(\d+)", again.log())[-1] == "0"  # nothing of the stopped worker's is read again
     assert len(history_rows(database, campaign_id)) == 20_000
     assert assert_counters_match_history(database, campaign_id)["SUCCESS"] == 1000

@@ -4,12 +4,17 @@ from __future__ import annotations
 
 import time
 
-import orjson
 from sqlalchemy import Engine
 
-from fcfs.kafka import read_topic
 from fcfs.settings import Settings
-from tests.support import Processes, assert_counters_match_history, history_counts, history_rows, wait_until
+from tests.support import (
+    Processes,
+    assert_counters_match_history,
+    assert_decided_as_the_log_says,
+    history_counts,
+    history_rows,
+    wait_until,
+)
 
 
 def test_sigkill_mid_run_loses_nothing_and_counts_nothing_twice(
@@ -18,18 +23,19 @@ def test_sigkill_mid_run_loses_nothing_and_counts_nothing_twice(
     api = processes.api(settings)
     campaign_id = api.create_campaign(total_stock=7000)
     with api.client(admin=True) as client:
-        # 15,000 users, then 5,000 of them again: 20,000 messages with 5,000 repeats
-        for start, count in ((1, 15_000), (10_001, 5_000)):
+        # 15,000 users and 5,000 repeat clicks, the winners' among them (the stock goes to users 1..7,000):
+        # users 1..5,000, then 1..2,500 again (all winners), 5,001..15,000, then 5,001..7,500 again
+        for start, count in ((1, 5_000), (1, 2_500), (5_001, 10_000), (5_001, 2_500)):
             r = client.post(
                 "/api/admin/test/participate-bulk",
                 json={"campaignId": campaign_id, "count": count, "userIdStart": start},
             )
             assert r.status_code == 202, r.text
 
-    # Small batches so the kill lands in the middle of the run.
+    # Small batches so the kill lands in the middle of the run, while winners' repeat clicks are decided.
     worker = processes.worker(settings, WORKER_BATCH_SIZE="200")
     decided_at_kill = wait_until(
-        lambda: (n := sum(history_counts(database, campaign_id).values())) >= 3000 and n, 120, "the worker to start"
+        lambda: (n := sum(history_counts(database, campaign_id).values())) >= 6000 and n, 120, "the worker to start"
     )
     worker.kill()
     partial = sum(history_counts(database, campaign_id).values())
@@ -45,6 +51,5 @@ def test_sigkill_mid_run_loses_nothing_and_counts_nothing_twice(
     assert len({r.request_id for r in rows}) == 20_000  # nothing twice
     counts = assert_counters_match_history(database, campaign_id)
     assert counts == {"SUCCESS": 7000, "FAIL": 8000, "DUPLICATE": 5000}
-    log_order = [orjson.loads(m.value())["userId"] for m in read_topic(settings)]
-    assert [r.user_id for r in rows if r.status.value == "SUCCESS"] == log_order[:7000]
+    assert assert_decided_as_the_log_says(settings, database, campaign_id, 7000) == 20_000
     print(f"killed at {decided_at_kill} decided rows (observed {partial} after the kill)")
