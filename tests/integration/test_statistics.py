@@ -21,9 +21,17 @@ from fcfs.aggregation import (
     run_job,
     start_job,
 )
-from fcfs.days import local_today
+from fcfs.days import day_bounds, local_today
 from fcfs.db import utcnow
-from fcfs.schema import JobStatus, JobTrigger, batch_job_execution, campaign, campaign_second, campaign_stats
+from fcfs.schema import (
+    JobStatus,
+    JobTrigger,
+    batch_job_execution,
+    campaign,
+    campaign_second,
+    campaign_stats,
+    participation_history,
+)
 from fcfs.settings import Settings
 from tests.support import (
     Api,
@@ -144,6 +152,55 @@ def test_rerunning_a_date_gives_identical_rows_and_two_job_records(
     assert len(jobs) == runs_before + 2
     assert [j.id for j in jobs[-2:]] == [first_id, second_id]
     assert all(j.status is JobStatus.COMPLETED and j.campaigns_total == 3 for j in jobs[-2:])
+
+
+def test_a_day_whose_history_is_gone_loses_its_statistics_row(database: Engine, settings: Settings) -> None:
+    """I6: each run recomputes a campaign-day from the history, so a day without history has no row."""
+    day = dt.date(2001, 2, 3)
+    start, _ = day_bounds(day, settings.tz)
+    with database.begin() as conn:
+        campaign_id = int(
+            conn.execute(
+                campaign.insert().values(
+                    name="i6 campaign",
+                    total_stock=5,
+                    current_stock=3,
+                    success_count=2,
+                    duplicate_count=1,
+                    created_at=start,
+                )
+            ).lastrowid
+        )
+        conn.execute(
+            participation_history.insert(),
+            [
+                {
+                    "request_id": f"i6-{campaign_id}-{i}",
+                    "campaign_id": campaign_id,
+                    "user_id": user,
+                    "status": status,
+                    "channel": "KAFKA",
+                    "kafka_partition": 0,
+                    "kafka_offset": i,
+                    "requested_at": start + dt.timedelta(hours=1, seconds=i),
+                    "decided_at": start + dt.timedelta(hours=1, seconds=i),
+                }
+                for i, (user, status) in enumerate([(1, "SUCCESS"), (2, "SUCCESS"), (1, "DUPLICATE")])
+            ],
+        )
+    aggregate_day(database, day, JobTrigger.MANUAL, settings.tz)
+    assert [(r.campaign_id, r.success_count, r.duplicate_count, r.total_count) for r in _stats_of(database, day)] == [
+        (campaign_id, 2, 1, 3)
+    ]
+    with database.begin() as conn:  # the day's history goes (e.g. removed after a correction)
+        conn.execute(delete(participation_history).where(participation_history.c.campaign_id == campaign_id))
+    _, status = aggregate_day(database, day, JobTrigger.MANUAL, settings.tz)
+    assert status is JobStatus.COMPLETED and _stats_of(database, day) == []
+
+
+def _stats_of(engine: Engine, day: dt.date) -> list[Any]:
+    with engine.connect() as conn:
+        return list(conn.execute(select(campaign_stats).where(campaign_stats.c.stats_date == day)))
 
 
 @pytest.fixture
