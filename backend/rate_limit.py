@@ -185,15 +185,16 @@ class Limits:
         self.buckets = buckets
         self.address = (address_rate, address_burst)
         self.user = (user_rate, user_burst)
+        # an address's generous bucket is taken from 5% of its burst at a time (at most 10): a busy address
+        # then costs one trip to the shared table per 10 requests, not one per request
+        self.address_lease = max(1, min(10, address_burst // 20))
         buckets.idle_s = max([burst / rate for rate, burst in (self.address, self.user) if rate > 0], default=60.0)
         self.trusted = [ipaddress.ip_network(p.strip(), strict=False) for p in trusted_proxies.split(",") if p.strip()]
 
     def check(self, address: str, user_id: int) -> None:
         """429 RATE_LIMITED, with the seconds to wait, when this address or this user is over its rate."""
         for kind, key, (rate, burst), lease in (
-            # an address's generous bucket is taken from 5% of its burst at a time (at most 10): a busy
-            # address then costs one trip to the shared table per 10 requests, not one per request
-            ("client", b"a:" + address.encode(), self.address, max(1, min(10, self.address[1] // 20))),
+            ("client", b"a:" + address.encode(), self.address, self.address_lease),
             ("user", b"u:%d" % user_id, self.user, 1),
         ):
             if rate > 0:

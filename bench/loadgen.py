@@ -24,7 +24,15 @@ import psutil
 
 from bench.common import ROOT, cpu_seconds_of
 
-# Every wrk script ends by printing its summary as one JSON line (latencies in microseconds).
+# Every wrk script numbers its threads and ends by printing its summary as one JSON line (latencies in
+# microseconds); in between, its own init() and request().
+WRK_THREADS = """
+local threads = 0
+function setup(thread)
+  thread:set("tid", threads)
+  threads = threads + 1
+end
+"""
 WRK_DONE = """
 function done(summary, latency, requests)
   local e = summary.errors
@@ -38,12 +46,8 @@ end
 
 # One new user per request: thread t of wrk sends users first + t * 10^9 + 1, + 2, ...
 WRK_SCRIPT = (
-    """
-local threads = 0
-function setup(thread)
-  thread:set("tid", threads)
-  threads = threads + 1
-end
+    WRK_THREADS
+    + """
 function init(args)
   n = tonumber(args[1]) + tid * 1000000000
   wrk.method = "POST"
@@ -60,12 +64,8 @@ end
 # USER_AUTH=jwt: every request carries the bearer token of a user (a file of tokens, one per line, that
 # each thread goes through from its own place) and an empty body: the user is the token's.
 WRK_TOKENS_SCRIPT = (
-    """
-local threads = 0
-function setup(thread)
-  thread:set("tid", threads)
-  threads = threads + 1
-end
+    WRK_THREADS
+    + """
 function init(args)
   tokens = {}
   for line in io.lines(args[1]) do tokens[#tokens + 1] = line end
