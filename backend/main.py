@@ -22,6 +22,7 @@ from backend.lag_sampler import LagSampler
 from backend.observability import BATCHED, RequestContextMiddleware, configure_logging, metrics_response
 from backend.producer import AsyncProducer
 from backend.rate_limit import RATE_LIMIT_FILE, Limits, SharedBuckets
+from backend.responses import document_identity
 from backend.routes import admin, batch, campaigns, health, operations, participation, stats
 from backend.serve import follow_server
 from fcfs.aggregation import abandon_orphaned_jobs
@@ -106,6 +107,7 @@ def create_app(settings: Settings | None = None) -> ParticipationDoor:
         lifespan=lifespan,
     )
     install_error_handlers(app)
+    document_identity(app, settings.user_auth)
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
     app.add_middleware(RequestContextMiddleware)
     app.add_api_route("/metrics", metrics_response, methods=["GET"], include_in_schema=False)

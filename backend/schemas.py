@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
-from typing import Annotated, Generic, Literal, TypeVar
+from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, Field, StrictInt, model_validator
 from pydantic.alias_generators import to_camel
@@ -51,41 +51,6 @@ class BulkParticipationRequest(CamelModel):
     count: Annotated[StrictInt, Field(ge=1, le=10**9)]
     campaign_id: Annotated[StrictInt, Field(ge=1, le=2**63 - 1)]
     user_id_start: Annotated[StrictInt | None, Field(ge=1, le=MAX_USER_ID)] = None
-
-
-# Response shapes, for the OpenAPI document (handlers render them with orjson).
-T = TypeVar("T")
-
-
-class ApiResponse(BaseModel, Generic[T]):
-    """The envelope every answer comes in."""
-
-    success: bool
-    message: str
-    errorCode: str | None
-    data: T
-
-
-class AcceptedParticipation(BaseModel):
-    requestId: str
-    campaignId: int
-    userId: int
-    status: Literal["PENDING"]
-
-
-class SyncParticipation(BaseModel):
-    requestId: str
-    campaignId: int
-    userId: int
-    status: Literal["SUCCESS", "FAIL", "DUPLICATE"]
-    method: Literal["SYNC"]
-
-
-class ParticipationState(BaseModel):
-    requestId: str
-    campaignId: int
-    userId: int
-    status: Literal["PENDING", "SUCCESS", "FAIL", "DUPLICATE"]
 
 
 # A campaign's window lies where every time zone can express it and a DATETIME can store it.

@@ -22,12 +22,13 @@ from backend.errors import ApiError, envelope
 from backend.intake import ensure_taking_part
 from backend.presenters import campaign_json
 from backend.producer import KafkaUnavailable
+from backend.responses import BulkPublished, Campaign, errors, link, ok
 from backend.schemas import BulkParticipationRequest, CampaignCreate
 from fcfs.db import utcnow
 from fcfs.events import MAX_USER_ID, signed_event
 from fcfs.schema import campaign
 
-router = APIRouter(prefix="/api/admin", tags=["admin"], dependencies=[AdminDep])
+router = APIRouter(prefix="/api/admin", tags=["admin"], dependencies=[AdminDep], responses=errors(401, 503))
 
 
 def _to_utc(value: dt.datetime | None, tz: dt.tzinfo) -> dt.datetime | None:
@@ -38,7 +39,25 @@ def _to_utc(value: dt.datetime | None, tz: dt.tzinfo) -> dt.datetime | None:
     return aware.astimezone(dt.UTC).replace(tzinfo=None)
 
 
-@router.post("/campaigns", status_code=201, summary="Create a campaign")
+@router.post(
+    "/campaigns",
+    status_code=201,
+    summary="Create a campaign",
+    operation_id="createCampaign",
+    responses={
+        **ok(
+            201,
+            Campaign,
+            links={
+                "participate": link("participate", campaignId="data.id"),
+                "participateSync": link("participateSync", campaignId="data.id"),
+                "campaignStatus": link("campaignStatus", campaignId="data.id"),
+                "campaignTimeline": link("campaignTimeline", campaignId="data.id"),
+            },
+        ),
+        **errors(400, 413, 422),
+    },
+)
 def create_campaign(
     body: CampaignCreate, engine: EngineDep, settings: SettingsDep, campaigns: CampaignCacheDep
 ) -> Response:
@@ -58,14 +77,22 @@ def create_campaign(
     return envelope(campaign_json(row, settings.tz), "campaign created", 201)
 
 
-@router.get("/campaigns", summary="Every campaign, newest first")
+@router.get("/campaigns", summary="Every campaign, newest first", responses=ok(200, list[Campaign]))
 def list_campaigns(engine: EngineDep, settings: SettingsDep) -> Response:
     with engine.connect() as conn:
         rows = conn.execute(select(campaign).order_by(campaign.c.id.desc())).all()
     return envelope([campaign_json(row, settings.tz) for row in rows])
 
 
-@router.post("/test/participate-bulk", status_code=202, summary="Publish `count` requests from distinct users")
+@router.post(
+    "/test/participate-bulk",
+    status_code=202,
+    summary="Publish `count` requests from distinct users",
+    responses={
+        **ok(202, BulkPublished),
+        **errors(400, 404, 413, 422, _409="WRONG_CHANNEL, CAMPAIGN_NOT_STARTED, CAMPAIGN_ENDED"),
+    },
+)
 async def participate_bulk(
     body: BulkParticipationRequest,
     settings: SettingsDep,

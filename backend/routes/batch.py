@@ -11,13 +11,22 @@ from backend.dates import AS_DATE, parse_day
 from backend.deps import AdminDep, EngineDep, SettingsDep
 from backend.errors import ApiError, envelope
 from backend.presenters import job_json
+from backend.responses import Job, JobStarted, errors, link, ok
 from fcfs.aggregation import AggregationAlreadyRunning, get_job, job_history, run_job, start_job
 from fcfs.schema import JobTrigger
 
-router = APIRouter(prefix="/api/admin/batch", tags=["batch"], dependencies=[AdminDep])
+router = APIRouter(prefix="/api/admin/batch", tags=["batch"], dependencies=[AdminDep], responses=errors(401, 422, 503))
 
 
-@router.post("/aggregate", status_code=202, summary="Aggregate a date in the background; 409 while one runs")
+@router.post(
+    "/aggregate",
+    status_code=202,
+    summary="Aggregate a date in the background; 409 while one runs",
+    responses={
+        **ok(202, JobStarted, links={"batchStatus": link("batchStatus", jobExecutionId="data.jobExecutionId")}),
+        **errors(400, _409="BATCH_ALREADY_RUNNING: data.jobExecutionId is the running one"),
+    },
+)
 def aggregate(
     request: Request,
     engine: EngineDep,
@@ -40,7 +49,12 @@ def aggregate(
     )
 
 
-@router.get("/status/{jobExecutionId}", summary="One run: status, times, per-campaign outcome")
+@router.get(
+    "/status/{jobExecutionId}",
+    summary="One run: status, times, per-campaign outcome",
+    operation_id="batchStatus",
+    responses={**ok(200, Job), **errors(_404="JOB_NOT_FOUND")},
+)
 def status(
     job_id: Annotated[int, Path(alias="jobExecutionId", ge=1, le=2**63 - 1)], engine: EngineDep, settings: SettingsDep
 ) -> Response:
@@ -50,6 +64,6 @@ def status(
     return envelope(job_json(job, settings.tz))
 
 
-@router.get("/history", summary="Recent runs, newest first")
+@router.get("/history", summary="Recent runs, newest first", responses=ok(200, list[Job]))
 def history(engine: EngineDep, settings: SettingsDep, limit: Annotated[int, Query(ge=1, le=500)] = 50) -> Response:
     return envelope([job_json(row, settings.tz) for row in job_history(engine, limit)])

@@ -11,6 +11,7 @@ from starlette.responses import Response
 from backend.deps import EngineDep, SettingsDep
 from backend.errors import campaign_not_found, envelope
 from backend.presenters import campaign_json, campaign_status_json
+from backend.responses import Campaign, CampaignStatus, Timeline, errors, ok
 from backend.schemas import CampaignId
 from backend.timeline import campaign_timeline as timeline
 from backend.timeline import from_epoch_s
@@ -19,14 +20,19 @@ from fcfs.schema import campaign
 router = APIRouter(prefix="/api/campaigns", tags=["campaigns"])
 
 
-@router.get("", summary="Every campaign, newest first")
+@router.get("", summary="Every campaign, newest first", responses={**ok(200, list[Campaign]), **errors(503)})
 def list_campaigns(engine: EngineDep, settings: SettingsDep) -> Response:
     with engine.connect() as conn:
         rows = conn.execute(select(campaign).order_by(campaign.c.id.desc()).limit(500)).all()
     return envelope([campaign_json(row, settings.tz) for row in rows])
 
 
-@router.get("/{campaignId}/status", summary="Live counters of one campaign, kept by the worker (O(1))")
+@router.get(
+    "/{campaignId}/status",
+    summary="Live counters of one campaign, kept by the worker (O(1))",
+    operation_id="campaignStatus",
+    responses={**ok(200, CampaignStatus), **errors(404, 422, 503)},
+)
 def campaign_status(campaign_id: Annotated[CampaignId, Path(alias="campaignId")], engine: EngineDep) -> Response:
     with engine.connect() as conn:
         row = conn.execute(select(campaign).where(campaign.c.id == campaign_id)).first()
@@ -35,7 +41,12 @@ def campaign_status(campaign_id: Annotated[CampaignId, Path(alias="campaignId")]
     return envelope(campaign_status_json(row))
 
 
-@router.get("/{campaignId}/timeline", summary="Per-second decisions (newest hour) with running totals and stock")
+@router.get(
+    "/{campaignId}/timeline",
+    summary="Per-second decisions (newest hour) with running totals and stock",
+    operation_id="campaignTimeline",
+    responses={**ok(200, Timeline), **errors(404, 422, 503)},
+)
 def campaign_timeline(
     campaign_id: Annotated[CampaignId, Path(alias="campaignId")],
     engine: EngineDep,

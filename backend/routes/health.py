@@ -12,16 +12,21 @@ from starlette.responses import Response
 
 from backend.deps import EngineDep, ProducerDep
 from backend.errors import envelope
+from backend.responses import Health, errors, ok
 
 router = APIRouter(prefix="/health", tags=["health"])
 
 
-@router.get("/live", summary="The process answers")
+@router.get("/live", summary="The process answers", responses=ok(200, Health))
 async def live() -> Response:
     return envelope({"status": "UP"})
 
 
-@router.get("/ready", summary="The database and Kafka are reachable (503 otherwise)")
+@router.get(
+    "/ready",
+    summary="The database and Kafka are reachable (503 otherwise)",
+    responses={**ok(200, Health), **errors(_503="NOT_READY: data.checks says which is DOWN")},
+)
 async def ready(engine: EngineDep, producer: ProducerDep) -> Response:
     def database_ok() -> bool:
         try:

@@ -14,18 +14,21 @@ from starlette.responses import Response
 from backend.deps import AdminDep, EngineDep, SettingsDep
 from backend.errors import ApiError, envelope
 from backend.presenters import iso
+from backend.responses import DeadLetter, DeadLetters, KafkaState, LagHistory, Replayed, Worker, errors, ok
 from backend.schemas import CamelModel
 from backend.timeline import decided_per_second, from_epoch_s, lag_history, lag_status
 from fcfs.db import utcnow
 from fcfs.dead_letters import read_dead_letter, read_dead_letters, replay, replayed_offsets
 from fcfs.schema import worker_heartbeat
 
-router = APIRouter(prefix="/api/admin", tags=["operations"], dependencies=[AdminDep])
+router = APIRouter(prefix="/api/admin", tags=["operations"], dependencies=[AdminDep], responses=errors(401, 503))
 ALIVE_WITHIN = dt.timedelta(seconds=10)
 STATUS_WINDOW = dt.timedelta(seconds=15)
 
 
-@router.get("/workers", summary="Workers by their heartbeats: alive, partitions, progress")
+@router.get(
+    "/workers", summary="Workers by their heartbeats: alive, partitions, progress", responses=ok(200, list[Worker])
+)
 def workers(engine: EngineDep, settings: SettingsDep) -> Response:
     now = utcnow()
     with engine.connect() as conn:
@@ -55,7 +58,11 @@ def workers(engine: EngineDep, settings: SettingsDep) -> Response:
     return envelope(data)
 
 
-@router.get("/kafka", summary="The participation topic: offsets and lag per partition, lag status, throughput")
+@router.get(
+    "/kafka",
+    summary="The participation topic: offsets and lag per partition, lag status, throughput",
+    responses=ok(200, KafkaState),
+)
 def kafka(request: Request, engine: EngineDep, settings: SettingsDep) -> Response:
     try:
         view = request.app.state.kafka_view.lag()
@@ -72,7 +79,11 @@ def kafka(request: Request, engine: EngineDep, settings: SettingsDep) -> Respons
     return envelope(view)
 
 
-@router.get("/kafka/lag-history", summary="Consumer lag per partition over time (sampled every second)")
+@router.get(
+    "/kafka/lag-history",
+    summary="Consumer lag per partition over time (sampled every second)",
+    responses={**ok(200, LagHistory), **errors(422)},
+)
 def kafka_lag_history(
     engine: EngineDep,
     settings: SettingsDep,
@@ -98,7 +109,11 @@ def kafka_unavailable(exc: Exception) -> ApiError:
     return ApiError(503, "KAFKA_UNAVAILABLE", f"Kafka did not answer: {exc}", headers={"Retry-After": "1"})
 
 
-@router.get("/dlq", summary="Recent dead letters, newest first, with their reasons")
+@router.get(
+    "/dlq",
+    summary="Recent dead letters, newest first, with their reasons",
+    responses={**ok(200, DeadLetters), **errors(422)},
+)
 def dead_letters(
     engine: EngineDep, settings: SettingsDep, limit: Annotated[int, Query(ge=1, le=1000)] = 100
 ) -> Response:
@@ -115,6 +130,7 @@ def dead_letters(
 @router.get(
     "/dlq/{partition}/{offset}",
     summary="One dead letter with its whole key and value (a listing shows the first 1,024 bytes)",
+    responses={**ok(200, DeadLetter), **errors(422, _404="DEAD_LETTER_NOT_FOUND")},
 )
 def dead_letter(
     engine: EngineDep,
@@ -142,7 +158,11 @@ class ReplayRequest(CamelModel):
     all_pending: bool = False
 
 
-@router.post("/dlq/replay", summary="Publish dead letters to the participation topic again (each at most once)")
+@router.post(
+    "/dlq/replay",
+    summary="Publish dead letters to the participation topic again (each at most once)",
+    responses={**ok(200, Replayed), **errors(400, 413, 422)},
+)
 def replay_dead_letters(body: ReplayRequest, engine: EngineDep, settings: SettingsDep) -> Response:
     positions = [(p.partition, p.offset) for p in body.offsets]
     if body.all_pending:

@@ -13,14 +13,8 @@ from backend.deps import EngineDep, IntakeDep, SignerDep
 from backend.door import IDEMPOTENCY_KEY, IDEMPOTENCY_KEY_PROBLEM, invalid
 from backend.errors import ApiError, campaign_not_found, envelope, wrong_channel
 from backend.intake import closed, identify, reply
-from backend.schemas import (
-    AcceptedParticipation,
-    ApiResponse,
-    CampaignId,
-    ParticipationRequest,
-    ParticipationState,
-    SyncParticipation,
-)
+from backend.responses import AcceptedParticipation, ParticipationState, SyncParticipation, errors, link, ok
+from backend.schemas import CampaignId, ParticipationRequest
 from fcfs.events import signed_event
 from fcfs.ledger import CampaignClosed, UnknownCampaign, WrongChannel, decide_now
 from fcfs.request_ids import IssuedRequest, RequestIdSigner
@@ -42,6 +36,7 @@ def _idempotency_key(
         str | None,
         Header(
             alias="Idempotency-Key",
+            json_schema_extra={"pattern": f"^{IDEMPOTENCY_KEY.pattern}$", "minLength": 1, "maxLength": 64},
             description="1 to 64 visible ASCII characters: every retry with the same key (same campaign and "
             "user) is the same request, with the same requestId, decided at most once",
         ),
@@ -61,10 +56,20 @@ async def _participant(body: ParticipationRequest, intake: IntakeDep, request: R
 
 
 Participant = Annotated[int, Depends(_participant)]
-DOOR_ERRORS: dict[int | str, dict[str, Any]] = {
-    401: {"description": "USER_AUTH=jwt: no valid bearer token (UNAUTHENTICATED)"},
-    403: {"description": "USER_AUTH=jwt: the body's userId is not the token's user (USER_MISMATCH)"},
-    429: {"description": "over the client's or the user's rate (RATE_LIMITED), with Retry-After"},
+DOOR_ERRORS = errors(
+    400,
+    404,
+    409,
+    413,
+    422,
+    _401="USER_AUTH=jwt: no valid bearer token (UNAUTHENTICATED)",
+    _403="USER_AUTH=jwt: the body's userId is not the token's user (USER_MISMATCH)",
+    _404="CAMPAIGN_NOT_FOUND",
+    _409="WRONG_CHANNEL (the campaign takes part through the other door), CAMPAIGN_NOT_STARTED, CAMPAIGN_ENDED",
+    _429="RATE_LIMITED: over the client's or the user's rate, with Retry-After",
+)
+STATE_LINK = {
+    "participationState": link("participationState", campaignId="data.campaignId", requestId="data.requestId")
 }
 
 
@@ -72,15 +77,16 @@ DOOR_ERRORS: dict[int | str, dict[str, Any]] = {
     "/participation",
     status_code=202,
     summary="Take part (Kafka path): 202 once Kafka has the request",
+    operation_id="participate",
     description="Served by the participation door (backend/door.py) in front of the app, with the same contract.",
     responses={
-        202: {"model": ApiResponse[AcceptedParticipation]},
+        **ok(202, AcceptedParticipation, links=STATE_LINK),
         **DOOR_ERRORS,
-        503: {
-            "description": "Kafka did not acknowledge in time: not known to be accepted. data.status is NOT_ACCEPTED "
-            "(Kafka certainly does not have it) or UNKNOWN (it may still be decided); data.requestId is the "
-            "request's id: retry with the same Idempotency-Key, or look it up"
-        },
+        **errors(
+            _503="KAFKA_UNAVAILABLE: Kafka did not acknowledge in time, not known to be accepted. data.status is "
+            "NOT_ACCEPTED (Kafka certainly does not have it) or UNKNOWN (it may still be decided); data.requestId is "
+            "the request's id: retry with the same Idempotency-Key, or look it up"
+        ),
     },
 )
 async def participate(
@@ -94,7 +100,7 @@ async def participate(
     "/participation-noop",
     status_code=202,
     summary="Benchmark baseline (BENCH_ENDPOINTS=true): the Kafka path without Kafka; nothing is recorded",
-    responses={202: {"model": ApiResponse[AcceptedParticipation]}},
+    responses={**ok(202, AcceptedParticipation), **DOOR_ERRORS},
 )
 async def participate_noop(
     campaign_id: CampaignIdPath, user_id: Participant, intake: IntakeDep, request: Request
@@ -106,7 +112,8 @@ async def participate_noop(
 @router.post(
     "/participation-sync",
     summary="Take part (synchronous): decided in one database transaction",
-    responses={200: {"model": ApiResponse[SyncParticipation]}, **DOOR_ERRORS},
+    operation_id="participateSync",
+    responses={**ok(200, SyncParticipation, links=STATE_LINK), **DOOR_ERRORS, **errors(503)},
 )
 def participate_sync(
     campaign_id: CampaignIdPath,
@@ -133,7 +140,11 @@ def participate_sync(
 @router.get(
     "/participation/{requestId}",
     summary="The outcome of a request: PENDING until the worker has decided it",
-    responses={200: {"model": ApiResponse[ParticipationState]}, 404: {"description": "an id this system never issued"}},
+    operation_id="participationState",
+    responses={
+        **ok(200, ParticipationState),
+        **errors(422, 503, _404="REQUEST_NOT_FOUND: an id this system never issued for this campaign"),
+    },
 )
 def participation_state(
     campaign_id: CampaignIdPath,

@@ -15,9 +15,15 @@ from starlette.responses import Response
 from backend.dates import AS_DATE, Period, parse_period
 from backend.deps import AdminDep, EngineDep, SettingsDep
 from backend.errors import envelope
+from backend.responses import Statistics, errors, ok
 from backend.stats import batched_period, campaign_names, campaign_rows, merge_days, raw_period, summary
 
-router = APIRouter(prefix="/api/admin/stats", tags=["statistics"], dependencies=[AdminDep])
+router = APIRouter(
+    prefix="/api/admin/stats",
+    tags=["statistics"],
+    dependencies=[AdminDep],
+    responses={**ok(200, Statistics), **errors(400, 401, 422, 503)},
+)
 
 DateQ = Annotated[str | None, Query(description="one day, YYYY-MM-DD", json_schema_extra=AS_DATE)]
 FromQ = Annotated[str | None, Query(alias="from", description="first day of a period", json_schema_extra=AS_DATE)]

@@ -1,0 +1,344 @@
+"""What every operation answers, for the OpenAPI document: the envelope with its typed `data`, and the
+error answers with their errorCodes. Handlers render plain dicts with orjson; these models describe
+them (the schema fuzzing test checks every answer against them)."""
+
+from __future__ import annotations
+
+from typing import Any, Generic, Literal, TypeVar
+
+from fastapi import FastAPI
+from pydantic import BaseModel, Field
+
+T = TypeVar("T")
+Outcome = Literal["SUCCESS", "FAIL", "DUPLICATE"]
+CampaignState = Literal["SCHEDULED", "OPEN", "SOLD_OUT", "ENDED"]
+
+
+class ApiResponse(BaseModel, Generic[T]):
+    """The envelope every answer comes in."""
+
+    success: bool
+    message: str
+    errorCode: str | None
+    data: T
+
+
+# -- participation ------------------------------------------------------------------------------------
+
+
+class AcceptedParticipation(BaseModel):
+    requestId: str
+    campaignId: int
+    userId: int
+    status: Literal["PENDING"]
+
+
+class SyncParticipation(BaseModel):
+    requestId: str
+    campaignId: int
+    userId: int
+    status: Outcome
+    method: Literal["SYNC"]
+
+
+class ParticipationState(BaseModel):
+    requestId: str
+    campaignId: int
+    userId: int
+    status: Literal["PENDING", "SUCCESS", "FAIL", "DUPLICATE"]
+    waitingMs: int | None = None
+
+
+# -- campaigns -----------------------------------------------------------------------------------------
+
+
+class Campaign(BaseModel):
+    id: int
+    name: str
+    totalStock: int
+    currentStock: int
+    status: CampaignState
+    mode: Literal["KAFKA", "SYNC"]
+    startsAt: str | None
+    endsAt: str | None
+    soldOutAt: str | None
+    createdAt: str | None
+
+
+class CampaignStatus(BaseModel):
+    campaignId: int
+    campaignName: str
+    totalStock: int
+    currentStock: int
+    successCount: int
+    failCount: int
+    duplicateCount: int
+    totalParticipation: int
+    stockUsageRate: str
+    status: CampaignState
+
+
+class TimelinePoint(BaseModel):
+    ts: int
+    success: int
+    fail: int
+    duplicate: int
+    cumulativeSuccess: int
+    cumulativeFail: int
+    cumulativeDuplicate: int
+    stockLeft: int
+
+
+class Timeline(BaseModel):
+    campaignId: int
+    totalStock: int
+    points: list[TimelinePoint]
+
+
+class BulkPublished(BaseModel):
+    campaignId: int
+    requestCount: int
+    firstUserId: int
+    status: Literal["PUBLISHED"]
+
+
+# -- the aggregation job and statistics ----------------------------------------------------------------
+
+
+class JobStarted(BaseModel):
+    jobExecutionId: int
+    status: Literal["STARTED"]
+    date: str
+
+
+class Job(BaseModel):
+    jobExecutionId: int
+    jobName: str
+    date: str
+    trigger: Literal["SCHEDULED", "MANUAL"]
+    status: Literal["STARTED", "COMPLETED", "PARTIAL", "FAILED"]
+    startedAt: str | None
+    endedAt: str | None
+    durationMs: int | None
+    campaignsTotal: int | None
+    campaignsFailed: int | None
+    campaignResults: list[dict[str, Any]]
+    error: str | None
+
+
+class Counts(BaseModel):
+    successCount: int
+    failCount: int
+    duplicateCount: int
+    totalCount: int
+    successRate: float
+
+
+class Summary(Counts):
+    campaignCount: int
+
+
+class CampaignStats(Counts):
+    campaignId: int
+    campaignName: str
+    uniqueUsers: int | None = None
+    sellOutSeconds: int | None = None
+
+
+class DayStats(CampaignStats):
+    date: str
+
+
+class Statistics(BaseModel):
+    """One day (`date`) or a period (`from`, `to`, per-day `rows`)."""
+
+    method: Literal["BATCH_AGGREGATED", "RAW_QUERY"]
+    queryTimeMs: float
+    date: str | None = None
+    from_: str | None = Field(None, alias="from")
+    to: str | None = None
+    campaignId: int | None = None
+    summary: Summary
+    campaigns: list[CampaignStats]
+    rows: list[DayStats] | None = None
+
+
+# -- operations ----------------------------------------------------------------------------------------
+
+
+class Worker(BaseModel):
+    workerId: str
+    consumerGroup: str
+    topic: str
+    partitions: list[int]
+    state: str
+    alive: bool
+    decidedTotal: int
+    deadLetteredTotal: int
+    batchesTotal: int
+    dbRetriesTotal: int
+    lastBatchAt: str | None
+    heartbeatAt: str | None
+    startedAt: str | None
+
+
+LagStatus = Literal["OK", "WARN", "STALLED", "UNKNOWN"]
+
+
+class PartitionLag(BaseModel):
+    partition: int
+    endOffset: int
+    committedOffset: int
+    lag: int
+    status: LagStatus
+
+
+class KafkaState(BaseModel):
+    topic: str
+    consumerGroup: str
+    groupState: str | None
+    totalLag: int
+    partitions: list[PartitionLag]
+    decidedPerSecond: float
+    status: LagStatus
+
+
+class LagSample(BaseModel):
+    ts: int
+    endOffset: int
+    committedOffset: int
+    lag: int
+
+
+class PartitionLagHistory(BaseModel):
+    partition: int
+    samples: list[LagSample]
+
+
+class LagHistory(BaseModel):
+    topic: str
+    partitions: list[PartitionLagHistory]
+
+
+class DeadLetter(BaseModel):
+    dlqPartition: int
+    dlqOffset: int
+    timestamp: int | None
+    code: str
+    reason: str
+    sourceTopic: str | None
+    sourcePartition: int | None
+    sourceOffset: int | None
+    key: str | None
+    value: str | None
+    valueEncoding: str
+    valueSize: int
+    valueComplete: bool
+    replayed: bool
+    truncated: bool | None = None
+    originalSize: int | None = None
+    originalSha256: str | None = None
+
+
+class DeadLetters(BaseModel):
+    topic: str
+    deadLetters: list[DeadLetter]
+
+
+class ReplayResult(BaseModel):
+    dlqPartition: int
+    dlqOffset: int
+    status: Literal["REPLAYED", "ALREADY_REPLAYED", "NOT_FOUND", "TRUNCATED", "FAILED"]
+    targetPartition: int | None = None
+    targetOffset: int | None = None
+    error: str | None = None
+
+
+class Replayed(BaseModel):
+    replayed: int
+    results: list[ReplayResult]
+
+
+class Health(BaseModel):
+    status: Literal["UP", "DOWN"]
+    checks: dict[str, Literal["UP", "DOWN"]] | None = None
+
+
+# -- errors --------------------------------------------------------------------------------------------
+
+
+class FieldProblem(BaseModel):
+    field: str
+    problem: str
+
+
+class ErrorResponse(BaseModel):
+    """Every refusal: `success` false, a stable `errorCode` to match on, a message for people, and
+    `data` where there is more to say (the fields at fault, the request id of an ambiguous 503)."""
+
+    success: Literal[False]
+    message: str
+    errorCode: str
+    data: Any = None
+
+
+_ERRORS: dict[int, str] = {
+    400: "malformed input: INVALID_JSON, BAD_REQUEST, INVALID_DATE, DATE_OUT_OF_RANGE, DATE_IN_FUTURE, "
+    "INVALID_DATE_RANGE, MISSING_DATE, DATE_RANGE_TOO_LONG",
+    401: "UNAUTHORIZED: the admin token is missing or wrong (WWW-Authenticate: Bearer)",
+    404: "not found: CAMPAIGN_NOT_FOUND, REQUEST_NOT_FOUND, JOB_NOT_FOUND, DEAD_LETTER_NOT_FOUND",
+    409: "conflict: WRONG_CHANNEL, CAMPAIGN_NOT_STARTED, CAMPAIGN_ENDED, BATCH_ALREADY_RUNNING",
+    413: "PAYLOAD_TOO_LARGE: the body is over MAX_BODY_BYTES",
+    422: "VALIDATION_ERROR: data.errors lists each field and its problem",
+    503: "a dependency is down, try again (Retry-After): DATABASE_UNAVAILABLE, DATABASE_ERROR, KAFKA_UNAVAILABLE",
+}
+
+
+def errors(*codes: int, **described: str) -> dict[int | str, dict[str, Any]]:
+    """The error answers of an operation; `described` replaces a code's description (`_409="…"`)."""
+    answers: dict[int | str, dict[str, Any]] = {
+        code: {"model": ErrorResponse, "description": _ERRORS[code]} for code in codes
+    }
+    for name, text in described.items():
+        answers[int(name.lstrip("_"))] = {"model": ErrorResponse, "description": text}
+    return answers
+
+
+def link(operation_id: str, **parameters: str) -> dict[str, Any]:
+    """An OpenAPI link: where a value of this answer goes in the next call (`data.id` → `$response.body#/data/id`)."""
+    return {
+        "operationId": operation_id,
+        "parameters": {name: "$response.body#/" + path.replace(".", "/") for name, path in parameters.items()},
+    }
+
+
+def ok(status: int, model: Any, **extra: Any) -> dict[int | str, dict[str, Any]]:
+    """The success answer of an operation: the envelope around `model`."""
+    return {status: {"model": ApiResponse[model], **extra}}
+
+
+def document_identity(app: FastAPI, user_auth: str) -> None:
+    """The served OpenAPI document says what this configuration requires: with USER_AUTH=none the body's
+    userId is required (it is the only way to say who takes part); with jwt, a bearer token is."""
+    build = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is not None:
+            return app.openapi_schema
+        schema = build()  # cached by FastAPI as app.openapi_schema: changed in place below
+        body = schema["components"]["schemas"]["ParticipationRequest"]
+        if user_auth == "none":
+            user_id = body["properties"]["userId"]
+            integer = next(branch for branch in user_id.pop("anyOf") if branch.get("type") == "integer")
+            user_id.update({**integer, "description": "the user who takes part (USER_AUTH=none)"})
+            body["required"] = ["userId"]
+        else:
+            schemes = schema["components"].setdefault("securitySchemes", {})
+            schemes["UserToken"] = {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"}
+            for path, operations in schema["paths"].items():
+                if path.endswith(("/participation", "/participation-sync")):
+                    for operation in operations.values():
+                        operation["security"] = [{"UserToken": []}]
+        return schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
