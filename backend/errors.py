@@ -107,8 +107,3 @@ def install_error_handlers(app: FastAPI) -> None:
         return envelope(
             None, "the database could not complete the request", 503, "DATABASE_ERROR", {"Retry-After": "1"}
         )
-
-    @app.exception_handler(Exception)
-    async def unexpected(request: Request, exc: Exception) -> Response:
-        log.exception("unhandled error on %s %s", request.method, request.url.path)
-        return envelope(None, "internal error", 500, "INTERNAL_ERROR")

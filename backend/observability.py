@@ -25,6 +25,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from backend.errors import envelope
 
+log = logging.getLogger(__name__)
 REQUEST_ID: contextvars.ContextVar[str] = contextvars.ContextVar("request_id", default="-")
 _SANE_ID = re.compile(r"^[A-Za-z0-9._:-]{1,64}$")
 
@@ -137,7 +138,9 @@ def request_id_of(headers: Iterable[tuple[bytes, bytes]]) -> str:
 
 
 class RequestContextMiddleware:
-    """Sets the request id, echoes it as `X-Request-ID`, and times the request by its route template."""
+    """Sets the request id, echoes it as `X-Request-ID`, and times the request by its route template.
+    An exception nothing else handled is logged here, with its trace and under the request id, and
+    answered 500 with the envelope alone (no trace, no SQL: those stay in the log)."""
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
@@ -150,16 +153,22 @@ class RequestContextMiddleware:
         token = REQUEST_ID.set(request_id)
         status = 500
         started = time.perf_counter()
+        response_started = False
 
         async def send_with_id(message: Message) -> None:
-            nonlocal status
+            nonlocal status, response_started
             if message["type"] == "http.response.start":
-                status = message["status"]
+                status, response_started = message["status"], True
                 message["headers"] = [*message.get("headers", []), (b"x-request-id", request_id.encode())]
             await send(message)
 
         try:
             await self.app(scope, receive, send_with_id)
+        except Exception:
+            log.exception("unhandled error on %s %s", scope["method"], scope["path"])
+            if response_started:
+                raise  # too late for an answer: the server drops the connection
+            await envelope(None, "internal error", 500, "INTERNAL_ERROR")(scope, receive, send_with_id)
         finally:
             route = scope.get("route")
             HTTP_SECONDS.labels(scope["method"], getattr(route, "path", "unmatched"), str(status)).observe(

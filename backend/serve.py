@@ -28,7 +28,13 @@ PR_SET_PDEATHSIG = 1
 
 
 def api_command(
-    port: int, *, host: str = "127.0.0.1", workers: int = 1, loop: str = "auto", log_level: str = "info"
+    port: int,
+    *,
+    host: str = "127.0.0.1",
+    workers: int = 1,
+    loop: str = "auto",
+    log_level: str = "info",
+    access_log: bool = False,
 ) -> list[str]:
     """The command line that serves the API with this interpreter (for tests and benchmarks)."""
     return [
@@ -45,6 +51,7 @@ def api_command(
         loop,
         "--log-level",
         log_level,
+        *(["--access-log"] if access_log else []),
     ]
 
 

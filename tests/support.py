@@ -121,10 +121,10 @@ class Processes:
         self.started.append(proc)
         return proc
 
-    def api(self, settings: Settings, workers: int = 1, **extra: str) -> Api:
+    def api(self, settings: Settings, workers: int = 1, access_log: bool = False, **extra: str) -> Api:
         port = free_port()
         env = settings_env(settings, ADMIN_TOKEN=ADMIN_TOKEN, **extra)
-        proc = self.start("api", api_command(port, workers=workers), env)
+        proc = self.start("api", api_command(port, workers=workers, access_log=access_log), env)
         api = Api(f"http://127.0.0.1:{port}", proc)
         api.wait_live()
         return api

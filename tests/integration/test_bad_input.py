@@ -183,3 +183,18 @@ def test_admin_input_is_validated(api: Api, settings: Settings) -> None:
         r = client.post("/api/admin/test/participate-bulk", json={"count": 5, "campaignId": 987654321})
         assert (r.status_code, r.json()["errorCode"]) == (404, "CAMPAIGN_NOT_FOUND")
     assert end_offsets(settings) == before
+
+
+def test_the_bulk_load_is_bounded_by_bulk_max_count(settings: Settings, processes: Processes) -> None:
+    """BULK_MAX_COUNT at a value of its own: one over is refused and enqueues nothing, exactly it is published."""
+    api = processes.api(settings, BULK_MAX_COUNT="37")
+    campaign_id = api.create_campaign(total_stock=5)
+    before = sum(end_offsets(settings).values())
+    with api.client(admin=True) as client:
+        over = client.post("/api/admin/test/participate-bulk", json={"count": 38, "campaignId": campaign_id})
+        assert (over.status_code, over.json()["errorCode"]) == (422, "VALIDATION_ERROR")
+        assert over.json()["message"] == "count: must be at most 37"
+        assert sum(end_offsets(settings).values()) == before
+        at = client.post("/api/admin/test/participate-bulk", json={"count": 37, "campaignId": campaign_id})
+        assert at.status_code == 202 and at.json()["data"]["requestCount"] == 37
+    assert sum(end_offsets(settings).values()) == before + 37

@@ -9,9 +9,13 @@ import sys
 from pathlib import Path
 
 import pytest
+from sqlalchemy import delete, text
 
 from bench.loadgen import attack, tool_binary
+from fcfs.db import make_engine, server_url, utcnow
 from fcfs.kafka import end_offsets
+from fcfs.provision import ensure_database, migrate
+from fcfs.schema import worker_heartbeat
 from fcfs.settings import EXAMPLE_ADMIN_TOKEN, EXAMPLE_REQUEST_ID_SECRET, Settings
 from tests.support import ADMIN_TOKEN, ROOT, Processes, settings_env
 
@@ -86,17 +90,66 @@ def test_request_ids_are_echoed_and_metrics_are_served(settings: Settings, proce
     )
 
 
+LEAKS = re.compile(
+    r"Traceback|File \"|sqlalchemy|pymysql|SELECT |FROM |campaign_second|worker_heartbeat|ValueError", re.I
+)
+
+
 def test_errors_never_leak_internals(settings: Settings, processes: Processes) -> None:
-    api = processes.api(settings)
-    with api.client(admin=True) as client:
-        for r in (
-            client.get("/nope"),
-            client.delete("/api/admin/campaigns"),
-            client.post("/api/admin/campaigns", content=b"{", headers={"content-type": "application/json"}),
-        ):
-            body = r.text
-            assert r.status_code < 500 and r.json()["errorCode"]
-            assert "Traceback" not in body and "sqlalchemy" not in body.lower() and 'File "' not in body
+    """Real failures, not only refusals: a 500 (a heartbeat row the code cannot read) and a database error
+    (a table gone) answer with the envelope and nothing of the trace or the SQL; the log has the trace,
+    under the caller's request id."""
+    server, _ = server_url(settings.database_url)
+    url = server + "fcfs_test_leaks"
+    ensure_database(url)
+    migrate(url)
+    engine = make_engine(url, pool_size=1)
+    try:
+        with engine.begin() as conn:
+            conn.execute(delete(worker_heartbeat))
+            now = utcnow()
+            conn.execute(
+                worker_heartbeat.insert().values(
+                    worker_id="corrupt", consumer_group="g", topic="t", partitions="0,one", decided_total=0,
+                    dead_lettered_total=0, batches_total=0, db_retries_total=0, started_at=now, heartbeat_at=now,
+                    state="RUNNING",
+                )
+            )  # fmt: skip
+        api = processes.api(settings.model_copy(update={"database_url": url}), access_log=True)
+        campaign_id = api.create_campaign(total_stock=1)
+        with api.client(admin=True) as client:
+            refusals = [
+                client.get("/nope"),
+                client.delete("/api/admin/campaigns"),
+                client.post("/api/admin/campaigns", content=b"{", headers={"content-type": "application/json"}),
+            ]
+            crash = client.get("/api/admin/workers", headers={"X-Request-ID": "trace-500"})
+            with engine.begin() as conn:
+                conn.execute(text("DROP TABLE campaign_second"))
+            database = client.get(f"/api/campaigns/{campaign_id}/timeline", headers={"X-Request-ID": "trace-db"})
+        for r in refusals:
+            assert r.status_code < 500 and r.json()["errorCode"] and not LEAKS.search(r.text), r.text
+        assert (crash.status_code, crash.json()["errorCode"], crash.json()["message"]) == (
+            500,
+            "INTERNAL_ERROR",
+            "internal error",
+        )
+        assert (database.status_code, database.json()["errorCode"]) == (503, "DATABASE_ERROR")
+        for r, request_id in ((crash, "trace-500"), (database, "trace-db")):
+            assert not LEAKS.search(r.text), r.text
+            assert r.headers["x-request-id"] == request_id
+        log = api.proc.log()
+        assert re.search(r"ERROR backend.observability \[trace-500\] unhandled error on GET /api/admin/workers", log)
+        assert "ValueError" in log  # the trace is in the log, not in the answer
+        assert re.search(r"ERROR backend.errors \[trace-db\] database error on GET .*timeline.*campaign_second", log)
+        assert '"GET /api/admin/workers' in log  # the access log is on
+        assert ADMIN_TOKEN not in log
+    finally:
+        engine.dispose()
+        admin = make_engine(server, pool_size=1)
+        with admin.begin() as conn:
+            conn.execute(text("DROP DATABASE IF EXISTS fcfs_test_leaks"))
+        admin.dispose()
 
 
 @pytest.mark.parametrize("secret", ["admin_token", "request_id_secret"])
