@@ -3,7 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
+import itertools
+import os
 import random
+import re
+import signal
 import subprocess
 import time
 from typing import Any
@@ -16,7 +21,7 @@ from sqlalchemy import Engine, func, select
 from fcfs.db import make_engine
 from fcfs.kafka import admin_client, ensure_topics, reader_config
 from fcfs.provision import ensure_database, migrate
-from fcfs.schema import participation_history
+from fcfs.schema import consumer_offset, participation_history
 from fcfs.settings import Settings
 from tests.support import (
     ROOT,
@@ -51,6 +56,30 @@ def _committed(settings: Settings) -> int:
         return int(consumer.committed([TopicPartition(settings.kafka_topic, 0)], timeout=10)[0].offset)
     finally:
         consumer.close()
+
+
+def _stored_offset(engine: Engine, settings: Settings) -> int:
+    """The next offset of partition 0 the database has recorded for the workers' group."""
+    with engine.connect() as conn:
+        stored = conn.scalar(
+            select(consumer_offset.c.next_offset).where(
+                consumer_offset.c.consumer_group == settings.kafka_consumer_group,
+                consumer_offset.c.topic == settings.kafka_topic,
+                consumer_offset.c.partition_id == 0,
+            )
+        )
+    assert stored is not None, "no offset stored for the group"
+    return int(stored)
+
+
+RETRY_LINE = re.compile(r"^(\S+ \S+) WARNING worker batch not recorded, retrying in ([0-9.]+) s", re.M)
+
+
+def _retries(log: str) -> list[tuple[dt.datetime, float]]:
+    """The worker's retries: when each was logged and the backoff it announced."""
+    return [
+        (dt.datetime.strptime(at, "%Y-%m-%d %H:%M:%S,%f"), float(backoff)) for at, backoff in RETRY_LINE.findall(log)
+    ]
 
 
 def _bulk(api: Api, campaign_id: int, start: int, count: int) -> None:
@@ -118,16 +147,29 @@ def test_database_outage_during_consumption(settings: Settings, processes: Proce
             assert (status.status_code, status.json()["errorCode"]) == (503, "DATABASE_UNAVAILABLE")
             assert queued.status_code == 202  # the Kafka path does not need the database
             committed_early = _committed(settings)
+            assert 3000 <= committed_early < 30_000  # a real offset, inside what was published
             time.sleep(max(0.0, 10 - (time.monotonic() - outage_started)))
             assert _committed(settings) == committed_early  # no offsets move while nothing can be decided
             assert worker.popen.poll() is None, "the worker died during the outage"
-            start_db()
+            os.kill(worker.popen.pid, signal.SIGSTOP)  # the database back, the worker held still to look
+            try:
+                start_db()
+                # I4's order: Kafka's commit follows the database's. Reversed, the batch in hand when the
+                # database went down would be committed in Kafka and missing from the database.
+                assert _stored_offset(engine, settings) == committed_early == _decided(engine, campaign_id)
+            finally:
+                os.kill(worker.popen.pid, signal.SIGCONT)
 
             wait_until(
                 lambda: _decided(engine, campaign_id) == 30_001, 120, "the worker to resume by itself", interval_s=0.5
             )
             assert worker.terminate(30) == 0
-            assert "retrying" in worker.log()
+            retries = _retries(worker.log())
+            assert len(retries) >= 5, retries  # 10 s of outage
+            stated = [backoff for _, backoff in retries]
+            assert stated[:5] == [0.1, 0.2, 0.4, 0.8, 1.0] and set(stated[5:]) <= {1.0}  # doubling, capped
+            for (at, backoff), (next_at, _) in itertools.pairwise(retries):
+                assert backoff - 0.01 <= (next_at - at).total_seconds() <= backoff + 3, retries  # it waits, then tries
             counts = assert_counters_match_history(engine, campaign_id)
             assert counts == {"SUCCESS": 5_000, "FAIL": 25_001, "DUPLICATE": 0}
             with api.client() as client:
