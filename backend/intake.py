@@ -38,8 +38,9 @@ def closed(campaign_id: int, refusal: CampaignStatus) -> ApiError:
     return ApiError(409, "CAMPAIGN_ENDED", f"campaign {campaign_id} has ended")
 
 
-def ensure_open(window: CampaignWindow | None, campaign_id: int) -> None:
-    """404 for an unknown campaign, 409 for a campaign of the synchronous door or outside its window."""
+def ensure_open(window: CampaignWindow | None, campaign_id: int) -> CampaignWindow:
+    """The campaign's window if it takes part through Kafka now; 404 for an unknown campaign, 409 for a
+    campaign of the synchronous door or outside its window."""
     if window is None:
         raise campaign_not_found(campaign_id)
     if window.mode is not Channel.KAFKA:
@@ -47,11 +48,12 @@ def ensure_open(window: CampaignWindow | None, campaign_id: int) -> None:
     refusal = window.refusal(time.time())
     if refusal is not None:
         raise closed(campaign_id, refusal)
+    return window
 
 
-async def ensure_taking_part(campaigns: CampaignCache, campaign_id: int) -> None:
-    """`ensure_open` with the window from the cache (a database read only the first time)."""
-    ensure_open(campaigns.cached(campaign_id) or await campaigns.get(campaign_id), campaign_id)
+async def ensure_taking_part(campaigns: CampaignCache, campaign_id: int) -> CampaignWindow:
+    """`ensure_open` with the window from the cache (a database read only the first time); the window."""
+    return ensure_open(campaigns.cached(campaign_id) or await campaigns.get(campaign_id), campaign_id)
 
 
 def reply(event: ParticipationEvent, status: str) -> dict[str, Any]:
@@ -129,7 +131,7 @@ class Intake:
         nothing is built twice.
         """
         self.limits.check(client, user_id)
-        ensure_open(self.campaigns.cached(campaign_id) or await self.campaigns.get(campaign_id), campaign_id)
+        window = ensure_open(self.campaigns.cached(campaign_id) or await self.campaigns.get(campaign_id), campaign_id)
         event = signed_event(self.signer, campaign_id, user_id, idempotency_key)
         value = event.to_json()
         data = reply(event, "PENDING")
@@ -137,7 +139,7 @@ class Intake:
             return data
         started = time.perf_counter()
         try:
-            await self.producer.send(self.topic, event.key(), value)
+            await self.producer.send(self.topic, event.key(), value, window.partition)
         except KafkaUnavailable as exc:
             BATCHED.inc(REFUSED)
             raise not_queued(data, exc) from None

@@ -65,8 +65,8 @@ def create_app(settings: Settings | None = None) -> ParticipationDoor:
         app.state.settings = settings
         app.state.engine = engine
         app.state.signer = RequestIdSigner(settings.request_id_secret)
-        app.state.campaigns = CampaignCache(engine)
         app.state.producer = AsyncProducer(producer_config(settings), settings.kafka_produce_timeout_ms / 1000)
+        app.state.campaigns = CampaignCache(engine, lambda: app.state.producer.partitions(settings.kafka_topic))
         app.state.batch_executor = ThreadPoolExecutor(max_workers=2, thread_name_prefix="aggregate")
         app.state.kafka_view = KafkaView(settings)
         limits = Limits(

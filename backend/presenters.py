@@ -26,6 +26,8 @@ def campaign_json(row: Row[Any], tz: ZoneInfo, now: dt.datetime | None = None) -
         "currentStock": row.current_stock,
         "status": campaign_status(row.starts_at, row.ends_at, row.current_stock, now or utcnow()).value,
         "mode": row.mode.value,
+        "partition": row.kafka_partition,
+        "weight": row.weight,
         "startsAt": iso(row.starts_at, tz),
         "endsAt": iso(row.ends_at, tz),
         "soldOutAt": iso(row.sold_out_at, tz),

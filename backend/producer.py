@@ -145,8 +145,9 @@ class AsyncProducer:
             return False
         return bool(brokers)
 
-    async def send(self, topic: str, key: bytes, value: bytes) -> None:
-        """Publish one message; return once every in-sync replica has it, else raise KafkaUnavailable."""
+    async def send(self, topic: str, key: bytes, value: bytes, partition: int = -1) -> None:
+        """Publish one message (to `partition`, or by key when -1); return once every in-sync replica has it,
+        else raise KafkaUnavailable."""
         loop = asyncio.get_running_loop()
         done: asyncio.Future[None] = loop.create_future()
         report = self._report
@@ -155,7 +156,14 @@ class AsyncProducer:
             report(loop, done, None if err is None else str(err))
 
         try:
-            self._producer.produce(topic, value, key, on_delivery=on_delivery)
+            try:
+                self._producer.produce(topic, value, key, partition, on_delivery=on_delivery)
+            except KafkaException as exc:
+                if exc.args[0].code() != KafkaError._UNKNOWN_PARTITION:
+                    raise
+                # a partition added since this process last read the topic's metadata: read it, try again
+                await asyncio.to_thread(self.partitions, topic)
+                self._producer.produce(topic, value, key, partition, on_delivery=on_delivery)
         except BufferError:
             raise KafkaUnavailable("the producer queue is full", maybe_written=False) from None
         except KafkaException as exc:
@@ -163,7 +171,21 @@ class AsyncProducer:
         self._wait_for(done)
         await done
 
-    async def send_many(self, topic: str, messages: Iterable[tuple[bytes, bytes]], count: int) -> None:
+    def partitions(self, topic: str, timeout_s: float = 5.0) -> int:
+        """How many partitions `topic` has now (read from the cluster; the producer's own metadata is
+        refreshed with it, so it can produce to a partition added since)."""
+        try:
+            topics = self._producer.list_topics(topic, timeout=timeout_s).topics
+        except KafkaException as exc:
+            raise KafkaUnavailable(str(exc), maybe_written=False) from None
+        meta = topics.get(topic)
+        if meta is None or meta.error is not None or not meta.partitions:
+            raise KafkaUnavailable(f"topic {topic} is unknown to the cluster", maybe_written=False)
+        return len(meta.partitions)
+
+    async def send_many(
+        self, topic: str, messages: Iterable[tuple[bytes, bytes]], count: int, partition: int = -1
+    ) -> None:
         """Publish `count` messages in order; return once all are acknowledged, else raise KafkaUnavailable.
 
         The messages are built and handed to the producer on a thread (a bulk of 100,000 takes about a
@@ -190,7 +212,7 @@ class AsyncProducer:
             for key, value in messages:
                 while True:
                     try:
-                        produce(topic, value, key, on_delivery=on_delivery)
+                        produce(topic, value, key, partition, on_delivery=on_delivery)
                         break
                     except BufferError:
                         time.sleep(0.01)  # the producer's queue is full: wait for it to drain

@@ -59,6 +59,8 @@ class Campaign(BaseModel):
     currentStock: int
     status: CampaignState
     mode: Literal["KAFKA", "SYNC"]
+    partition: int | None
+    weight: int
     startsAt: str | None
     endsAt: str | None
     soldOutAt: str | None
@@ -191,6 +193,8 @@ class PartitionLag(BaseModel):
     committedOffset: int
     lag: int
     status: LagStatus
+    liveCampaigns: int  # campaigns placed here that still take part (not ended, not sold out)
+    liveWeight: int  # their summed weight: the load placement balances
 
 
 class KafkaState(BaseModel):

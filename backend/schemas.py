@@ -34,6 +34,19 @@ class CampaignCreate(CamelModel):
     ] = Channel.KAFKA
     starts_at: dt.datetime | None = None
     ends_at: dt.datetime | None = None
+    weight: Annotated[
+        StrictInt,
+        Field(
+            ge=1,
+            le=1_000_000,
+            description="its expected share of the traffic relative to other campaigns: placement puts a new "
+            "campaign on the partition with the least weight of live campaigns",
+        ),
+    ] = 1
+    partition: Annotated[
+        StrictInt | None,
+        Field(ge=0, le=100_000, description="place it on this partition instead (KAFKA mode); fixed for its life"),
+    ] = None
 
     @model_validator(mode="after")
     def window_in_order(self) -> CampaignCreate:

@@ -22,8 +22,9 @@ from sqlalchemy import Engine, select
 from sqlalchemy.exc import IntegrityError
 
 from fcfs.db import utcnow
+from fcfs.events import ParticipationEvent
 from fcfs.kafka import producer_config, reader_config
-from fcfs.schema import dead_letter_replay
+from fcfs.schema import campaign, dead_letter_replay
 from fcfs.settings import Settings
 
 REASON = "dlq.reason"
@@ -51,6 +52,7 @@ class Code(enum.StrEnum):
     UNSIGNED_REQUEST = "UNSIGNED_REQUEST"  # its requestId was not issued by the API for its campaign and user
     UNKNOWN_CAMPAIGN = "UNKNOWN_CAMPAIGN"
     WRONG_CHANNEL = "WRONG_CHANNEL"  # its campaign takes part synchronously (SYNC mode)
+    WRONG_PARTITION = "WRONG_PARTITION"  # its campaign is placed on another partition: its order is that one's
 
 
 class DeadLetterError(RuntimeError):
@@ -323,7 +325,7 @@ def replay(settings: Settings, engine: Engine, coordinates: list[tuple[int, int]
             results.append({**outcome, "status": "TRUNCATED"})
             continue
         try:
-            target = _publish_back(producer, settings, found)
+            target = _publish_back(producer, settings, found, _campaign_partition(engine, found.letter.value))
         except RuntimeError as exc:
             results.append({**outcome, "status": "FAILED", "error": str(exc)})
             continue
@@ -348,8 +350,20 @@ def replay(settings: Settings, engine: Engine, coordinates: list[tuple[int, int]
     return results
 
 
-def _publish_back(producer: Producer, settings: Settings, found: StoredDeadLetter) -> Message:
-    """Publish a dead letter's key and value to the participation topic; return the acknowledged message."""
+def _campaign_partition(engine: Engine, value: bytes | None) -> int:
+    """The partition the letter's campaign is placed on; -1 (by key) when the value names no placed campaign."""
+    try:
+        campaign_id = ParticipationEvent.from_json(value).campaign_id
+    except Exception:  # noqa: BLE001 - not an event: it goes back by key and is dead-lettered again
+        return -1
+    with engine.connect() as conn:
+        placed = conn.scalar(select(campaign.c.kafka_partition).where(campaign.c.id == campaign_id))
+    return -1 if placed is None else int(placed)
+
+
+def _publish_back(producer: Producer, settings: Settings, found: StoredDeadLetter, partition: int) -> Message:
+    """Publish a dead letter's key and value to the participation topic (to its campaign's partition);
+    return the acknowledged message."""
     delivered: list[Message] = []
     errors: list[str] = []
 
@@ -364,6 +378,7 @@ def _publish_back(producer: Producer, settings: Settings, found: StoredDeadLette
         settings.kafka_topic,
         found.letter.value,
         found.letter.key,
+        partition,
         on_delivery=on_delivery,
         headers={REPLAYED_FROM: source.encode()},
     )

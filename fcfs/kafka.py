@@ -47,6 +47,7 @@ def producer_config(settings: Settings, **overrides: Any) -> dict[str, Any]:
         "message.timeout.ms": settings.kafka_produce_timeout_ms,
         "request.timeout.ms": min(settings.kafka_produce_timeout_ms, 30_000),
         "reconnect.backoff.max.ms": 1000,
+        "topic.metadata.refresh.interval.ms": 10_000,  # partitions added online are known within seconds
     }
     config.update(overrides)
     return config
@@ -67,6 +68,7 @@ def consumer_config(settings: Settings, group: str | None = None, **overrides: A
         "max.poll.interval.ms": 300_000,
         "fetch.wait.max.ms": 50,
         "queued.max.messages.kbytes": 65536,
+        "topic.metadata.refresh.interval.ms": 5000,  # partitions added online are assigned within seconds
     }
     if settings.worker_instance_id:
         # Static membership: a restarted worker takes its partitions back at once, without a rebalance.
@@ -112,7 +114,12 @@ def ensure_topics(settings: Settings, timeout_s: float = 60.0) -> None:
     ]
     for name, partitions in wanted.items():
         if name in existing and len(existing[name].partitions) != partitions:
-            log.warning("topic %s has %d partitions, settings say %d", name, len(existing[name].partitions), partitions)
+            log.warning(
+                "topic %s has %d partitions, settings say %d (grow it with: python -m fcfs.provision --partitions N)",
+                name,
+                len(existing[name].partitions),
+                partitions,
+            )
     if not missing:
         return
     for name, future in admin.create_topics(missing, operation_timeout=30).items():
@@ -122,14 +129,18 @@ def ensure_topics(settings: Settings, timeout_s: float = 60.0) -> None:
         except KafkaException as exc:
             if exc.args[0].code() != 36:  # TOPIC_ALREADY_EXISTS: someone else was quicker
                 raise
-    _wait_for_leaders(admin, [t.topic for t in missing], deadline)
+    wait_for_leaders(admin, [t.topic for t in missing], deadline)
 
 
-def _wait_for_leaders(admin: AdminClient, topics: list[str], deadline: float) -> None:
+def wait_for_leaders(admin: AdminClient, topics: list[str], deadline: float, partitions: int = 1) -> None:
+    """Until every partition of the topics (at least `partitions` of each) has a leader."""
     while time.monotonic() < deadline:
         meta = admin.list_topics(timeout=5).topics
         if all(
-            t in meta and meta[t].partitions and all(p.leader >= 0 for p in meta[t].partitions.values()) for t in topics
+            t in meta
+            and len(meta[t].partitions) >= partitions
+            and all(p.leader >= 0 for p in meta[t].partitions.values())
+            for t in topics
         ):
             return
         time.sleep(0.2)

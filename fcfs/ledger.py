@@ -10,6 +10,7 @@ import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
+from typing import NamedTuple
 
 from sqlalchemy import Connection, Engine
 
@@ -78,16 +79,25 @@ def placeholders(n: int) -> str:
 # PyMySQL folds a list of parameter tuples for an INSERT into one multi-row statement.
 
 
-def lock_campaigns(conn: Connection, campaign_ids: Iterable[int]) -> dict[int, tuple[int, str]]:
-    """Lock the campaigns' rows (in id order, so workers never deadlock); their stock and mode."""
+class Locked(NamedTuple):
+    """A locked campaign row: what deciding needs."""
+
+    stock: int
+    mode: str
+    partition: int | None  # where its requests belong (None: by key, placed before placement existed)
+
+
+def lock_campaigns(conn: Connection, campaign_ids: Iterable[int]) -> dict[int, Locked]:
+    """Lock the campaigns' rows (in id order, so workers never deadlock); their stock, mode and partition."""
     ids = sorted(set(campaign_ids))
     if not ids:
         return {}
     rows = conn.exec_driver_sql(
-        f"SELECT id, current_stock, mode FROM campaign WHERE id IN ({placeholders(len(ids))}) ORDER BY id FOR UPDATE",
+        f"SELECT id, current_stock, mode, kafka_partition FROM campaign WHERE id IN ({placeholders(len(ids))}) "
+        "ORDER BY id FOR UPDATE",
         tuple(ids),
     )
-    return {campaign_id: (stock, mode) for campaign_id, stock, mode in rows}
+    return {campaign_id: Locked(stock, mode, partition) for campaign_id, stock, mode, partition in rows}
 
 
 def prior_participants(conn: Connection, campaign_id: int, user_ids: Iterable[int]) -> set[int]:

@@ -69,6 +69,11 @@ campaign = Table(
     Column("sold_out_at", Timestamp, nullable=True),
     Column("created_at", Timestamp, nullable=False),
     Column("mode", Enum(Channel, native_enum=True, name="campaign_mode"), nullable=False, server_default="KAFKA"),
+    # The partition its requests go to, for its whole life (NULL: by key, as before placement existed).
+    Column("kafka_partition", Integer, nullable=True),
+    Column("weight", Integer, nullable=False, server_default="1"),  # expected share of traffic, for placement
+    CheckConstraint("weight >= 1", name="ck_campaign_weight_positive"),
+    CheckConstraint("kafka_partition >= 0", name="ck_campaign_partition_natural"),
     # I1 at the database level: stock never below zero, winners never above the stock.
     CheckConstraint("current_stock >= 0 AND current_stock <= total_stock", name="ck_campaign_stock_range"),
     CheckConstraint("success_count = total_stock - current_stock", name="ck_campaign_winners_match_stock"),

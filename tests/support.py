@@ -219,16 +219,19 @@ def assert_counters_match_history(engine: Engine, campaign_id: int) -> dict[str,
     return counts
 
 
-def assert_decided_as_the_log_says(settings: Settings, engine: Engine, campaign_id: int, stock: int) -> int:
+def assert_decided_as_the_log_says(
+    settings: Settings, engine: Engine, campaign_id: int, stock: int, partition: int | None = None
+) -> int:
     """Walk the topic in Kafka's order and check every request's row: the first `stock` distinct users
-    SUCCESS, a user's later requests DUPLICATE, the others FAIL, each at its own offset, none missing
-    and none extra. Returns the number of requests checked."""
+    SUCCESS, a user's later requests DUPLICATE, the others FAIL, each at its own partition and offset, none
+    missing and none extra. With `partition`, the campaign's placement: only that partition's requests
+    (others are dead-lettered). Returns the number of requests checked."""
     rows = {r.request_id: r for r in history_rows(engine, campaign_id)}
     seen: set[int] = set()
     winners = checked = 0
     for message in read_topic(settings):
         event = orjson.loads(message.value() or b"{}")
-        if event.get("campaignId") != campaign_id:
+        if event.get("campaignId") != campaign_id or partition not in (None, message.partition()):
             continue
         user = event["userId"]
         if user in seen:
@@ -240,7 +243,12 @@ def assert_decided_as_the_log_says(settings: Settings, engine: Engine, campaign_
         seen.add(user)
         row = rows.pop(event["requestId"], None)
         assert row is not None, f"request {event['requestId']} at offset {message.offset()} was not decided"
-        assert (row.status.value, row.user_id, row.kafka_offset) == (expected, user, message.offset()), row
+        assert (row.status.value, row.user_id, row.kafka_partition, row.kafka_offset) == (
+            expected,
+            user,
+            message.partition(),
+            message.offset(),
+        ), row
         checked += 1
     assert not rows, f"{len(rows)} rows for requests that are not in the log"
     return checked

@@ -15,7 +15,7 @@ from sqlalchemy import Connection, Engine, select
 
 from fcfs.db import utcnow
 from fcfs.dead_letters import Code, DeadLetter
-from fcfs.ledger import BatchResult, Delivered, lock_campaigns, placeholders, record_decisions
+from fcfs.ledger import BatchResult, Delivered, Locked, lock_campaigns, placeholders, record_decisions
 from fcfs.schema import Channel, consumer_offset
 
 
@@ -52,13 +52,14 @@ def record_batch(
     """
     with engine.begin() as conn:
         locked = lock_campaigns(conn, (d.event.campaign_id for d in batch.delivered))
-        stocks = {cid: stock for cid, (stock, mode) in locked.items() if mode == Channel.KAFKA.value}
-        known = [d for d in batch.delivered if d.event.campaign_id in stocks]
-        dead = batch.invalid + [
-            DeadLetter(*_undecidable(d.event.campaign_id, locked), batch.topic, d.partition, d.offset, d.key, d.raw)
-            for d in batch.delivered
-            if d.event.campaign_id not in stocks
-        ]
+        stocks = {cid: row.stock for cid, row in locked.items() if row.mode == Channel.KAFKA.value}
+        known, dead = [], list(batch.invalid)
+        for d in batch.delivered:
+            why = _undecidable(d, locked) if d.event.campaign_id not in stocks else _misplaced(d, locked)
+            if why is None:
+                known.append(d)
+            else:
+                dead.append(DeadLetter(*why, batch.topic, d.partition, d.offset, d.key, d.raw))
         result = _decide_new(conn, known, stocks, first_unrecorded)
         _save_offsets(conn, group, batch.topic, batch.next_offsets)
         if dead:
@@ -66,8 +67,18 @@ def record_batch(
     return Recorded(result, dead)
 
 
-def _undecidable(campaign_id: int, locked: dict[int, tuple[int, str]]) -> tuple[Code, str]:
+def _misplaced(d: Delivered, locked: dict[int, Locked]) -> tuple[Code, str] | None:
+    """Why a request on another partition than its campaign's is dead-lettered: its campaign's order is
+    that partition's, which it is not part of (I2)."""
+    placed = locked[d.event.campaign_id].partition
+    if placed is None or placed == d.partition:
+        return None
+    return Code.WRONG_PARTITION, f"campaign {d.event.campaign_id} is placed on partition {placed}, not {d.partition}"
+
+
+def _undecidable(d: Delivered, locked: dict[int, Locked]) -> tuple[Code, str]:
     """Why a request for a campaign the worker does not decide is dead-lettered."""
+    campaign_id = d.event.campaign_id
     if campaign_id not in locked:
         return Code.UNKNOWN_CAMPAIGN, f"unknown campaign {campaign_id}"
     return Code.WRONG_CHANNEL, f"campaign {campaign_id} takes part synchronously (SYNC mode), not through Kafka"

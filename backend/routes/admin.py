@@ -9,7 +9,7 @@ from fastapi import APIRouter
 from sqlalchemy import select
 from starlette.responses import Response
 
-from backend.campaign_cache import CampaignWindow
+from backend.campaign_cache import window_of
 from backend.deps import (
     AdminDep,
     CampaignCacheDep,
@@ -26,8 +26,10 @@ from backend.responses import BulkPublished, Campaign, errors, link, ok
 from backend.schemas import BulkParticipationRequest, CampaignCreate
 from fcfs.db import utcnow
 from fcfs.events import MAX_USER_ID, signed_event
-from fcfs.schema import campaign
+from fcfs.placement import choose_partition, live_load, placement_lock
+from fcfs.schema import Channel, campaign
 
+RETRY = {"Retry-After": "1"}
 router = APIRouter(prefix="/api/admin", tags=["admin"], dependencies=[AdminDep], responses=errors(401, 503))
 
 
@@ -59,8 +61,26 @@ def _to_utc(value: dt.datetime | None, tz: dt.tzinfo) -> dt.datetime | None:
     },
 )
 def create_campaign(
-    body: CampaignCreate, engine: EngineDep, settings: SettingsDep, campaigns: CampaignCacheDep
+    body: CampaignCreate,
+    engine: EngineDep,
+    settings: SettingsDep,
+    campaigns: CampaignCacheDep,
+    producer: ProducerDep,
 ) -> Response:
+    """A Kafka campaign is placed on a partition for its whole life: the operator's `partition`, or the
+    partition with the least weight of live campaigns (see fcfs/placement.py)."""
+    partitions = 0
+    if body.mode is Channel.KAFKA:
+        try:
+            partitions = producer.partitions(settings.kafka_topic)
+        except KafkaUnavailable as exc:
+            raise ApiError(503, "KAFKA_UNAVAILABLE", f"cannot place the campaign: {exc}", headers=RETRY) from None
+        if body.partition is not None and body.partition >= partitions:
+            raise ApiError(
+                422, "VALIDATION_ERROR", f"partition: the topic has {partitions} partitions (0 to {partitions - 1})"
+            )
+    elif body.partition is not None:
+        raise ApiError(422, "VALIDATION_ERROR", "partition: a SYNC campaign does not go through Kafka")
     values = {
         "name": body.name.strip(),
         "total_stock": body.total_stock,
@@ -69,11 +89,15 @@ def create_campaign(
         "ends_at": _to_utc(body.ends_at, settings.tz),
         "created_at": utcnow(),
         "mode": body.mode,
+        "weight": body.weight,
     }
-    with engine.begin() as conn:
+    with engine.connect() as conn, placement_lock(conn), conn.begin():
+        if partitions:
+            chosen = body.partition
+            values["kafka_partition"] = chosen if chosen is not None else choose_partition(live_load(conn, partitions))
         new_id = conn.execute(campaign.insert().values(**values)).inserted_primary_key[0]  # type: ignore[index]
         row = conn.execute(select(campaign).where(campaign.c.id == new_id)).one()
-    campaigns.remember(CampaignWindow(row.id, row.starts_at, row.ends_at, row.mode))
+    campaigns.remember(window_of(row))
     return envelope(campaign_json(row, settings.tz), "campaign created", 201)
 
 
@@ -102,16 +126,16 @@ async def participate_bulk(
 ) -> Response:
     if body.count > settings.bulk_max_count:
         raise ApiError(422, "VALIDATION_ERROR", f"count: must be at most {settings.bulk_max_count}")
-    await ensure_taking_part(campaigns, body.campaign_id)
+    window = await ensure_taking_part(campaigns, body.campaign_id)
     first = body.user_id_start or random.randrange(1, MAX_USER_ID - settings.bulk_max_count)
     if first + body.count - 1 > MAX_USER_ID:
         raise ApiError(422, "VALIDATION_ERROR", "userIdStart: the users would run past the largest userId")
     events = (signed_event(signer, body.campaign_id, user) for user in range(first, first + body.count))
     try:
-        await producer.send_many(settings.kafka_topic, ((e.key(), e.to_json()) for e in events), body.count)
+        await producer.send_many(
+            settings.kafka_topic, ((e.key(), e.to_json()) for e in events), body.count, window.partition
+        )
     except KafkaUnavailable as exc:
-        raise ApiError(
-            503, "KAFKA_UNAVAILABLE", f"bulk load not fully queued: {exc}", headers={"Retry-After": "1"}
-        ) from None
+        raise ApiError(503, "KAFKA_UNAVAILABLE", f"bulk load not fully queued: {exc}", headers=RETRY) from None
     data = {"campaignId": body.campaign_id, "requestCount": body.count, "firstUserId": first, "status": "PUBLISHED"}
     return envelope(data, f"{body.count} participation requests published", 202)

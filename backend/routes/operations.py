@@ -19,6 +19,7 @@ from backend.schemas import CamelModel
 from backend.timeline import decided_per_second, from_epoch_s, lag_history, lag_status
 from fcfs.db import utcnow
 from fcfs.dead_letters import read_dead_letter, read_dead_letters, replay, replayed_offsets
+from fcfs.placement import live_load
 from fcfs.schema import worker_heartbeat
 
 router = APIRouter(prefix="/api/admin", tags=["operations"], dependencies=[AdminDep], responses=errors(401, 503))
@@ -60,7 +61,7 @@ def workers(engine: EngineDep, settings: SettingsDep) -> Response:
 
 @router.get(
     "/kafka",
-    summary="The participation topic: offsets and lag per partition, lag status, throughput",
+    summary="The participation topic: offsets, lag and placed load per partition, lag status, throughput",
     responses=ok(200, KafkaState),
 )
 def kafka(request: Request, engine: EngineDep, settings: SettingsDep) -> Response:
@@ -72,8 +73,10 @@ def kafka(request: Request, engine: EngineDep, settings: SettingsDep) -> Respons
     with engine.connect() as conn:
         recent = lag_history(conn, settings.kafka_topic, now - STATUS_WINDOW)
         view["decidedPerSecond"] = decided_per_second(conn, now)
-    for partition in view["partitions"]:
+        loads = live_load(conn, len(view["partitions"]))
+    for partition, load in zip(view["partitions"], loads, strict=True):
         partition["status"] = lag_status(recent.get(partition["partition"], []))
+        partition["liveCampaigns"], partition["liveWeight"] = load.campaigns, load.weight
     statuses = {p["status"] for p in view["partitions"]}
     view["status"] = next((s for s in ("STALLED", "WARN", "UNKNOWN") if s in statuses), "OK")
     return envelope(view)
