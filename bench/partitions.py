@@ -1,4 +1,4 @@
-"""Experiment 2 — partitions 1 / 2 / 3 / 4: throughput, and whether first-come-first-served held.
+"""Experiment 2 — partitions 1 / 2 / 3 / 4: throughput, balance, and whether first-come-first-served held.
 
 For each N and each way of placing messages, from a clean state: a fresh database with C campaigns,
 a fresh topic with N partitions, N worker processes (`python -m worker`) in one consumer group,
@@ -6,13 +6,21 @@ waiting until every partition is assigned; then one publisher sends M requests i
 (the order an API process would have accepted them) and the clock runs until every request is
 decided. Placement:
 
-- **keyed**: key = campaign id (the system's design): each campaign lives in one partition.
+- **placed**: the system's design. Each campaign is placed on a partition when it is created (the
+  least weight of live campaigns, as `POST /api/admin/campaigns` does: fcfs/placement.py) and its
+  requests are produced to that partition.
+- **murmur2**: key = campaign id, Kafka's default partitioner: each campaign lives in one partition,
+  but which one is left to the hash (with 10 campaigns on 4 partitions, half the traffic on one).
 - **unkeyed**: no key, partitions in turn (round-robin): a campaign's requests spread over all.
 
 FCFS check per campaign: the winners must be exactly the first `stock` distinct users in arrival
 order; every winner outside that set is a violation (a later request that overtook an earlier one).
-Results go to docs/experiments/partitions.{md,json,png}. With 10,000 messages a run lasts about a
-second, so the time is mostly fetch and batch latency; `--messages 200000 --out partitions-200k`
+
+The database's ceiling is measured in the same run: N processes record the same requests with the
+worker's own transaction (worker/store.py `record_batch`, batches of WORKER_BATCH_SIZE) straight into a
+fresh database, with no Kafka: how many decisions per second the database takes from N writers.
+
+Results go to docs/experiments/partitions.{md,json,png}; `--messages 200000 --out partitions-200k`
 measures how throughput scales.
 
     python -m bench.partitions [--messages 10000] [--campaigns 10] [--stock 100] [--partitions 1 2 3 4]
@@ -21,6 +29,8 @@ measures how throughput scales.
 from __future__ import annotations
 
 import argparse
+import dataclasses
+import multiprocessing
 import os
 import random
 import subprocess
@@ -28,6 +38,8 @@ import sys
 import time
 import uuid
 from collections import defaultdict
+from collections.abc import Sequence
+from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -36,13 +48,17 @@ from sqlalchemy import Engine, insert, select, text
 
 from bench.common import EXPERIMENTS, ROOT, fresh_database, heading, run_header, save_results
 from fcfs.db import make_engine, utcnow
+from fcfs.dead_letters import DeadLetter
 from fcfs.events import ParticipationEvent, signed_event
 from fcfs.kafka import delete_topics, end_offsets, ensure_topics, producer_config
+from fcfs.ledger import Delivered
+from fcfs.placement import PartitionLoad, choose_partition
 from fcfs.request_ids import RequestIdSigner
 from fcfs.schema import Outcome, campaign, participation_history, worker_heartbeat
 from fcfs.settings import get_settings
+from worker.store import Batch, record_batch
 
-PLACEMENTS = ("keyed", "unkeyed")
+PLACEMENTS = ("placed", "murmur2", "unkeyed")
 
 
 def requests(messages: int, campaigns: int, seed: int) -> list[ParticipationEvent]:
@@ -67,6 +83,26 @@ def fair_winners(events: list[ParticipationEvent], stock: int) -> dict[int, set[
         if len(winners[e.campaign_id]) < stock:
             winners[e.campaign_id].add(e.user_id)
     return winners
+
+
+def placed_partitions(campaigns: int, n: int) -> dict[int, int]:
+    """Campaigns 1..C placed one after the other as the API places them (all of weight 1, all live)."""
+    loads = [PartitionLoad(p, 0, 0) for p in range(n)]
+    placed = {}
+    for cid in range(1, campaigns + 1):
+        p = choose_partition(loads)
+        loads[p] = PartitionLoad(p, loads[p].campaigns + 1, loads[p].weight + 1)
+        placed[cid] = p
+    return placed
+
+
+def target(placement: str, event: ParticipationEvent, seq: int, n: int, placed: dict[int, int]) -> dict[str, Any]:
+    """How the publisher addresses one request under a placement."""
+    if placement == "placed":
+        return {"key": event.key(), "partition": placed[event.campaign_id]}
+    if placement == "murmur2":
+        return {"key": event.key()}
+    return {"partition": seq % n}
 
 
 def start_workers(n: int, database_url: str, topic: str, group: str) -> list[subprocess.Popen[bytes]]:
@@ -114,11 +150,16 @@ def one_run(args: argparse.Namespace, n: int, placement: str, events: list[Parti
     group = f"bench-partitions-{suffix}"
     database_url = fresh_database(args.database)
     engine = make_engine(database_url, pool_size=2)
+    placed = placed_partitions(args.campaigns, n)
     with engine.begin() as conn:
         for i in range(args.campaigns):
             conn.execute(
                 insert(campaign).values(
-                    name=f"campaign {i + 1}", total_stock=args.stock, current_stock=args.stock, created_at=utcnow()
+                    name=f"campaign {i + 1}",
+                    total_stock=args.stock,
+                    current_stock=args.stock,
+                    created_at=utcnow(),
+                    kafka_partition=placed[i + 1] if placement == "placed" else None,  # else: from anywhere
                 )
             )
     ensure_topics(settings)
@@ -132,7 +173,7 @@ def one_run(args: argparse.Namespace, n: int, placement: str, events: list[Parti
         assert producer.flush(10) == 0
         t0 = time.monotonic()
         for seq, event in enumerate(events):
-            extra: dict[str, Any] = {"key": event.key()} if placement == "keyed" else {"partition": seq % n}
+            extra = target(placement, event, seq, n, placed)
             while True:
                 try:
                     producer.produce(settings.kafka_topic, event.to_json(), **extra)
@@ -172,17 +213,58 @@ def one_run(args: argparse.Namespace, n: int, placement: str, events: list[Parti
         actual[row.campaign_id].add(row.user_id)
     fair = fair_winners(events, args.stock)
     violations = sum(len(actual[c] - fair[c]) for c in fair)
+    counts = [per_partition[p] for p in range(n)]
     return {
         "partitions": n,
         "placement": placement,
         "messages": len(events),
-        "messages_per_partition": [per_partition[p] for p in range(n)],
+        "messages_per_partition": counts,
+        "busiest_share": round(max(counts) / len(events), 3),
         "published_s": round(published_s, 3),
         "all_decided_s": round(elapsed, 3),
         "messages_per_s": round(len(events) / elapsed),
         "winners": sum(len(v) for v in actual.values()),
         "fcfs_violations": violations,
     }
+
+
+def _no_dead_letters(letters: Sequence[DeadLetter]) -> None:
+    raise AssertionError(f"the ceiling's requests are all decidable, got {len(letters)} dead letters")
+
+
+def _record_share(database_url: str, events: list[ParticipationEvent], batch_size: int) -> tuple[float, float]:
+    """One writer of the ceiling: record `events` as a worker would, a transaction per batch; its (start, end)."""
+    engine = make_engine(database_url, pool_size=1)
+    started = time.time()
+    for first in range(0, len(events), batch_size):
+        chunk = events[first : first + batch_size]
+        delivered = [Delivered(e, 0, first + i) for i, e in enumerate(chunk)]
+        record_batch(engine, "ceiling", Batch("ceiling", delivered, [], {0: first + len(chunk)}), {}, _no_dead_letters)
+    ended = time.time()
+    engine.dispose()
+    return started, ended
+
+
+def database_ceiling(args: argparse.Namespace, n: int, events: list[ParticipationEvent]) -> int:
+    """Decisions per second the database takes from n writers, each with campaigns of its own and an equal
+    share of the requests, through the worker's own transaction: no Kafka, no waiting for messages."""
+    url = fresh_database(args.database + "_ceiling")
+    engine = make_engine(url, pool_size=1)
+    with engine.begin() as conn:
+        for cid in range(1, n * args.campaigns + 1):
+            conn.execute(
+                insert(campaign).values(
+                    name=f"ceiling {cid}", total_stock=args.stock, current_stock=args.stock, created_at=utcnow()
+                )
+            )
+    engine.dispose()
+    shares = [
+        [dataclasses.replace(e, campaign_id=p * args.campaigns + e.campaign_id) for e in events[p::n]] for p in range(n)
+    ]
+    batch = get_settings().worker_batch_size
+    with ProcessPoolExecutor(n, mp_context=multiprocessing.get_context("spawn")) as pool:
+        spans = list(pool.map(_record_share, [url] * n, shares, [batch] * n))
+    return round(len(events) / (max(end for _, end in spans) - min(start for start, _ in spans)))
 
 
 def main() -> None:
@@ -199,7 +281,11 @@ def main() -> None:
 
     events = requests(args.messages, args.campaigns, seed=7)
     results: list[dict[str, Any]] = []
+    ceilings: list[dict[str, Any]] = []
     for n in args.partitions:
+        measured = sorted(database_ceiling(args, n, events) for _ in range(args.runs))
+        ceilings.append({"writers": n, "decisions_per_s": measured[len(measured) // 2], "per_run": measured})
+        print(f"database ceiling, {n} writer(s): {measured} decisions/s", flush=True)
         for placement in PLACEMENTS:
             runs = []
             for i in range(args.runs):
@@ -215,6 +301,7 @@ def main() -> None:
         "experiment": "partitions and FCFS fairness",
         **run_header(args),
         "results": results,
+        "database_ceiling": ceilings,
     }
     out: Path = args.out_dir
     save_results(out, args.out, result, report, chart)
@@ -228,35 +315,43 @@ def main() -> None:
 def report(r: dict[str, Any]) -> list[str]:
     """The result file's Markdown lines (the chart is appended by save_results)."""
     s = r["settings"]
+    ceiling = {c["writers"]: c["decisions_per_s"] for c in r.get("database_ceiling", [])}
     lines = [
         *heading(
-            "Experiment 2 — partitions and first-come-first-served",
+            "Experiment 2 — partitions, placement and first-come-first-served",
             "bench.partitions",
             r,
             ["messages", "campaigns", "stock", "partitions", "runs"],
         ),
         "",
-        f"{s['messages']:,} requests over {s['campaigns']} campaigns (stock {s['stock']} each), published in arrival "
-        "order by one producer to a fresh topic with N partitions, decided by N worker processes in one consumer "
-        "group (already assigned when publishing starts). Time runs from the first publish until every request "
-        f"is decided; median of {s['runs']} runs. A **violation** is a winner who is not among their campaign's "
-        f"first {s['stock']} distinct users in arrival order.",
+        f"{s['messages']:,} requests over {s['campaigns']} campaigns (stock {s['stock']} each, each request's "
+        "campaign drawn uniformly), published in arrival order by one producer to a fresh topic with N partitions, "
+        "decided by N worker processes in one consumer group (already assigned when publishing starts). Time runs "
+        f"from the first publish until every request is decided; median of {s['runs']} runs. A **violation** is a "
+        f"winner who is not among their campaign's first {s['stock']} distinct users in arrival order. The "
+        "**busiest share** is the busiest partition's part of the messages: its worker sets the pace. The "
+        "**database ceiling** is N processes recording the same number of requests with the worker's own "
+        "transaction, straight into the database (no Kafka), each with campaigns of its own.",
         "",
-        "| partitions = workers | placement | messages per partition | all decided in | messages/s "
-        "| winners | FCFS violations (each run) |",
-        "|---|---|---|---|---|---|---|",
+        "| partitions = workers | placement | messages per partition | busiest share | all decided in "
+        "| messages/s | database ceiling | winners | FCFS violations (each run) |",
+        "|---|---|---|---|---|---|---|---|---|",
     ]
     for x in r["results"]:
+        limit = ceiling.get(x["partitions"])
         lines.append(
             f"| {x['partitions']} | {x['placement']} | {' / '.join(f'{m:,}' for m in x['messages_per_partition'])} "
-            f"| {x['all_decided_s']:.2f} s | {x['messages_per_s']:,} | {x['winners']:,} "
+            f"| {x['busiest_share']:.0%} | {x['all_decided_s']:.2f} s | {x['messages_per_s']:,} "
+            f"| {f'{limit:,}' if limit else '–'} | {x['winners']:,} "
             f"| {', '.join(map(str, x['fcfs_violations_per_run']))} |"
         )
     lines += [
         "",
-        "Keyed by campaign, every campaign's requests stay in one partition and are decided in log order, so the "
-        "winners are exactly the first comers, whatever N. Unkeyed, a campaign's requests are spread over the "
-        "partitions and the workers race: later requests in a less busy partition overtake earlier ones.",
+        "Placed or keyed, every campaign's requests stay in one partition and are decided in log order, so the "
+        "winners are exactly the first comers, whatever N. Placement decides how evenly the partitions share the "
+        "work: campaigns placed by load split 10 campaigns 3/3/2/2 over 4 partitions, where murmur2 of the ids "
+        "may pile them up. Unkeyed, a campaign's requests are spread over the partitions and the workers race: "
+        "later requests in a less busy partition overtake earlier ones.",
         "",
     ]
     return lines
@@ -264,19 +359,24 @@ def report(r: dict[str, Any]) -> list[str]:
 
 def chart(plt: Any, r: dict[str, Any]) -> Any:
     """The result's chart, as a matplotlib figure."""
-    fig, (left, right) = plt.subplots(1, 2, figsize=(10, 4.2), dpi=120)
+    fig, (left, right) = plt.subplots(1, 2, figsize=(11, 4.2), dpi=120)
     ns = sorted({x["partitions"] for x in r["results"]})
-    for placement, color in zip(PLACEMENTS, ("#1f77b4", "#ff7f0e"), strict=True):
+    colors = ("#2ca02c", "#1f77b4", "#ff7f0e")
+    width = 0.8 / len(PLACEMENTS)
+    for i, (placement, color) in enumerate(zip(PLACEMENTS, colors, strict=True)):
         rows = {x["partitions"]: x for x in r["results"] if x["placement"] == placement}
         left.plot(ns, [rows[n]["messages_per_s"] for n in ns], marker="o", color=color, label=placement)
         bars = right.bar(
-            [n + (-0.2 if placement == "keyed" else 0.2) for n in ns],
+            [n - 0.4 + width * (i + 0.5) for n in ns],
             [max(rows[n]["fcfs_violations_per_run"]) for n in ns],
-            0.4,
+            width,
             color=color,
             label=placement,
         )
         right.bar_label(bars, fontsize=8)
+    ceilings = {c["writers"]: c["decisions_per_s"] for c in r.get("database_ceiling", [])}
+    if ceilings:
+        left.plot(ns, [ceilings[n] for n in ns], linestyle="--", color="#7f7f7f", label="database ceiling")
     left.set_xticks(ns)
     left.set_xlabel("partitions = worker processes")
     left.set_ylabel("messages decided per second")

@@ -85,8 +85,8 @@ class ApiClient:
     def live(self) -> None:
         self.call("GET", "/health/live")
 
-    def create_campaign(self, name: str, total_stock: int, mode: str = "KAFKA") -> dict[str, Any]:
-        body = {"name": name, "totalStock": total_stock, "mode": mode}
+    def create_campaign(self, name: str, total_stock: int, mode: str = "KAFKA", weight: int = 1) -> dict[str, Any]:
+        body = {"name": name, "totalStock": total_stock, "mode": mode, "weight": weight}
         return dict(self.call("POST", "/api/admin/campaigns", json=body))
 
     def participate_bulk(self, campaign_id: int, count: int) -> dict[str, Any]:

@@ -98,7 +98,8 @@ def pin_unplaced(engine: Engine, partitions: int) -> int:
     Returns how many were pinned."""
     c = campaign.c
     with engine.begin() as conn:
-        ids = [row.id for row in conn.execute(select(c.id).where(c.kafka_partition.is_(None)).with_for_update())]
+        unplaced = select(c.id).where(c.kafka_partition.is_(None), c.mode == "KAFKA").with_for_update()
+        ids = [row.id for row in conn.execute(unplaced)]
         for campaign_id in ids:
             place = key_partition(str(campaign_id).encode(), partitions)
             conn.execute(update(campaign).where(c.id == campaign_id).values(kafka_partition=place))

@@ -38,13 +38,24 @@ with st.form("create-campaign", clear_on_submit=False):
         key="campaign-mode",
         help="Fixed for the campaign's life: each door refuses the other's campaigns, so no request overtakes.",
     )
+    weight = st.number_input(
+        "Expected traffic (weight)",
+        min_value=1,
+        max_value=1_000_000,
+        value=1,
+        step=1,
+        key="campaign-weight",
+        help="Relative to other campaigns: a Kafka campaign is placed on the partition with the least weight of "
+        "live campaigns, and stays there.",
+    )
     create = st.form_submit_button("Create campaign")
 if create:
-    created = attempt(lambda: api().create_campaign(name, int(stock), mode), "create the campaign")
+    created = attempt(lambda: api().create_campaign(name, int(stock), mode, int(weight)), "create the campaign")
     if created:
+        placed = "" if created["partition"] is None else f", on partition {created['partition']}"
         st.success(
             f"Campaign #{created['id']} “{created['name']}” created with {created['totalStock']:,} in stock "
-            f"({MODES[created['mode']]})."
+            f"({MODES[created['mode']]}{placed})."
         )
 
 st.header("Bulk load")

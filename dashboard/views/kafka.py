@@ -1,4 +1,5 @@
-"""Kafka: offsets and lag per partition, the workers, and the dead-letter topic with replay."""
+"""Kafka: offsets, lag and placed load per partition, the workers, where campaigns are placed, and the
+dead-letter topic with replay."""
 
 from __future__ import annotations
 
@@ -13,6 +14,15 @@ PARTITION_COLUMNS = {
     "committed offset": field("committedOffset"),
     "lag": field("lag"),
     "status": field("status"),
+    "live campaigns": field("liveCampaigns"),
+    "live weight": field("liveWeight"),
+}
+PLACEMENT_COLUMNS = {
+    "partition": field("partition"),
+    "campaign": lambda c: f"#{c['id']} {c['name']}",
+    "weight": field("weight"),
+    "status": field("status"),
+    "stock left": field("currentStock"),
 }
 WORKER_COLUMNS = {
     "worker": field("workerId"),
@@ -53,6 +63,20 @@ def offsets_panel() -> None:
 
 
 offsets_panel()
+
+st.header("Placement")
+campaigns = attempt(api().campaigns, "list the campaigns")
+if campaigns is not None:
+    placed = sorted(
+        (c for c in campaigns if c["mode"] == "KAFKA"),
+        key=lambda c: (c["partition"] is None, c["partition"] or 0, -c["id"]),
+    )
+    st.caption(
+        "Each Kafka campaign's requests go to one partition, chosen at creation (the least weight of live "
+        "campaigns) and kept for its life; grow the topic with `python -m fcfs.provision --partitions N`."
+    )
+    if placed:
+        table(placed, PLACEMENT_COLUMNS)
 
 st.header("Dead letters")
 dlq = attempt(lambda: api().dead_letters(200), "read the dead-letter topic")

@@ -7,6 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+from bench.partitions import requests as bench_requests
 from fcfs.settings import Settings
 from tests.support import ROOT, Processes, settings_env
 
@@ -166,31 +167,26 @@ def test_partitions_experiment_finds_violations_only_unkeyed(settings: Settings,
         settings,
         "bench.partitions",
         [
-            "--messages",
-            "3000",
-            "--campaigns",
-            "3",
-            "--stock",
-            "50",
-            "--partitions",
-            "1",
-            "2",
-            "--runs",
-            "1",
-            "--database",
-            "fcfs_test_partitions",
-            "--out-dir",
-            str(tmp_path),
+            *("--messages", "3000", "--campaigns", "3", "--stock", "50", "--partitions", "1", "2", "--runs", "1"),
+            *("--database", "fcfs_test_partitions", "--out-dir", str(tmp_path)),
         ],
         timeout_s=600,
     )
     figures = json.loads((tmp_path / "partitions.json").read_text())
     rows = {(r["partitions"], r["placement"]): r for r in figures["results"]}
-    assert set(rows) == {(1, "keyed"), (1, "unkeyed"), (2, "keyed"), (2, "unkeyed")}
+    assert set(rows) == {(n, p) for n in (1, 2) for p in ("placed", "murmur2", "unkeyed")}
     for r in rows.values():
         assert r["winners"] == 150 and sum(r["messages_per_partition"]) == 3000
-    assert all(rows[key]["fcfs_violations"] == 0 for key in [(1, "keyed"), (1, "unkeyed"), (2, "keyed")])
+        assert r["busiest_share"] == round(max(r["messages_per_partition"]) / 3000, 3)
+    assert all(r["fcfs_violations"] == 0 for key, r in rows.items() if key != (2, "unkeyed"))
+    assert rows[(2, "unkeyed")]["fcfs_violations"] > 0  # spread over two partitions, later requests overtake
     assert rows[(2, "unkeyed")]["messages_per_partition"] == [1500, 1500]
+    # placed: campaigns 1 and 3 on partition 0, campaign 2 on partition 1 (the order the API places them in)
+    events = bench_requests(3000, 3, seed=7)
+    per_campaign = {cid: sum(e.campaign_id == cid for e in events) for cid in (1, 2, 3)}
+    assert rows[(2, "placed")]["messages_per_partition"] == [per_campaign[1] + per_campaign[3], per_campaign[2]]
+    assert [c["writers"] for c in figures["database_ceiling"]] == [1, 2]
+    assert all(c["decisions_per_s"] > 0 for c in figures["database_ceiling"])
     assert (tmp_path / "partitions.png").read_bytes()[:4] == b"\x89PNG"
 
 
