@@ -15,6 +15,8 @@ from typing import Any
 
 from backend.campaign_cache import CampaignCache, CampaignWindow
 from backend.errors import ApiError, campaign_not_found, wrong_channel
+from backend.intake_seconds import ACCEPTED as ACCEPTED_SECOND
+from backend.intake_seconds import LIMITED, UNAVAILABLE, IntakeSeconds
 from backend.observability import BATCHED, PARTICIPATIONS, PRODUCE_SECONDS
 from backend.producer import AsyncProducer, KafkaUnavailable
 from backend.rate_limit import Limits
@@ -115,6 +117,7 @@ class Intake:
     campaigns: CampaignCache
     limits: Limits
     tokens: UserTokens | None = None  # USER_AUTH=jwt
+    seconds: IntakeSeconds | None = None  # the answers counted per campaign and second, for the Live page
 
     @property
     def topic(self) -> str:
@@ -130,7 +133,12 @@ class Intake:
         benchmarks' no-I/O baseline). This is the hottest code of the system: every step is in memory,
         nothing is built twice.
         """
-        self.limits.check(client, user_id)
+        try:
+            self.limits.check(client, user_id)
+        except ApiError:
+            if self.seconds is not None and self.campaigns.cached(campaign_id) is not None:  # known ones only
+                self.seconds.count(campaign_id, LIMITED)
+            raise
         window = ensure_open(self.campaigns.cached(campaign_id) or await self.campaigns.get(campaign_id), campaign_id)
         event = signed_event(self.signer, campaign_id, user_id, idempotency_key)
         value = event.to_json()
@@ -142,7 +150,11 @@ class Intake:
             await self.producer.send(self.topic, event.key(), value, window.partition)
         except KafkaUnavailable as exc:
             BATCHED.inc(REFUSED)
+            if self.seconds is not None:
+                self.seconds.count(campaign_id, UNAVAILABLE)
             raise not_queued(data, exc) from None
         BATCHED.observe(PRODUCE_SECONDS, time.perf_counter() - started)
         BATCHED.inc(ACCEPTED)
+        if self.seconds is not None:
+            self.seconds.count(campaign_id, ACCEPTED_SECOND)
         return data

@@ -17,13 +17,14 @@ from backend.campaign_cache import CampaignCache
 from backend.door import ParticipationDoor
 from backend.errors import install_error_handlers
 from backend.intake import Intake
+from backend.intake_seconds import IntakeSeconds
 from backend.kafka_view import KafkaView
 from backend.lag_sampler import LagSampler
 from backend.observability import BATCHED, RequestContextMiddleware, configure_logging, metrics_response
 from backend.producer import AsyncProducer
 from backend.rate_limit import RATE_LIMIT_FILE, Limits, SharedBuckets
 from backend.responses import document_identity
-from backend.routes import admin, batch, campaigns, health, operations, participation, stats
+from backend.routes import admin, batch, campaigns, health, operations, participation, stats, support
 from backend.serve import follow_server
 from fcfs.aggregation import abandon_orphaned_jobs
 from fcfs.db import make_engine
@@ -78,13 +79,15 @@ def create_app(settings: Settings | None = None) -> ParticipationDoor:
             settings.trusted_proxies,
         )
         tokens = user_tokens(settings)
+        intake_seconds = IntakeSeconds(engine)
         app.state.intake = door.intake = Intake(
-            settings, app.state.producer, app.state.signer, app.state.campaigns, limits, tokens
+            settings, app.state.producer, app.state.signer, app.state.campaigns, limits, tokens, intake_seconds
         )
         # runs a crashed process left STARTED are marked FAILED (off the event loop; the database may be away)
         app.state.batch_executor.submit(_abandon_orphaned_jobs, engine)
         sampler = LagSampler(app.state.kafka_view, engine, settings.lag_sample_interval_s)
         sampler.start()
+        intake_seconds.start()
         metrics_flusher = asyncio.create_task(BATCHED.flush_every(1.0))
         try:
             yield
@@ -92,6 +95,7 @@ def create_app(settings: Settings | None = None) -> ParticipationDoor:
             metrics_flusher.cancel()
             BATCHED.flush()
             await sampler.stop()
+            await intake_seconds.stop()
             app.state.batch_executor.shutdown(wait=True, cancel_futures=False)
             app.state.kafka_view.close()
             app.state.producer.close()
@@ -119,6 +123,7 @@ def create_app(settings: Settings | None = None) -> ParticipationDoor:
     app.include_router(batch.router)
     app.include_router(stats.router)
     app.include_router(operations.router)
+    app.include_router(support.router)
     app.include_router(health.router)
     door = ParticipationDoor(app, max_body_bytes=settings.max_body_bytes, noop=settings.bench_endpoints)
     return door

@@ -91,10 +91,20 @@ class TimelinePoint(BaseModel):
     stockLeft: int
 
 
+class IntakePoint(BaseModel):
+    """What the door answered in one second: accepted (202), unavailable (503), limited (429)."""
+
+    ts: int
+    accepted: int
+    unavailable: int
+    limited: int
+
+
 class Timeline(BaseModel):
     campaignId: int
     totalStock: int
     points: list[TimelinePoint]
+    intake: list[IntakePoint]
 
 
 class BulkPublished(BaseModel):
@@ -102,6 +112,43 @@ class BulkPublished(BaseModel):
     requestCount: int
     firstUserId: int
     status: Literal["PUBLISHED"]
+
+
+class Winner(BaseModel):
+    position: int
+    userId: int
+    requestId: str
+    decidedAt: str | None
+    kafkaPartition: int | None
+    kafkaOffset: int | None
+
+
+class Winners(BaseModel):
+    campaignId: int
+    totalWinners: int
+    winners: list[Winner]
+    nextCursor: str | None
+
+
+class UserRequest(BaseModel):
+    requestId: str
+    status: Outcome
+    channel: Literal["KAFKA", "SYNC"]
+    requestedAt: str | None
+    decidedAt: str | None
+    kafkaPartition: int | None
+    kafkaOffset: int | None
+    winnersBefore: int
+
+
+class Participant(BaseModel):
+    campaignId: int
+    userId: int
+    totalStock: int
+    winners: int
+    soldOutAt: str | None
+    requests: list[UserRequest]
+    undecided: list[str]
 
 
 # -- the aggregation job and statistics ----------------------------------------------------------------
@@ -173,7 +220,8 @@ class Worker(BaseModel):
     consumerGroup: str
     topic: str
     partitions: list[int]
-    state: str
+    state: str  # as the worker last reported it
+    status: str  # STOPPED (left cleanly), LOST (heartbeat too old), or the state
     alive: bool
     decidedTotal: int
     deadLetteredTotal: int

@@ -89,6 +89,20 @@ class ApiClient:
         body = {"name": name, "totalStock": total_stock, "mode": mode, "weight": weight}
         return dict(self.call("POST", "/api/admin/campaigns", json=body))
 
+    def winners_csv(self, campaign_id: int) -> bytes:
+        """The winners as CSV (the API streams it; the download button keeps it for the browser)."""
+        try:
+            response = self._http.get(f"/api/admin/campaigns/{campaign_id}/winners.csv", timeout=300)
+        except httpx.TransportError as exc:
+            raise BackendUnavailable(f"the API at {self.base_url} is not reachable ({type(exc).__name__})") from None
+        if response.status_code != 200:
+            raise BackendError(response.status_code, None, f"winners export failed ({response.status_code})")
+        return response.content
+
+    def participant(self, campaign_id: int, params: dict[str, Any]) -> dict[str, Any]:
+        """Support look-up: a user's requests, by `userId` or `requestId`."""
+        return dict(self.call("GET", f"/api/admin/campaigns/{campaign_id}/participants", params=params))
+
     def participate_bulk(self, campaign_id: int, count: int) -> dict[str, Any]:
         body = {"campaignId": campaign_id, "count": count}
         return dict(self.call("POST", "/api/admin/test/participate-bulk", json=body))

@@ -204,6 +204,18 @@ campaign_second = Table(
     Index("ix_second_time", "second"),
 )
 
+# What the door answered per campaign and second (every API process adds its counts once a second).
+campaign_intake_second = Table(
+    "campaign_intake_second",
+    metadata,
+    Column("campaign_id", BigInteger, primary_key=True, autoincrement=False),
+    Column("second", DateTime, primary_key=True),
+    Column("accepted", BigInteger, nullable=False, server_default="0"),
+    Column("unavailable", BigInteger, nullable=False, server_default="0"),
+    Column("limited", BigInteger, nullable=False, server_default="0"),
+    Index("ix_intake_second_time", "second"),
+)
+
 consumer_lag_sample = Table(
     "consumer_lag_sample",
     metadata,

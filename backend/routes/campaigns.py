@@ -10,6 +10,7 @@ from starlette.responses import Response
 
 from backend.deps import EngineDep, SettingsDep
 from backend.errors import campaign_not_found, envelope
+from backend.intake_seconds import intake_points
 from backend.presenters import campaign_json, campaign_status_json
 from backend.responses import Campaign, CampaignStatus, Timeline, errors, ok
 from backend.schemas import CampaignId
@@ -43,7 +44,7 @@ def campaign_status(campaign_id: Annotated[CampaignId, Path(alias="campaignId")]
 
 @router.get(
     "/{campaignId}/timeline",
-    summary="Per-second decisions (newest hour) with running totals and stock",
+    summary="Per-second decisions (newest hour) with running totals and stock, and the door's answers per second",
     operation_id="campaignTimeline",
     responses={**ok(200, Timeline), **errors(404, 422, 503)},
 )
@@ -55,9 +56,11 @@ def campaign_timeline(
     ] = None,
     limit: Annotated[int, Query(ge=1, le=86_400, description="at most this many newest points")] = 3600,
 ) -> Response:
+    since = None if after is None else from_epoch_s(after)
     with engine.connect() as conn:
         try:
-            total_stock, points = timeline(conn, campaign_id, None if after is None else from_epoch_s(after), limit)
+            total_stock, points = timeline(conn, campaign_id, since, limit)
         except LookupError:
             raise campaign_not_found(campaign_id) from None
-    return envelope({"campaignId": campaign_id, "totalStock": total_stock, "points": points})
+        intake = intake_points(conn, campaign_id, since, limit)
+    return envelope({"campaignId": campaign_id, "totalStock": total_stock, "points": points, "intake": intake})

@@ -45,6 +45,7 @@ def workers(engine: EngineDep, settings: SettingsDep) -> Response:
             "topic": r.topic,
             "partitions": [int(p) for p in r.partitions.split(",") if p],
             "state": r.state,
+            "status": worker_status(r.state, now - r.heartbeat_at),
             "alive": r.state != "STOPPED" and now - r.heartbeat_at < ALIVE_WITHIN,
             "decidedTotal": r.decided_total,
             "deadLetteredTotal": r.dead_lettered_total,
@@ -57,6 +58,14 @@ def workers(engine: EngineDep, settings: SettingsDep) -> Response:
         for r in rows
     ]
     return envelope(data)
+
+
+def worker_status(state: str, silent_for: dt.timedelta) -> str:
+    """STOPPED when it left cleanly; LOST when its heartbeat is older than ALIVE_WITHIN (killed, hung, cut
+    off); else what it last reported (RUNNING, RETRYING, …)."""
+    if state == "STOPPED":
+        return "STOPPED"
+    return "LOST" if silent_for >= ALIVE_WITHIN else state
 
 
 @router.get(

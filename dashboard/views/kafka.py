@@ -26,8 +26,7 @@ PLACEMENT_COLUMNS = {
 }
 WORKER_COLUMNS = {
     "worker": field("workerId"),
-    "alive": field("alive"),
-    "state": field("state"),
+    "status": field("status"),
     "partitions": field("partitions"),
     "decided": field("decidedTotal"),
     "dead letters": field("deadLetteredTotal"),

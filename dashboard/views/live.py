@@ -3,16 +3,27 @@
 from __future__ import annotations
 
 import datetime as dt
+import time
+from dataclasses import dataclass
 from typing import Any
 
 import plotly.graph_objects as go
 import streamlit as st
 
-from dashboard.ui import api, attempt, pick_campaign, recover_when_back
+from dashboard.series import sold_out_second, spans, stalled_seconds, zero_filled
+from dashboard.ui import api, attempt, field, pick_campaign, recover_when_back, table
 from fcfs.settings import get_settings
 
 LAG_WINDOW_S = 300
 COLORS = {"success": "#2ca02c", "fail": "#ff7f0e", "duplicate": "#7f7f7f"}
+INTAKE = ("accepted", "unavailable", "limited")
+
+
+@dataclass(frozen=True)
+class Moments:
+    sold_out: int | None  # epoch second
+    unavailable: list[tuple[int, int]]  # stretches of seconds with 503s at the door
+    stalled: list[tuple[int, int]]  # stretches with a partition stalled
 
 
 def _times(points: list[dict[str, Any]]) -> list[dt.datetime]:
@@ -20,14 +31,35 @@ def _times(points: list[dict[str, Any]]) -> list[dt.datetime]:
     return [dt.datetime.fromtimestamp(p["ts"], dt.UTC).astimezone(tz) for p in points]
 
 
-def _merge_timeline(campaign_id: int) -> list[dict[str, Any]]:
-    """The campaign's points, fetched in full once and then only from the last second on."""
-    key = f"timeline-{campaign_id}"
-    known: dict[int, dict[str, Any]] = st.session_state.setdefault(key, {})
-    after = max(known) - 1 if known else None  # the last second may still be filling up
-    for point in api().timeline(campaign_id, after)["points"]:
+def _merge_timeline(campaign_id: int) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """The campaign's decision points and intake points, fetched in full once and then only from the
+    last second on."""
+    known: dict[int, dict[str, Any]] = st.session_state.setdefault(f"timeline-{campaign_id}", {})
+    door: dict[int, dict[str, Any]] = st.session_state.setdefault(f"intake-{campaign_id}", {})
+    newest = max([*known, *door], default=None)
+    answer = api().timeline(campaign_id, None if newest is None else newest - 1)  # the last second may still fill
+    for point in answer["points"]:
         known[point["ts"]] = point
-    return [known[ts] for ts in sorted(known)]
+    for point in answer.get("intake", []):
+        door[point["ts"]] = point
+    return [known[ts] for ts in sorted(known)], [door[ts] for ts in sorted(door)]
+
+
+def _mark(fig: go.Figure, moments: Moments) -> None:
+    """The moments that matter on a time axis: sold out, Kafka refusing at the door, a stalled partition."""
+    tz = get_settings().tz
+
+    def at(second: float) -> dt.datetime:
+        return dt.datetime.fromtimestamp(second, dt.UTC).astimezone(tz)
+
+    if moments.sold_out is not None:
+        fig.add_vline(x=at(moments.sold_out), line={"color": "#d62728", "dash": "dot"})
+        fig.add_annotation(x=at(moments.sold_out), y=1, yref="paper", text="sold out", showarrow=False)
+    for first, last, color, label in (
+        *((a, b, "rgba(214,39,40,0.15)", "Kafka unavailable") for a, b in moments.unavailable),
+        *((a, b, "rgba(255,127,14,0.15)", "lag stalled") for a, b in moments.stalled),
+    ):
+        fig.add_vrect(x0=at(first - 0.5), x1=at(last + 0.5), fillcolor=color, line_width=0, annotation_text=label)
 
 
 def _merge_lag() -> dict[int, list[dict[str, Any]]]:
@@ -55,8 +87,16 @@ def live_panel(campaign_id: int) -> None:
     if status is None:
         return
     kafka = attempt(api().kafka, "read the consumer lag")
-    points = attempt(lambda: _merge_timeline(campaign_id), "read the timeline") or []
+    now = int(time.time())
+    merged = attempt(lambda: _merge_timeline(campaign_id), "read the timeline") or ([], [])
+    points = zero_filled(merged[0], now)
+    intake = zero_filled(merged[1], now, counts=INTAKE)
     lag = attempt(_merge_lag, "read the lag history") or {}
+    moments = Moments(
+        sold_out_second(points),
+        spans([p["ts"] for p in intake if p["unavailable"]]),
+        spans([s for samples in lag.values() for s in stalled_seconds(samples)]),
+    )
 
     st.subheader(f"{status['campaignName']} — {status['status']}")
     row = st.columns(4)
@@ -96,11 +136,34 @@ def live_panel(campaign_id: int) -> None:
             ("duplicate", "cumulativeDuplicate"),
         ):
             totals.add_scatter(
-                x=times, y=[p[field] for p in points], mode="lines", name=name, line={"color": COLORS[name]}
+                x=times,
+                y=[p[field] for p in points],
+                mode="lines",
+                name=name,
+                line={"color": COLORS[name], "shape": "hv"},  # steps: a second without decisions stays flat
             )
+        _mark(totals, moments)
         right.plotly_chart(totals, use_container_width=True, key=f"totals-{campaign_id}")
     else:
         st.info("No decisions yet: the curves start with the first decided request.")
+    if intake or points:
+        rates = _figure("Per second: the door's answers and the decisions")
+        rates.update_layout(barmode="stack")
+        for name, key, color in (
+            ("accepted (202)", "accepted", "#1f77b4"),
+            ("refused: Kafka unavailable (503)", "unavailable", "#d62728"),
+            ("refused: over the rate (429)", "limited", "#9467bd"),
+        ):
+            rates.add_bar(x=_times(intake), y=[p[key] for p in intake], name=name, marker_color=color)
+        rates.add_scatter(
+            x=_times(points),
+            y=[p["success"] + p["fail"] + p["duplicate"] for p in points],
+            mode="lines",
+            name="decided",
+            line={"color": "#2ca02c", "shape": "hv"},
+        )
+        _mark(rates, moments)
+        st.plotly_chart(rates, use_container_width=True, key=f"rates-{campaign_id}")
     if lag:
         lag_fig = _figure("Consumer lag per partition", height=260)
         for partition, samples in lag.items():
@@ -110,10 +173,57 @@ def live_panel(campaign_id: int) -> None:
         st.plotly_chart(lag_fig, use_container_width=True, key="lag")
 
 
+REQUEST_COLUMNS = {
+    "requestId": field("requestId"),
+    "outcome": field("status"),
+    "requested": field("requestedAt"),
+    "decided": field("decidedAt"),
+    "place in the log": lambda r: "—" if r["kafkaOffset"] is None else f"p{r['kafkaPartition']}@{r['kafkaOffset']}",
+    "winners before it": field("winnersBefore"),
+}
+
+
+def after_the_event(campaign_id: int) -> None:
+    """The winners list to ship the prizes, and the look-up that answers "why did I not win?"."""
+    st.header("Winners")
+    st.download_button(
+        "Download the winners (CSV)",
+        data=lambda: api().winners_csv(campaign_id),
+        file_name=f"campaign-{campaign_id}-winners.csv",
+        mime="text/csv",
+        on_click="ignore",
+        icon=":material/download:",
+        help="In decision order: position, userId, requestId, decidedAt, Kafka partition and offset",
+        key="winners-download",
+    )
+    st.header("Support look-up")
+    with st.form("support-look-up"):
+        query = st.text_input("userId or requestId", key="support-query", placeholder="e.g. 1042")
+        look = st.form_submit_button("Look up", icon=":material/search:")
+    query = query.strip()
+    if not (look and query):
+        return
+    params: dict[str, Any] = {"userId": int(query)} if query.isdigit() else {"requestId": query}
+    found = attempt(lambda: api().participant(campaign_id, params), "look the user up")
+    if found is None:
+        return
+    requests = found["requests"]
+    st.caption(
+        f"User {found['userId']}: {len(requests)} decided request(s); the campaign had {found['totalStock']:,} "
+        f"in stock and {found['winners']:,} winners"
+        + (f", sold out at {found['soldOutAt']}" if found["soldOutAt"] else "")
+    )
+    if requests:
+        table(requests, REQUEST_COLUMNS)
+    for request_id in found["undecided"]:
+        st.info(f"{request_id} was issued but is not decided: not accepted, or still waiting in the queue.")
+
+
 st.title("Live")
 campaigns = attempt(api().campaigns, "list the campaigns")
 if campaigns is not None:
     chosen = pick_campaign(campaigns)
     if chosen is not None:
         live_panel(chosen)
+        after_the_event(chosen)
 recover_when_back()

@@ -70,6 +70,14 @@ def test_live_page_shows_the_values_the_api_reports(api: Api, settings: Settings
     assert any("Live page campaign" in s.value for s in at.subheader)
     assert at.selectbox(key="campaign").value == campaign_id
 
+    # support look-up: user 101 clicked once in each load, after the 40 winners (users 1-40)
+    at.text_input(key="support-query").input("101")
+    next(b for b in at.button if b.label == "Look up").click().run()
+    assert not at.exception, at.exception
+    assert any("User 101: 2 decided request(s)" in c.value for c in at.caption), [c.value for c in at.caption]
+    found = at.dataframe[-1].value
+    assert list(found["outcome"]) == ["FAIL", "DUPLICATE"] and list(found["winners before it"]) == [40, 40]
+
 
 def test_control_page_buttons_call_the_api(api: Api, settings: Settings) -> None:
     at = page("control")

@@ -66,6 +66,14 @@ def test_kafka_down_means_503_and_no_history_then_recovery(
         assert not recorded & refused  # nothing refused with 503 was ever decided
         assert {r.user_id for r in rows} == set(range(1, 11)) | {500} | set(range(200, 210))
 
+        def intake() -> tuple[int, int]:  # the door's answers as the Live page reads them, from the database
+            with api.client() as client:
+                seconds = client.get(f"/api/campaigns/{campaign_id}/timeline").json()["data"]["intake"]
+            return sum(p["accepted"] for p in seconds), sum(p["unavailable"] for p in seconds)
+
+        wait_until(lambda: intake()[0] == len(rows) == 21, 10, "the intake counts to be written")
+        assert intake()[1] >= 30  # every 503 of the outage counted (and the retries before recovery)
+
 
 def test_an_ambiguous_503_and_its_retry_with_the_same_idempotency_key_are_one_request(
     settings: Settings, database: Engine, processes: Processes

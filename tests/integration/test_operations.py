@@ -6,6 +6,7 @@ import base64
 import hashlib
 import threading
 import time
+from typing import Any
 
 import httpx
 import orjson
@@ -143,6 +144,7 @@ def test_workers_kafka_lag_and_metrics_are_visible(settings: Settings, database:
             "the heartbeat",
         )
         assert workers and workers[0]["alive"] and workers[0]["partitions"] == [0]
+        assert workers[0]["status"] == "RUNNING"
         scraped = httpx.get(f"http://127.0.0.1:{metrics_port}/metrics").text
         assert 'fcfs_worker_decisions_total{outcome="SUCCESS"} 10.0' in scraped
         assert 'fcfs_worker_decisions_total{outcome="FAIL"} 290.0' in scraped
@@ -156,7 +158,20 @@ def test_workers_kafka_lag_and_metrics_are_visible(settings: Settings, database:
             for w in client.get("/api/admin/workers").json()["data"]
             if w["consumerGroup"] == settings.kafka_consumer_group
         ]
-        assert stopped[0]["state"] == "STOPPED" and not stopped[0]["alive"]
+        assert stopped[0]["state"] == stopped[0]["status"] == "STOPPED" and not stopped[0]["alive"]
+
+        def by_id() -> dict[str, dict[str, Any]]:
+            listed = client.get("/api/admin/workers").json()["data"]
+            return {w["workerId"]: w for w in listed if w["consumerGroup"] == settings.kafka_consumer_group}
+
+        killed = processes.worker(settings)
+        wait_until(lambda: any(w["status"] == "RUNNING" for w in by_id().values()), 30, "a second worker")
+        killed.kill()  # SIGKILL: no word to anyone; its last heartbeat says RUNNING
+        lost = wait_until(
+            lambda: [w for w in by_id().values() if w["status"] == "LOST"], 30, "the killed worker to show as LOST"
+        )
+        assert len(lost) == 1 and lost[0]["state"] == "RUNNING" and not lost[0]["alive"]
+        assert by_id()[stopped[0]["workerId"]]["status"] == "STOPPED"
 
 
 def test_a_bulk_load_does_not_hold_up_other_requests(settings: Settings, processes: Processes) -> None:

@@ -17,7 +17,7 @@ from fcfs.kafka import end_offsets
 from fcfs.provision import ensure_database, migrate
 from fcfs.schema import worker_heartbeat
 from fcfs.settings import EXAMPLE_ADMIN_TOKEN, EXAMPLE_REQUEST_ID_SECRET, Settings
-from tests.support import ADMIN_TOKEN, ROOT, Processes, settings_env
+from tests.support import ADMIN_TOKEN, ROOT, Processes, settings_env, wait_until
 
 
 def test_participation_is_rate_limited_per_client(settings: Settings, processes: Processes) -> None:
@@ -207,3 +207,28 @@ def test_metrics_can_be_restricted_to_a_token_and_example_secrets_are_warned_abo
     worker = processes.worker(example, "--drain")
     assert worker.wait(60) == 0
     assert "REQUEST_ID_SECRET still the example value" in worker.log()
+
+
+def test_the_doors_answers_are_counted_per_second_and_survive_a_restart(
+    settings: Settings, processes: Processes
+) -> None:
+    """The Live page's intake curve: 202s and 429s per campaign and second, in the database."""
+    api = processes.api(settings, PARTICIPATION_RATE_LIMIT="1", PARTICIPATION_RATE_BURST="4")
+    campaign_id = api.create_campaign(total_stock=5)
+    with api.client() as client:
+        codes = [
+            client.post(f"/api/campaigns/{campaign_id}/participation", json={"userId": u}).status_code
+            for u in range(1, 11)
+        ]
+    assert codes.count(202) >= 4 and codes.count(429) >= 5 and set(codes) == {202, 429}
+
+    def counted() -> dict[str, int]:
+        with api.client() as client:
+            seconds = client.get(f"/api/campaigns/{campaign_id}/timeline").json()["data"]["intake"]
+        return {key: sum(p[key] for p in seconds) for key in ("accepted", "limited", "unavailable")}
+
+    expected = {"accepted": codes.count(202), "limited": codes.count(429), "unavailable": 0}
+    wait_until(lambda: counted() == expected, 10, "the counts to be written")
+    api.proc.kill()
+    api = processes.api(settings)
+    assert counted() == expected  # kept in the database: a restart (or a page reload) loses nothing

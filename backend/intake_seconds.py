@@ -1,0 +1,113 @@
+"""The door's answers counted per campaign and second, written to the database once a second.
+
+The Live page shows them next to the decisions per second: what the crowd is sending, what the door
+accepts (202), and what it refuses because Kafka is unavailable (503) or the client is over its rate
+(429). Counting is a dict increment on the hot path; every API process adds its counts to the same
+rows. When the database is away the counts are kept (up to an hour of seconds) and written once it is back.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import datetime as dt
+import logging
+import time
+
+from sqlalchemy import Connection, Engine, delete, select
+from sqlalchemy.dialects.mysql import insert as mysql_insert
+from starlette.concurrency import run_in_threadpool
+
+from fcfs.db import utcnow
+from fcfs.schema import campaign_intake_second
+
+log = logging.getLogger(__name__)
+ACCEPTED, UNAVAILABLE, LIMITED = 0, 1, 2
+COLUMNS = ("accepted", "unavailable", "limited")
+KEEP = dt.timedelta(days=7)
+MAX_PENDING = 3600 * 50  # (campaign, second) keys kept while the database is away
+EPOCH = dt.datetime(1970, 1, 1)
+
+
+class IntakeSeconds:
+    def __init__(self, engine: Engine, interval_s: float = 1.0) -> None:
+        self.engine = engine
+        self.interval_s = interval_s
+        self._counts: dict[tuple[int, int], list[int]] = {}
+        self._task: asyncio.Task[None] | None = None
+        self._next_prune = 0.0
+
+    def count(self, campaign_id: int, answer: int) -> None:
+        key = (campaign_id, int(time.time()))
+        counts = self._counts.get(key)
+        if counts is None:
+            counts = self._counts[key] = [0, 0, 0]
+        counts[answer] += 1
+
+    def start(self) -> None:
+        if self.interval_s > 0:
+            self._task = asyncio.create_task(self._run(), name="intake-seconds")
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+        with contextlib.suppress(Exception):
+            await run_in_threadpool(self.flush)  # the last second's counts
+
+    async def _run(self) -> None:
+        while True:
+            await asyncio.sleep(self.interval_s)
+            with contextlib.suppress(Exception):  # logged in flush; the counts wait for the next tick
+                await run_in_threadpool(self.flush)
+
+    def flush(self) -> None:
+        """Add the counts so far to the database; keep them for the next try if it is away."""
+        taken, self._counts = self._counts, {}
+        if not taken:
+            return
+        rows = [
+            {"campaign_id": cid, "second": EPOCH + dt.timedelta(seconds=second), **dict(zip(COLUMNS, c, strict=True))}
+            for (cid, second), c in taken.items()
+        ]
+        statement = mysql_insert(campaign_intake_second)
+        statement = statement.on_duplicate_key_update(
+            {name: getattr(campaign_intake_second.c, name) + statement.inserted[name] for name in COLUMNS}
+        )
+        try:
+            with self.engine.begin() as conn:
+                conn.execute(statement, rows)
+                if time.monotonic() >= self._next_prune:
+                    self._next_prune = time.monotonic() + 600
+                    conn.execute(
+                        delete(campaign_intake_second).where(campaign_intake_second.c.second < utcnow() - KEEP)
+                    )
+        except Exception as exc:
+            log.warning("intake counts not written yet (%d seconds kept): %s", len(taken), exc)
+            for key, counts in taken.items():  # merge back under the counts made meanwhile
+                into = self._counts.setdefault(key, [0, 0, 0])
+                for i, n in enumerate(counts):
+                    into[i] += n
+            if len(self._counts) > MAX_PENDING:
+                for key in sorted(self._counts, key=lambda k: k[1])[: len(self._counts) - MAX_PENDING]:
+                    del self._counts[key]
+            raise
+
+
+def intake_points(conn: Connection, campaign_id: int, after: dt.datetime | None, limit: int) -> list[dict[str, int]]:
+    """The newest `limit` seconds of the campaign's intake (after `after`), oldest first."""
+    c = campaign_intake_second.c
+    query = select(campaign_intake_second).where(c.campaign_id == campaign_id).order_by(c.second.desc()).limit(limit)
+    if after is not None:
+        query = query.where(c.second > after)
+    rows = conn.execute(query).all()
+    return [
+        {
+            "ts": int((r.second - EPOCH).total_seconds()),
+            "accepted": r.accepted,
+            "unavailable": r.unavailable,
+            "limited": r.limited,
+        }
+        for r in reversed(rows)
+    ]

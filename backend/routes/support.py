@@ -1,0 +1,122 @@
+"""Operator endpoints for after the event: the winners list (paged JSON, streamed CSV) and the support look-up."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Path, Query
+from sqlalchemy import Engine, select
+from starlette.responses import Response, StreamingResponse
+
+from backend.deps import AdminDep, EngineDep, SettingsDep, SignerDep
+from backend.errors import ApiError, campaign_not_found, envelope
+from backend.presenters import iso
+from backend.responses import Participant, Winners, errors, ok
+from backend.schemas import CampaignId
+from backend.winners import Cursor, user_requests, winner_json, winners_csv, winners_page
+from fcfs.events import MAX_USER_ID
+from fcfs.schema import campaign
+
+router = APIRouter(
+    prefix="/api/admin/campaigns/{campaignId}",
+    tags=["support"],
+    dependencies=[AdminDep],
+    responses=errors(401, 503),
+)
+CampaignIdPath = Annotated[CampaignId, Path(alias="campaignId")]
+
+
+def _campaign_row(engine: Engine, campaign_id: int) -> Any:
+    with engine.connect() as conn:
+        row = conn.execute(select(campaign).where(campaign.c.id == campaign_id)).first()
+    if row is None:
+        raise campaign_not_found(campaign_id)
+    return row
+
+
+@router.get(
+    "/winners",
+    summary="The winners in decision order, a page at a time (follow nextCursor)",
+    responses={**ok(200, Winners), **errors(404, 422, _400="BAD_CURSOR: not a cursor this API returned")},
+)
+def winners(
+    campaign_id: CampaignIdPath,
+    engine: EngineDep,
+    settings: SettingsDep,
+    cursor: Annotated[str | None, Query(max_length=100, description="nextCursor of the previous page")] = None,
+    limit: Annotated[int, Query(ge=1, le=10_000)] = 1000,
+) -> Response:
+    row = _campaign_row(engine, campaign_id)
+    try:
+        after = None if cursor is None else Cursor.decode(cursor)
+    except ValueError as exc:
+        raise ApiError(400, "BAD_CURSOR", f"cursor: {exc}") from None
+    with engine.connect() as conn:
+        rows, first, following = winners_page(conn, campaign_id, after, limit)
+    return envelope(
+        {
+            "campaignId": campaign_id,
+            "totalWinners": row.success_count,
+            "winners": [winner_json(r, position, settings.tz) for position, r in enumerate(rows, start=first)],
+            "nextCursor": following.encode() if following else None,
+        }
+    )
+
+
+@router.get(
+    "/winners.csv",
+    summary="Every winner as CSV, streamed in decision order: position, userId, requestId, decidedAt, place in the log",
+    response_class=StreamingResponse,
+    responses={200: {"content": {"text/csv": {}}}, **errors(404, 422)},
+)
+def winners_download(campaign_id: CampaignIdPath, engine: EngineDep, settings: SettingsDep) -> Response:
+    _campaign_row(engine, campaign_id)
+    return StreamingResponse(
+        winners_csv(engine, campaign_id, settings.tz),
+        media_type="text/csv; charset=utf-8",
+        headers={"Content-Disposition": f'attachment; filename="campaign-{campaign_id}-winners.csv"'},
+    )
+
+
+@router.get(
+    "/participants",
+    summary="Support look-up: every request of a user (by userId, or by one of their requestIds) with its outcome, "
+    "its place in the log and the winners decided before it",
+    responses={
+        **ok(200, Participant),
+        **errors(422, _404="CAMPAIGN_NOT_FOUND, or REQUEST_NOT_FOUND: a requestId this system never issued"),
+    },
+)
+def participant(
+    campaign_id: CampaignIdPath,
+    engine: EngineDep,
+    settings: SettingsDep,
+    signer: SignerDep,
+    user_id: Annotated[int | None, Query(alias="userId", ge=1, le=MAX_USER_ID)] = None,
+    request_id: Annotated[str | None, Query(alias="requestId", max_length=64)] = None,
+) -> Response:
+    if (user_id is None) == (request_id is None):
+        raise ApiError(422, "VALIDATION_ERROR", "give either userId or requestId")
+    row = _campaign_row(engine, campaign_id)
+    pending: list[str] = []
+    if request_id is not None:
+        issued = signer.verify(campaign_id, request_id)
+        if issued is None:
+            raise ApiError(404, "REQUEST_NOT_FOUND", "no such participation request for this campaign")
+        user_id = issued.user_id
+    assert user_id is not None
+    with engine.connect() as conn:
+        requests = user_requests(conn, campaign_id, user_id, settings.tz)
+    if request_id is not None and all(r["requestId"] != request_id for r in requests):
+        pending.append(request_id)  # issued, accepted or not, and not decided (yet)
+    return envelope(
+        {
+            "campaignId": campaign_id,
+            "userId": user_id,
+            "totalStock": row.total_stock,
+            "winners": row.success_count,
+            "soldOutAt": iso(row.sold_out_at, settings.tz),
+            "requests": requests,
+            "undecided": pending,
+        }
+    )

@@ -1,0 +1,150 @@
+"""After the event: the winners in decision order (to ship the prizes), and one user's requests (to answer
+"I clicked at 10:00:01 and did not win").
+
+Decision order is the order of `(decided_at, id)`: a batch's rows share `decided_at` and are inserted in
+log order, and the index `(campaign_id, decided_at)` holds them in exactly that order (InnoDB appends the
+primary key), so paging walks the index and never sorts. Every winner is decided no later than the
+sell-out, so the walk stops there instead of reading the campaign's failed requests after it.
+"""
+
+from __future__ import annotations
+
+import base64
+import csv
+import datetime as dt
+import io
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import Connection, Engine, and_, func, or_, select
+
+from backend.presenters import iso
+from fcfs.schema import Outcome, campaign, participation_history
+
+h = participation_history.c
+EPOCH = dt.datetime(1970, 1, 1)
+CSV_COLUMNS = ["position", "userId", "requestId", "decidedAt", "kafkaPartition", "kafkaOffset"]
+
+
+@dataclass(frozen=True)
+class Cursor:
+    """Where a page of winners starts: after the row (decided_at, id), whose position was `position`."""
+
+    decided_at: dt.datetime
+    row_id: int
+    position: int
+
+    def encode(self) -> str:
+        micros = (self.decided_at - EPOCH) // dt.timedelta(microseconds=1)
+        return base64.urlsafe_b64encode(f"{micros}.{self.row_id}.{self.position}".encode()).decode().rstrip("=")
+
+    @classmethod
+    def decode(cls, text: str) -> Cursor:
+        """The cursor a previous page returned; ValueError for anything else."""
+        try:
+            raw = base64.urlsafe_b64decode(text + "=" * (-len(text) % 4)).decode("ascii")
+            micros, row_id, position = (int(part) for part in raw.split("."))
+        except (ValueError, UnicodeDecodeError) as exc:
+            raise ValueError("not a cursor this API returned") from exc
+        if min(micros, row_id, position) < 0 or micros > 253_402_300_799_999_999:
+            raise ValueError("not a cursor this API returned")
+        return cls(EPOCH + dt.timedelta(microseconds=micros), row_id, position)
+
+
+def winners_page(
+    conn: Connection, campaign_id: int, after: Cursor | None, limit: int
+) -> tuple[list[Any], int, Cursor | None]:
+    """Up to `limit` winners after the cursor, in decision order: (rows, position of the first, next cursor)."""
+    sold_out_at = conn.scalar(select(campaign.c.sold_out_at).where(campaign.c.id == campaign_id))
+    query = (
+        select(h.id, h.user_id, h.request_id, h.decided_at, h.kafka_partition, h.kafka_offset)
+        .where(h.campaign_id == campaign_id, h.status == Outcome.SUCCESS)
+        .order_by(h.decided_at, h.id)
+        .limit(limit)
+    )
+    if sold_out_at is not None:
+        query = query.where(h.decided_at <= sold_out_at)
+    if after is not None:
+        query = query.where(
+            or_(h.decided_at > after.decided_at, and_(h.decided_at == after.decided_at, h.id > after.row_id))
+        )
+    rows = list(conn.execute(query).all())
+    first = (after.position if after else 0) + 1
+    following = None
+    if len(rows) == limit:
+        last = rows[-1]
+        following = Cursor(last.decided_at, last.id, first + len(rows) - 1)
+    return rows, first, following
+
+
+def winner_json(row: Any, position: int, tz: ZoneInfo) -> dict[str, Any]:
+    return {
+        "position": position,
+        "userId": row.user_id,
+        "requestId": row.request_id,
+        "decidedAt": iso(row.decided_at, tz),
+        "kafkaPartition": row.kafka_partition,
+        "kafkaOffset": row.kafka_offset,
+    }
+
+
+def winners_csv(engine: Engine, campaign_id: int, tz: ZoneInfo, chunk: int = 10_000) -> Iterator[bytes]:
+    """The winners as CSV, in decision order, a page at a time: memory stays bounded by one page."""
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow(CSV_COLUMNS)
+    cursor: Cursor | None = None
+    while True:
+        with engine.connect() as conn:  # one short read per page: no transaction held over the download
+            rows, first, cursor = winners_page(conn, campaign_id, cursor, chunk)
+        for position, row in enumerate(rows, start=first):
+            writer.writerow(
+                [position, row.user_id, row.request_id, iso(row.decided_at, tz), row.kafka_partition, row.kafka_offset]
+            )
+        yield out.getvalue().encode()
+        out.seek(0)
+        out.truncate()
+        if cursor is None:
+            return
+
+
+def user_requests(conn: Connection, campaign_id: int, user_id: int, tz: ZoneInfo) -> list[dict[str, Any]]:
+    """Every decided request of a user in a campaign, in decision order, with the winners decided before it."""
+    c = conn.execute(select(campaign.c.sold_out_at, campaign.c.success_count).where(campaign.c.id == campaign_id)).one()
+    rows = conn.execute(
+        select(participation_history)
+        .where(h.campaign_id == campaign_id, h.user_id == user_id)
+        .order_by(h.decided_at, h.id)
+    ).all()
+    answers = []
+    for row in rows:
+        if c.sold_out_at is not None and row.decided_at > c.sold_out_at:
+            before = int(c.success_count)  # decided after the last winner: every winner came before
+        else:
+            before = int(
+                conn.scalar(
+                    select(func.count())
+                    .select_from(participation_history)
+                    .where(
+                        h.campaign_id == campaign_id,
+                        h.status == Outcome.SUCCESS,
+                        or_(h.decided_at < row.decided_at, and_(h.decided_at == row.decided_at, h.id < row.id)),
+                    )
+                )
+                or 0
+            )
+        answers.append(
+            {
+                "requestId": row.request_id,
+                "status": row.status.value,
+                "channel": row.channel.value,
+                "requestedAt": iso(row.requested_at, tz),
+                "decidedAt": iso(row.decided_at, tz),
+                "kafkaPartition": row.kafka_partition,
+                "kafkaOffset": row.kafka_offset,
+                "winnersBefore": before,
+            }
+        )
+    return answers
