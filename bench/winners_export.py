@@ -44,9 +44,9 @@ def fill(database_url: str, winners: int) -> int:
                 "INSERT INTO participation_history (request_id, campaign_id, user_id, status, channel, "
                 "kafka_partition, kafka_offset, requested_at, decided_at) "
                 "SELECT CONCAT('export-', seq), :cid, seq, 'SUCCESS', 'KAFKA', 0, seq - 1, "
-                "NOW(6) + INTERVAL seq MICROSECOND, NOW(6) + INTERVAL seq MICROSECOND FROM seq_1_to_{winners}"
+                f":t + INTERVAL seq MICROSECOND, :t + INTERVAL seq MICROSECOND FROM seq_1_to_{int(winners)}"
             ),
-            {"cid": campaign_id},
+            {"cid": campaign_id, "t": start},
         )
     engine.dispose()
     return campaign_id
