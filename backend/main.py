@@ -119,11 +119,9 @@ def create_app(settings: Settings | None = None) -> ParticipationDoor:
     if settings.bench_endpoints:
         app.include_router(participation.bench_router)
     app.include_router(campaigns.router)
-    app.include_router(admin.router)
-    app.include_router(batch.router)
-    app.include_router(stats.router)
-    app.include_router(operations.router)
-    app.include_router(support.router)
+    if settings.api_plane != "public":  # the operators' plane: served apart from the crowd's door (API_PLANE)
+        for router in (admin.router, batch.router, stats.router, operations.router, support.router):
+            app.include_router(router)
     app.include_router(health.router)
     door = ParticipationDoor(app, max_body_bytes=settings.max_body_bytes, noop=settings.bench_endpoints)
     return door

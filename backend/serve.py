@@ -75,10 +75,19 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument(
         "--loop", choices=("auto", "asyncio", "uvloop"), default="auto", help="event loop (auto: uvloop if installed)"
     )
+    parser.add_argument(
+        "--plane",
+        choices=("all", "public", "ops"),
+        default=settings.api_plane,
+        help="public: the crowd's routes only (participation, campaign reads, health); ops: every route, for "
+        "the dashboard and operators on a port of their own; all: every route (API_PLANE)",
+    )
     parser.add_argument("--access-log", action="store_true", help="log every request")
     parser.add_argument("--log-level", choices=[level.value for level in LogLevels], default="info")
     args = parser.parse_args(argv)
     os.environ[SERVER_PID] = str(os.getpid())
+    os.environ["API_PLANE"] = args.plane  # read by the app in every server process
+    get_settings.cache_clear()  # (forked server processes would inherit the settings read above)
     # the rate limits' buckets, shared by this server's workers (tmpfs when there is one)
     fd, buckets = tempfile.mkstemp(prefix="fcfs-rate-limits-", dir="/dev/shm" if os.path.isdir("/dev/shm") else None)
     os.close(fd)

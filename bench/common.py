@@ -98,7 +98,7 @@ def served_api(env: dict[str, str], workers: int = 1, loop: str = "auto") -> Ite
     port = free_port()
     token = secrets.token_urlsafe(16)
     command = api_command(port, workers=workers, loop=loop, log_level="warning")
-    with served(command, {**env, "ADMIN_TOKEN": token}, port) as base:
+    with served(command, {"API_PLANE": "all", **env, "ADMIN_TOKEN": token}, port) as base:  # every route, unless asked
         yield base, token
 
 

@@ -79,6 +79,9 @@ class Settings(BaseSettings):
     api_host: str = "127.0.0.1"
     api_port: int = Field(default=8000, ge=1, le=65535)
     api_workers: int = Field(default=2, ge=1)
+    # Which routes a server process serves: `public` the crowd's (participation, campaign reads, health),
+    # `ops` everything, for the dashboard and operators on a port of its own; `all` everything on one port.
+    api_plane: Literal["all", "public", "ops"] = "all"
     # requests each API process works on at once (the rest wait in the server's queue); 0: the server's default
     api_backpressure: int = Field(default=0, ge=0)
 

@@ -25,10 +25,16 @@ def compose_config(*files: str, env: dict[str, str] | None = None) -> subprocess
 def test_docker_compose_file_is_valid_and_runs_in_production_exposing_only_the_api() -> None:
     result = compose_config("docker-compose.yml", env=SECRETS)
     assert result.returncode == 0, result.stderr
-    for service in ("mysql", "kafka", "kafka-ui", "api", "worker", "scheduler", "dashboard"):
+    for service in ("mysql", "kafka", "kafka-ui", "api", "ops", "worker", "scheduler", "dashboard"):
         assert f"  {service}:" in result.stdout
     config = yaml.safe_load(result.stdout)["services"]
-    assert all(config[s]["environment"]["APP_ENV"] == "production" for s in ("api", "worker", "scheduler", "dashboard"))
+    apps = ("api", "ops", "worker", "scheduler", "dashboard")
+    assert all(config[s]["environment"]["APP_ENV"] == "production" for s in apps)
+    assert config["api"]["command"][-2:] == ["--plane", "public"] and config["ops"]["command"][-2:] == [
+        "--plane",
+        "ops",
+    ]
+    assert config["dashboard"]["environment"]["API_BASE_URL"] == "http://ops:8001"  # not through the crowd's door
     assert config["api"]["environment"]["ADMIN_TOKEN"] == "t0ken"
     assert config["kafka-ui"]["environment"]["KAFKA_CLUSTERS_0_READONLY"] == "true"
     assert "MYSQL_ROOT_PASSWORD" not in config["mysql"]["environment"]
@@ -57,6 +63,7 @@ def test_env_example_names_every_setting() -> None:
 def test_procfile_runs_every_process() -> None:
     processes = dict(line.split(":", 1) for line in (ROOT / "Procfile").read_text().splitlines() if line.strip())
     assert "python -m backend" in processes["api"]
+    assert "python -m backend --plane ops" in processes["ops"]
     assert "python -m worker" in processes["worker"]
     assert "python -m batch.scheduler" in processes["scheduler"]
     assert "streamlit run dashboard/app.py" in processes["dashboard"]

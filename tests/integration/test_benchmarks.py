@@ -190,6 +190,31 @@ def test_partitions_experiment_finds_violations_only_unkeyed(settings: Settings,
     assert (tmp_path / "partitions.png").read_bytes()[:4] == b"\x89PNG"
 
 
+def test_ops_plane_benchmark_runs(settings: Settings, tmp_path: Path) -> None:
+    run_bench(
+        settings,
+        "bench.ops_plane",
+        [
+            "--clients",
+            "50",
+            "--duration",
+            "2",
+            "--idle",
+            "2",
+            "--database",
+            "fcfs_test_ops",
+            "--out-dir",
+            str(tmp_path),
+        ],
+        timeout_s=300,
+    )
+    figures = json.loads((tmp_path / "ops-plane.json").read_text())
+    assert [r["layout"] for r in figures["results"]] == ["one plane", "two planes"]
+    for r in figures["results"]:
+        assert r["errors"] == 0 and r["intake_alone_per_s"] > 0 and r["intake_with_polls_per_s"] > 0
+        assert r["idle_poll_ms"]["polls"] >= 1 and r["storm_poll_ms"]["polls"] >= 1
+
+
 def test_sync_vs_kafka_experiment_picks_exactly_the_stock_on_both_paths(settings: Settings, tmp_path: Path) -> None:
     run_bench(
         settings,

@@ -232,3 +232,25 @@ def test_the_doors_answers_are_counted_per_second_and_survive_a_restart(
     api.proc.kill()
     api = processes.api(settings)
     assert counted() == expected  # kept in the database: a restart (or a page reload) loses nothing
+
+
+def test_the_crowds_door_serves_no_operator_route(settings: Settings, processes: Processes) -> None:
+    """API_PLANE=public (the Procfile's api line): participation and campaign reads only; the operators'
+    routes live on the ops plane (the ops line), so a storm at the door does not slow the dashboard."""
+    door = processes.api(settings, API_PLANE="public")
+    ops = processes.api(settings, API_PLANE="ops")
+    campaign_id = ops.create_campaign(total_stock=5)
+    with door.client(admin=True) as client:
+        paths = client.get("/openapi.json").json()["paths"]
+        assert paths and not [p for p in paths if p.startswith("/api/admin")]
+        for method, path in (
+            ("GET", "/api/admin/campaigns"),
+            ("GET", "/api/admin/kafka"),
+            ("POST", "/api/admin/dlq/replay"),
+        ):
+            r = client.request(method, path, json={})
+            assert (r.status_code, r.json()["errorCode"]) == (404, "NOT_FOUND"), path
+        assert client.post(f"/api/campaigns/{campaign_id}/participation", json={"userId": 1}).status_code == 202
+        assert client.get(f"/api/campaigns/{campaign_id}/status").status_code == 200
+    with ops.client(admin=True) as client:
+        assert client.get("/api/admin/kafka").status_code == 200

@@ -25,20 +25,28 @@ from tests.support import (
 def test_a_worker_killed_under_up_sh_is_restarted_and_the_totals_stay_exact(
     settings: Settings, database: Engine, processes: Processes, tmp_path: Path
 ) -> None:
-    api_port, dashboard_port = free_port(), free_port()
+    api_port, ops_port, dashboard_port = free_port(), free_port(), free_port()
     env = settings_env(
         settings,
         ADMIN_TOKEN=ADMIN_TOKEN,
         API_PORT=str(api_port),
         API_WORKERS="1",
+        OPS_PORT=str(ops_port),
+        API_PLANE="public",  # as .env.example has it
+        API_BASE_URL=f"http://127.0.0.1:{ops_port}",
         DASHBOARD_PORT=str(dashboard_port),
         RUN_DIR=str(tmp_path),
         WORKER_BATCH_SIZE="50",
     )
     up = processes.start("up", ["bash", "scripts/up.sh"], env, group=True)
-    api = Api(f"http://127.0.0.1:{api_port}", up)
+    api = Api(f"http://127.0.0.1:{api_port}", up)  # the crowd's door
+    ops = Api(f"http://127.0.0.1:{ops_port}", up)  # the operators' plane
     api.wait_live(180)  # the first run may install what is missing
-    campaign_id = api.create_campaign(total_stock=300)
+    ops.wait_live(60)
+    with api.client(admin=True) as client:  # no operator route at the door
+        refused = client.post("/api/admin/campaigns", json={"name": "x", "totalStock": 1})
+        assert (refused.status_code, refused.json()["errorCode"]) == (404, "NOT_FOUND")
+    campaign_id = ops.create_campaign(total_stock=300)
     url = f"/api/campaigns/{campaign_id}/participation"
 
     def worker_pid() -> int | None:

@@ -1,0 +1,166 @@
+"""Does the operator still see during a storm? The Live page's poll, idle and under 1,000 connections.
+
+Two layouts, each from a clean state (a fresh topic, a campaign with a large stock):
+
+- **one plane**: one API server (2 processes, `--plane all`) takes the crowd and the dashboard's calls;
+- **two planes**: the crowd's door (2 processes, `--plane public`) and the operators' plane (1 process,
+  `--plane ops`, the Procfile's `ops` line) on its own port.
+
+For each: the Live page's poll (the four calls it makes every second: status, new timeline points,
+Kafka offsets and lag status, new lag samples) timed once a second while idle, then during a storm
+(wrk, closed loop, 1,000 connections posting participations); and the storm's intake alone and with
+the polls, to see what polling costs the crowd. Writes docs/benchmarks/ops-plane.{md,json}.
+
+    python -m bench.ops_plane [--clients 1000] [--duration 15]
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import os
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from bench.common import ROOT, api_processes, fresh_database, percentile, save_json, served_api
+from bench.loadgen import attack
+from fcfs.kafka import delete_topics, ensure_topics
+from fcfs.settings import get_settings
+
+OUT = ROOT / "docs" / "benchmarks"
+
+
+def live_page_poll(client: httpx.Client, campaign_id: int) -> float:
+    """One refresh of the Live page (its four calls, one after the other); milliseconds."""
+    now = int(time.time())
+    started = time.perf_counter()
+    for path, params in (
+        (f"/api/campaigns/{campaign_id}/status", {}),
+        (f"/api/campaigns/{campaign_id}/timeline", {"after": now - 2}),
+        ("/api/admin/kafka", {}),
+        ("/api/admin/kafka/lag-history", {"seconds": 300, "after": now - 2}),
+    ):
+        client.get(path, params=params).raise_for_status()
+    return (time.perf_counter() - started) * 1000
+
+
+@contextlib.contextmanager
+def polling(base: str, token: str, campaign_id: int) -> Iterator[list[float]]:
+    """Poll like the Live page, once a second, until the block ends; the poll times."""
+    times: list[float] = []
+    done = threading.Event()
+
+    def run() -> None:
+        with httpx.Client(base_url=base, headers={"Authorization": f"Bearer {token}"}, timeout=60) as client:
+            while not done.is_set():
+                started = time.monotonic()
+                times.append(live_page_poll(client, campaign_id))
+                done.wait(max(0.0, 1.0 - (time.monotonic() - started)))
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    try:
+        yield times
+    finally:
+        done.set()
+        thread.join()
+
+
+def summary(times: list[float]) -> dict[str, float]:
+    body = times[1:] or times  # the first poll warms connections up
+    return {"p50": round(percentile(body, 50), 1), "p95": round(percentile(body, 95), 1), "polls": len(body)}
+
+
+def measure(args: argparse.Namespace, layout: str) -> dict[str, Any]:
+    settings = get_settings()
+    url = fresh_database(args.database)
+    topic = f"bench-ops-{uuid.uuid4().hex[:8]}"
+    env = {"DATABASE_URL": url, "KAFKA_TOPIC": topic, "KAFKA_CONSUMER_GROUP": f"{topic}-group"}
+    topic_settings = settings.model_copy(update={"kafka_topic": topic, "kafka_consumer_group": f"{topic}-group"})
+    ensure_topics(topic_settings)
+    try:
+        with contextlib.ExitStack() as stack:
+            door, token = stack.enter_context(
+                served_api({**env, "API_PLANE": "all" if layout == "one plane" else "public"}, workers=2)
+            )
+            ops = door
+            if layout == "two planes":
+                ops, token = stack.enter_context(served_api({**env, "API_PLANE": "ops"}, workers=1))
+            with httpx.Client(base_url=ops, headers={"Authorization": f"Bearer {token}"}, timeout=60) as client:
+                created = client.post("/api/admin/campaigns", json={"name": "storm", "totalStock": 100_000_000})
+                created.raise_for_status()
+                campaign_id = created.json()["data"]["id"]
+            participate = f"{door}/api/campaigns/{campaign_id}/participation"
+            watched = api_processes(door)
+            time.sleep(2)
+            with polling(ops, token, campaign_id) as idle:
+                time.sleep(args.idle)
+            alone = attack(participate, clients=args.clients, duration_s=args.duration, first_user=1, watched=watched)
+            with polling(ops, token, campaign_id) as stormy:
+                polled = attack(
+                    participate, clients=args.clients, duration_s=args.duration, first_user=10**9, watched=watched
+                )
+    finally:
+        delete_topics(topic_settings, [topic, topic_settings.dlq_topic])
+    result = {
+        "layout": layout,
+        "idle_poll_ms": summary(idle),
+        "storm_poll_ms": summary(stormy),
+        "intake_alone_per_s": alone["requests_per_s"],
+        "intake_with_polls_per_s": polled["requests_per_s"],
+        "errors": alone["errors"] + polled["errors"],
+    }
+    result["poll_p95_vs_idle"] = round(result["storm_poll_ms"]["p95"] / result["idle_poll_ms"]["p95"], 2)
+    result["intake_change"] = round(polled["requests_per_s"] / alone["requests_per_s"] - 1, 3)
+    print(result, flush=True)
+    return result
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--clients", type=int, default=1000)
+    parser.add_argument("--duration", type=int, default=15, help="seconds of each storm")
+    parser.add_argument("--idle", type=int, default=10, help="seconds of idle polling")
+    parser.add_argument("--database", default="fcfs_bench_ops")
+    parser.add_argument("--out-dir", type=Path, default=OUT)
+    args = parser.parse_args()
+    results = [measure(args, layout) for layout in ("one plane", "two planes")]
+    figures = {
+        "benchmark": "operators' plane during a storm",
+        "settings": {k: v for k, v in vars(args).items() if k != "out_dir"},
+        "machine": {"cpus": os.cpu_count()},
+        "measured_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "results": results,
+    }
+    save_json(args.out_dir / "ops-plane.json", figures)
+    rows = "\n".join(
+        f"| {r['layout']} | {r['idle_poll_ms']['p50']} / {r['idle_poll_ms']['p95']} "
+        f"| {r['storm_poll_ms']['p50']} / {r['storm_poll_ms']['p95']} | {r['poll_p95_vs_idle']}× "
+        f"| {r['intake_alone_per_s']:,} | {r['intake_with_polls_per_s']:,} | {r['intake_change']:+.1%} "
+        f"| {r['errors']} |"
+        for r in results
+    )
+    (args.out_dir / "ops-plane.md").write_text(
+        "# The operators' plane during a storm\n\n"
+        f"`python -m bench.ops_plane --clients {args.clients} --duration {args.duration}` — {os.cpu_count()} cores, "
+        f"{figures['measured_at']}.\n\n"
+        "The Live page's poll (its four calls: status, new timeline points, Kafka offsets and lag status, new lag "
+        f"samples) once a second: {args.idle} s idle, then during a storm of {args.clients:,} connections posting "
+        f"participations for {args.duration} s (wrk, closed loop); the storm's intake alone and with the polls. "
+        "**One plane**: one API server (2 processes) for the crowd and the dashboard. **Two planes**: the crowd's "
+        "door (2 processes, `--plane public`) and the operators' plane (1 process, `--plane ops`) on its own port. "
+        "Everything — servers, broker, database, load generator — on the same cores.\n\n"
+        "| layout | idle poll p50 / p95 ms | storm poll p50 / p95 ms | storm p95 ÷ idle p95 | intake alone /s "
+        "| intake with polls /s | change | errors |\n|---|---|---|---|---|---|---|---|\n"
+        f"{rows}\n"
+    )
+
+
+if __name__ == "__main__":
+    main()
