@@ -151,6 +151,20 @@ class Participant(BaseModel):
     undecided: list[str]
 
 
+class DemoJob(BaseModel):
+    date: str
+    jobExecutionId: int
+    status: Literal["STARTED", "COMPLETED", "PARTIAL", "FAILED"]
+
+
+class DemoHistory(BaseModel):
+    label: str
+    campaigns: int
+    rows: int
+    seconds: float
+    jobs: list[DemoJob]
+
+
 # -- the aggregation job and statistics ----------------------------------------------------------------
 
 

@@ -23,8 +23,8 @@ import httpx
 from sqlalchemy import create_engine, func, select
 
 from bench.common import ROOT, fresh_database, percentile, save_json, served_api
-from bench.generate import generate_history
 from fcfs.days import local_today
+from fcfs.history import generate_history
 from fcfs.kafka import delete_topics, ensure_topics
 from fcfs.schema import campaign, campaign_second, participation_history
 from fcfs.settings import get_settings

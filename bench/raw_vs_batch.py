@@ -22,8 +22,8 @@ import httpx
 from sqlalchemy import create_engine, func, select
 
 from bench.common import EXPERIMENTS, fresh_database, heading, percentile, run_header, save_results, served_api
-from bench.generate import generate_history
 from fcfs.days import local_today
+from fcfs.history import generate_history
 from fcfs.schema import participation_history
 from fcfs.settings import get_settings
 

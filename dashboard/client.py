@@ -103,6 +103,11 @@ class ApiClient:
         """Support look-up: a user's requests, by `userId` or `requestId`."""
         return dict(self.call("GET", f"/api/admin/campaigns/{campaign_id}/participants", params=params))
 
+    def demo_history(self, days: int, campaigns_per_day: int, rows: int) -> dict[str, Any]:
+        """Generate labelled demo history and aggregate its days (seconds: a long call)."""
+        body = {"days": days, "campaignsPerDay": campaigns_per_day, "rows": rows}
+        return dict(self.call("POST", "/api/admin/demo/history", json=body, timeout=300))
+
     def participate_bulk(self, campaign_id: int, count: int) -> dict[str, Any]:
         body = {"campaignId": campaign_id, "count": count}
         return dict(self.call("POST", "/api/admin/test/participate-bulk", json=body))

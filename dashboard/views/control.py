@@ -111,4 +111,27 @@ def job_panel() -> None:
 
 
 job_panel()
+
+st.header("Demo history")
+st.caption(
+    "A fresh install has no history, so the Analytics page is empty: generate one-day campaigns of the "
+    "past days (named “[generated] …”, with an opening rush and repeat clicks, decided by the worker's rule) "
+    "into the normal tables, then aggregate those days."
+)
+cols = st.columns(3)
+demo_days = cols[0].number_input("Days", min_value=1, max_value=30, value=7, key="demo-days")
+demo_campaigns = cols[1].number_input("Campaigns a day", min_value=1, max_value=10, value=3, key="demo-campaigns")
+demo_rows = cols[2].number_input(
+    "Requests in all", min_value=1, max_value=1_000_000, value=100_000, step=10_000, key="demo-rows"
+)
+if st.button("Generate demo history", key="demo-generate", icon=":material/auto_awesome:"):
+    with st.spinner("Generating and aggregating…"):
+        made = attempt(
+            lambda: api().demo_history(int(demo_days), int(demo_campaigns), int(demo_rows)), "generate the history"
+        )
+    if made:
+        st.success(
+            f"{made['campaigns']} generated campaigns with {made['rows']:,} requests in {made['seconds']} s; "
+            f"{len(made['jobs'])} day(s) aggregated — see the Analytics page."
+        )
 recover_when_back()

@@ -102,6 +102,18 @@ def test_control_page_buttons_call_the_api(api: Api, settings: Settings) -> None
     assert any("Job #" in s.value for s in [*at.success, *at.info]), "the job's status is shown"
 
 
+def test_the_control_page_generates_demo_history(api: Api) -> None:
+    at = page("control")
+    at.number_input(key="demo-days").set_value(1)
+    at.number_input(key="demo-campaigns").set_value(2)
+    at.number_input(key="demo-rows").set_value(300)
+    at.button(key="demo-generate").click().run()
+    assert not at.exception, at.exception
+    assert any("2 generated campaigns" in s.value and "1 day(s) aggregated" in s.value for s in at.success), [
+        s.value for s in at.success
+    ]
+
+
 def test_analytics_and_kafka_pages_render(api: Api) -> None:
     analytics = page("analytics")
     assert not analytics.exception, analytics.exception

@@ -11,7 +11,6 @@ import pytest
 from sqlalchemy import Engine, delete, func, select, text
 
 from batch.scheduler import catch_up, days_to_catch_up
-from bench.generate import generate_history
 from fcfs.aggregation import (
     JOB_NAME,
     abandon_orphaned_jobs,
@@ -23,6 +22,7 @@ from fcfs.aggregation import (
 )
 from fcfs.days import day_bounds, local_today
 from fcfs.db import utcnow
+from fcfs.history import generate_history
 from fcfs.schema import (
     JobStatus,
     JobTrigger,
@@ -488,3 +488,27 @@ def test_scheduler_process_starts_catches_up_and_stops_on_sigterm(settings: Sett
     assert "aggregation daily at 02:00" in proc.log(), proc.log()
     assert proc.terminate(30) == 0
     assert "scheduler stopped" in proc.log()
+
+
+def test_demo_history_is_labelled_generated_and_its_days_aggregated(api: Api, settings: Settings) -> None:
+    """A fresh install's Analytics page in a minute: labelled campaigns of the past days, aggregated."""
+    yesterday = local_today(settings.tz) - dt.timedelta(days=1)
+    days = [(yesterday - dt.timedelta(days=1)).isoformat(), yesterday.isoformat()]
+    with api.client(admin=True) as client:
+        r = client.post("/api/admin/demo/history", json={"days": 2, "campaignsPerDay": 2, "rows": 2000})
+        assert r.status_code == 201, r.text
+        made = r.json()["data"]
+        assert made["campaigns"] == 4 and 1400 <= made["rows"] <= 2600 and made["label"] == "[generated]"
+        assert [(j["date"], j["status"]) for j in made["jobs"]] == [(day, "COMPLETED") for day in days]
+        total = 0
+        for day in days:
+            daily = client.get("/api/admin/stats/daily", params={"date": day}).json()["data"]
+            generated = [c for c in daily["campaigns"] if c["campaignName"].startswith("[generated] ")]
+            assert len(generated) == 2 and all(day in c["campaignName"] for c in generated)
+            raw = client.get("/api/admin/stats/raw", params={"date": day}).json()["data"]
+            assert daily["summary"] == raw["summary"]  # aggregated from what was written
+            total += sum(c["totalCount"] for c in generated)
+        assert total == made["rows"]
+        for wrong in ({"days": 31}, {"days": 0}, {"campaignsPerDay": 11}, {"rows": 1_000_001}, {"rows": "5"}):
+            refused = client.post("/api/admin/demo/history", json=wrong)
+            assert (refused.status_code, refused.json()["errorCode"]) == (422, "VALIDATION_ERROR"), wrong
