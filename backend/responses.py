@@ -160,6 +160,7 @@ class DemoJob(BaseModel):
 class DemoHistory(BaseModel):
     label: str
     campaigns: int
+    campaignIds: list[int]
     rows: int
     seconds: float
     jobs: list[DemoJob]

@@ -36,9 +36,13 @@ LOAD_COLUMNS = "(request_id, campaign_id, user_id, status, channel, kafka_partit
 
 @dataclass
 class Generated:
-    campaigns: int
+    campaign_ids: list[int]
     rows: int
     seconds: float
+
+    @property
+    def campaigns(self) -> int:
+        return len(self.campaign_ids)
 
     @property
     def rows_per_s(self) -> float:
@@ -102,7 +106,8 @@ def generate_history(
     per_campaign = max(rows // (days * campaigns_per_day), 1)
     next_user = 1_000_000 + rng.randrange(1_000_000_000)
     loader = _Loader(engine)
-    total_rows = campaigns = 0
+    total_rows = 0
+    campaign_ids: list[int] = []
     try:
         for day in days_between(last_day - dt.timedelta(days=days - 1), last_day):
             day_start, day_end = day_bounds(day, tz)
@@ -123,7 +128,7 @@ def generate_history(
                     last_win = max(i for i, o in enumerate(tally.outcomes) if o is Outcome.SUCCESS)
                     sold_out_at = _from_us(decided[last_win])
                 campaign_id = loader.campaign(
-                    name=f"{label}{day.isoformat()} giveaway #{campaigns + 1}",
+                    name=f"{label}{day.isoformat()} giveaway #{len(campaign_ids) + 1}",
                     total_stock=stock,
                     current_stock=tally.stock_left,
                     success_count=tally.successes,
@@ -136,13 +141,13 @@ def generate_history(
                 )
                 loader.history(campaign_id, users, tally.outcomes, requested, decided)
                 loader.seconds(campaign_id, stock, tally.outcomes, decided)
-                campaigns += 1
+                campaign_ids.append(campaign_id)
                 total_rows += n
             loader.flush()
             log.info("%s: %d rows so far (%.0f rows/s)", day, total_rows, total_rows / (time.perf_counter() - t0))
     finally:
         loader.close()
-    return Generated(campaigns, total_rows, time.perf_counter() - t0)
+    return Generated(campaign_ids, total_rows, time.perf_counter() - t0)
 
 
 class _Loader:

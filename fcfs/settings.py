@@ -57,6 +57,9 @@ class Settings(BaseSettings):
     request_id_secret: str = EXAMPLE_REQUEST_ID_SECRET
     max_body_bytes: int = Field(default=16_384, ge=256)
     bulk_max_count: int = Field(default=100_000, ge=1)
+    # the most days and requests one "generate demo history" may write (POST /api/admin/demo/history)
+    demo_max_days: int = Field(default=30, ge=1, le=30)
+    demo_max_rows: int = Field(default=1_000_000, ge=1)
     # bot limits on participation, shared by the API processes of a server (0: off): per client address
     # (generous: many people may share one address) and per user; 429 RATE_LIMITED beyond them
     participation_rate_limit: float = Field(default=100.0, ge=0)

@@ -39,6 +39,10 @@ class DemoHistoryRequest(CamelModel):
 def demo_history(body: DemoHistoryRequest, engine: EngineDep, settings: SettingsDep) -> Response:
     """Campaigns named "[generated] …", one-day events with an opening rush and repeat clicks, decided by
     the worker's rule, written into the normal tables; then the nightly aggregation of each day."""
+    if body.days > settings.demo_max_days:
+        raise ApiError(422, "VALIDATION_ERROR", f"days: must be at most {settings.demo_max_days}")
+    if body.rows > settings.demo_max_rows:
+        raise ApiError(422, "VALIDATION_ERROR", f"rows: must be at most {settings.demo_max_rows}")
     last = local_today(settings.tz) - dt.timedelta(days=1)
     result = generate_history(
         engine,
@@ -62,6 +66,7 @@ def demo_history(body: DemoHistoryRequest, engine: EngineDep, settings: Settings
     data = {
         "label": LABEL.strip(),
         "campaigns": result.campaigns,
+        "campaignIds": result.campaign_ids,
         "rows": result.rows,
         "seconds": round(result.seconds, 2),
         "jobs": jobs,

@@ -490,25 +490,37 @@ def test_scheduler_process_starts_catches_up_and_stops_on_sigterm(settings: Sett
     assert "scheduler stopped" in proc.log()
 
 
-def test_demo_history_is_labelled_generated_and_its_days_aggregated(api: Api, settings: Settings) -> None:
+def test_demo_history_is_labelled_generated_and_its_days_aggregated(settings: Settings, processes: Processes) -> None:
     """A fresh install's Analytics page in a minute: labelled campaigns of the past days, aggregated."""
+    api = processes.api(settings, DEMO_MAX_DAYS="2", DEMO_MAX_ROWS="2000")
     yesterday = local_today(settings.tz) - dt.timedelta(days=1)
     days = [(yesterday - dt.timedelta(days=1)).isoformat(), yesterday.isoformat()]
     with api.client(admin=True) as client:
         r = client.post("/api/admin/demo/history", json={"days": 2, "campaignsPerDay": 2, "rows": 2000})
         assert r.status_code == 201, r.text
         made = r.json()["data"]
-        assert made["campaigns"] == 4 and 1400 <= made["rows"] <= 2600 and made["label"] == "[generated]"
+        assert made["campaigns"] == len(made["campaignIds"]) == 4 and made["label"] == "[generated]"
+        assert 1400 <= made["rows"] <= 2600
         assert [(j["date"], j["status"]) for j in made["jobs"]] == [(day, "COMPLETED") for day in days]
+        ours = set(made["campaignIds"])
         total = 0
         for day in days:
             daily = client.get("/api/admin/stats/daily", params={"date": day}).json()["data"]
-            generated = [c for c in daily["campaigns"] if c["campaignName"].startswith("[generated] ")]
-            assert len(generated) == 2 and all(day in c["campaignName"] for c in generated)
+            generated = [c for c in daily["campaigns"] if c["campaignId"] in ours]
+            assert len(generated) == 2, daily["campaigns"]
+            assert all(c["campaignName"].startswith(f"[generated] {day} ") for c in generated)
             raw = client.get("/api/admin/stats/raw", params={"date": day}).json()["data"]
             assert daily["summary"] == raw["summary"]  # aggregated from what was written
             total += sum(c["totalCount"] for c in generated)
         assert total == made["rows"]
-        for wrong in ({"days": 31}, {"days": 0}, {"campaignsPerDay": 11}, {"rows": 1_000_001}, {"rows": "5"}):
+        wrongs = (
+            {"days": 31},
+            {"days": 0},
+            {"campaignsPerDay": 11},
+            {"rows": 2001},
+            {"rows": 1_000_001},
+            {"rows": "5"},
+        )
+        for wrong in wrongs:
             refused = client.post("/api/admin/demo/history", json=wrong)
             assert (refused.status_code, refused.json()["errorCode"]) == (422, "VALIDATION_ERROR"), wrong
