@@ -11,6 +11,7 @@ COPY migrations ./migrations
 COPY backend ./backend
 COPY worker ./worker
 COPY batch ./batch
+COPY crowd ./crowd
 COPY dashboard ./dashboard
 EXPOSE 8000
 CMD ["python", "-m", "backend", "--host", "0.0.0.0", "--port", "8000"]

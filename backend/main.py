@@ -24,7 +24,7 @@ from backend.observability import BATCHED, RequestContextMiddleware, configure_l
 from backend.producer import AsyncProducer
 from backend.rate_limit import RATE_LIMIT_FILE, Limits, SharedBuckets
 from backend.responses import document_identity
-from backend.routes import admin, batch, campaigns, demo, health, operations, participation, stats, support
+from backend.routes import admin, batch, campaigns, crowd, demo, health, operations, participation, stats, support
 from backend.serve import follow_server
 from fcfs.aggregation import abandon_orphaned_jobs
 from fcfs.db import make_engine
@@ -120,7 +120,15 @@ def create_app(settings: Settings | None = None) -> ParticipationDoor:
         app.include_router(participation.bench_router)
     app.include_router(campaigns.router)
     if settings.api_plane != "public":  # the operators' plane: served apart from the crowd's door (API_PLANE)
-        for router in (admin.router, batch.router, stats.router, operations.router, support.router, demo.router):
+        for router in (
+            admin.router,
+            batch.router,
+            stats.router,
+            operations.router,
+            support.router,
+            demo.router,
+            crowd.router,
+        ):
             app.include_router(router)
     app.include_router(health.router)
     door = ParticipationDoor(app, max_body_bytes=settings.max_body_bytes, noop=settings.bench_endpoints)

@@ -166,6 +166,47 @@ class DemoHistory(BaseModel):
     jobs: list[DemoJob]
 
 
+class CrowdSecond(BaseModel):
+    at: str
+    sent: int
+    accepted: int
+    refused: int
+    failed: int
+    p50Ms: float | None
+    p95Ms: float | None
+    p99Ms: float | None
+
+
+class CrowdRun(BaseModel):
+    runId: int
+    campaignId: int
+    targetUrl: str
+    users: int
+    seconds: float
+    repeatShare: float
+    shape: Literal["flat", "rush"]
+    connections: int
+    planned: int  # clicks in all: users and their repeats
+    status: Literal["STARTING", "RUNNING", "FINISHED", "STOPPED", "FAILED", "LOST"]
+    stopRequested: bool
+    sent: int
+    accepted: int  # the door's success answers (202, or 200 on a synchronous campaign)
+    refused: int  # any other answer
+    failed: int  # no answer in time
+    answers: dict[str, int]  # by status and errorCode: {"202": n, "429 RATE_LIMITED": n, "no answer": n}
+    p50Ms: float | None
+    p95Ms: float | None
+    p99Ms: float | None
+    maxMs: float | None
+    behindS: float  # how far the crowd fell behind its schedule (the door or this machine too slow)
+    error: str | None
+    createdAt: str | None
+    startedAt: str | None
+    endedAt: str | None
+    heartbeatAt: str | None
+    perSecond: list[CrowdSecond] | None = None
+
+
 # -- the aggregation job and statistics ----------------------------------------------------------------
 
 
@@ -353,11 +394,13 @@ _ERRORS: dict[int, str] = {
     400: "malformed input: INVALID_JSON, BAD_REQUEST, INVALID_DATE, DATE_OUT_OF_RANGE, DATE_IN_FUTURE, "
     "INVALID_DATE_RANGE, MISSING_DATE, DATE_RANGE_TOO_LONG",
     401: "UNAUTHORIZED: the admin token is missing or wrong (WWW-Authenticate: Bearer)",
-    404: "not found: CAMPAIGN_NOT_FOUND, REQUEST_NOT_FOUND, JOB_NOT_FOUND, DEAD_LETTER_NOT_FOUND",
-    409: "conflict: WRONG_CHANNEL, CAMPAIGN_NOT_STARTED, CAMPAIGN_ENDED, BATCH_ALREADY_RUNNING",
+    404: "not found: CAMPAIGN_NOT_FOUND, REQUEST_NOT_FOUND, JOB_NOT_FOUND, DEAD_LETTER_NOT_FOUND, CROWD_RUN_NOT_FOUND",
+    409: "conflict: WRONG_CHANNEL, CAMPAIGN_NOT_STARTED, CAMPAIGN_ENDED, BATCH_ALREADY_RUNNING, CROWD_RUNNING, "
+    "CROWD_NOT_RUNNING, CROWD_TARGET_NOT_LOCAL",
     413: "PAYLOAD_TOO_LARGE: the body is over MAX_BODY_BYTES",
     422: "VALIDATION_ERROR: data.errors lists each field and its problem",
-    503: "a dependency is down, try again (Retry-After): DATABASE_UNAVAILABLE, DATABASE_ERROR, KAFKA_UNAVAILABLE",
+    503: "a dependency is down, try again (Retry-After): DATABASE_UNAVAILABLE, DATABASE_ERROR, KAFKA_UNAVAILABLE, "
+    "CROWD_NOT_STARTED",
 }
 
 

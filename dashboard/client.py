@@ -108,6 +108,28 @@ class ApiClient:
         body = {"days": days, "campaignsPerDay": campaigns_per_day, "rows": rows}
         return dict(self.call("POST", "/api/admin/demo/history", json=body, timeout=300))
 
+    def start_crowd(
+        self, campaign_id: int, users: int, seconds: float, repeat_share: float, shape: str, connections: int
+    ) -> dict[str, Any]:
+        body = {
+            "campaignId": campaign_id,
+            "users": users,
+            "seconds": seconds,
+            "repeatShare": repeat_share,
+            "shape": shape,
+            "connections": connections,
+        }
+        return dict(self.call("POST", "/api/admin/crowd", json=body))
+
+    def crowd_runs(self, limit: int = 10) -> list[dict[str, Any]]:
+        return list(self.call("GET", "/api/admin/crowd", params={"limit": limit}))
+
+    def crowd_run(self, run_id: int) -> dict[str, Any]:
+        return dict(self.call("GET", f"/api/admin/crowd/{run_id}"))
+
+    def stop_crowd(self, run_id: int) -> dict[str, Any]:
+        return dict(self.call("POST", f"/api/admin/crowd/{run_id}/stop"))
+
     def participate_bulk(self, campaign_id: int, count: int) -> dict[str, Any]:
         body = {"campaignId": campaign_id, "count": count}
         return dict(self.call("POST", "/api/admin/test/participate-bulk", json=body))

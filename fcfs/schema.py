@@ -6,6 +6,7 @@ import enum
 
 from sqlalchemy import (
     BigInteger,
+    Boolean,
     CheckConstraint,
     Column,
     Computed,
@@ -21,6 +22,7 @@ from sqlalchemy import (
     Table,
     Text,
     UniqueConstraint,
+    false,
 )
 from sqlalchemy.dialects import mysql
 
@@ -214,6 +216,55 @@ campaign_intake_second = Table(
     Column("unavailable", BigInteger, nullable=False, server_default="0"),
     Column("limited", BigInteger, nullable=False, server_default="0"),
     Index("ix_intake_second_time", "second"),
+)
+
+# Crowd runs (`python -m crowd`): a storm through the real door, with what the crowd measured.
+crowd_run = Table(
+    "crowd_run",
+    metadata,
+    Column("id", BigInteger, primary_key=True, autoincrement=True),
+    Column("campaign_id", BigInteger, nullable=False),
+    Column("target_url", String(255), nullable=False),
+    Column("users", Integer, nullable=False),
+    Column("seconds", Float, nullable=False),
+    Column("repeat_share", Float, nullable=False),
+    Column("shape", String(16), nullable=False),
+    Column("connections", Integer, nullable=False),
+    Column("planned", Integer, nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("stop_requested", Boolean, nullable=False, server_default=false()),
+    Column("sent", BigInteger, nullable=False, server_default="0"),
+    Column("accepted", BigInteger, nullable=False, server_default="0"),
+    Column("refused", BigInteger, nullable=False, server_default="0"),
+    Column("failed", BigInteger, nullable=False, server_default="0"),
+    Column("answers", Text, nullable=False),  # JSON: {"202": n, "429 RATE_LIMITED": n, "no answer": n, …}
+    Column("p50_ms", Float, nullable=True),
+    Column("p95_ms", Float, nullable=True),
+    Column("p99_ms", Float, nullable=True),
+    Column("max_ms", Float, nullable=True),
+    Column("behind_s", Float, nullable=False, server_default="0"),
+    Column("error", Text, nullable=True),
+    Column("host", String(255), nullable=True),
+    Column("pid", Integer, nullable=True),
+    Column("created_at", Timestamp, nullable=False),
+    Column("started_at", Timestamp, nullable=True),
+    Column("heartbeat_at", Timestamp, nullable=False),
+    Column("ended_at", Timestamp, nullable=True),
+    Index("ix_crowd_run_campaign", "campaign_id"),
+)
+
+crowd_run_second = Table(
+    "crowd_run_second",
+    metadata,
+    Column("run_id", BigInteger, primary_key=True, autoincrement=False),
+    Column("second", DateTime, primary_key=True),
+    Column("sent", Integer, nullable=False),
+    Column("accepted", Integer, nullable=False),
+    Column("refused", Integer, nullable=False),
+    Column("failed", Integer, nullable=False),
+    Column("p50_ms", Float, nullable=True),
+    Column("p95_ms", Float, nullable=True),
+    Column("p99_ms", Float, nullable=True),
 )
 
 consumer_lag_sample = Table(

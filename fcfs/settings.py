@@ -93,6 +93,14 @@ class Settings(BaseSettings):
     api_base_url: str = "http://127.0.0.1:8000"
     # the dashboard's sign-in password; empty: the admin token
     dashboard_password: SecretStr = SecretStr("")
+    # the crowd simulator (`python -m crowd`, the Control page): the door it sends its users to (empty: the
+    # public door on this machine, http://127.0.0.1:API_PORT), and whether that may be another machine
+    crowd_target_url: str = ""
+    crowd_allow_remote: bool = False
+
+    @property
+    def crowd_target(self) -> str:
+        return (self.crowd_target_url or f"http://127.0.0.1:{self.api_port}").rstrip("/")
 
     @model_validator(mode="after")
     def _sasl_needs_credentials(self) -> Settings:

@@ -35,6 +35,8 @@ def test_docker_compose_file_is_valid_and_runs_in_production_exposing_only_the_a
         "ops",
     ]
     assert config["dashboard"]["environment"]["API_BASE_URL"] == "http://ops:8001"  # not through the crowd's door
+    assert config["ops"]["environment"]["CROWD_TARGET_URL"] == "http://api:8000"
+    assert config["ops"]["environment"]["APP_ENV"] == "production"  # the shared settings kept
     assert config["api"]["environment"]["ADMIN_TOKEN"] == "t0ken"
     assert config["kafka-ui"]["environment"]["KAFKA_CLUSTERS_0_READONLY"] == "true"
     assert "MYSQL_ROOT_PASSWORD" not in config["mysql"]["environment"]

@@ -6,6 +6,7 @@ import datetime as dt
 from functools import partial
 from typing import Any
 
+import plotly.graph_objects as go
 import streamlit as st
 
 from dashboard.ui import api, attempt, field, pick_campaign, recover_when_back, table
@@ -72,6 +73,124 @@ if campaigns is not None:
                 f"{sent['requestCount']:,} requests published to campaign #{sent['campaignId']} "
                 "— watch them arrive on the Live page."
             )
+
+st.header("Crowd")
+st.caption(
+    "A storm through the real door: simulated users (and a share of them clicking again) over a few seconds, "
+    "sent by a process of its own to the public participation endpoint, each user from one of many loopback "
+    "addresses. What the crowd measures — its answers and their latency — shows below while it runs; the "
+    "Live page shows what the system did with it."
+)
+if campaigns is not None:
+    crowd_target = pick_campaign(campaigns, key="crowd-campaign")
+    crowd_cols = st.columns(5)
+    crowd_users = crowd_cols[0].number_input(
+        "Users", min_value=1, max_value=100_000, value=20_000, step=1000, key="crowd-users"
+    )
+    crowd_seconds = crowd_cols[1].number_input("Seconds", min_value=1, max_value=600, value=20, key="crowd-seconds")
+    crowd_repeat = crowd_cols[2].slider("Repeat clicks (%)", min_value=0, max_value=50, value=10, key="crowd-repeat")
+    crowd_shape = crowd_cols[3].radio(
+        "Shape",
+        ["flat", "rush"],
+        horizontal=True,
+        key="crowd-shape",
+        help="flat: evenly over the time · rush: most users at the opening, fewer and fewer after",
+    )
+    crowd_connections = crowd_cols[4].number_input(
+        "Connections", min_value=1, max_value=1000, value=200, key="crowd-connections"
+    )
+    if crowd_target is not None and st.button("Start the crowd", key="crowd-start", icon=":material/groups:"):
+        crowd_campaign: int = crowd_target
+        run = attempt(
+            lambda: api().start_crowd(
+                crowd_campaign,
+                int(crowd_users),
+                float(crowd_seconds),
+                crowd_repeat / 100,
+                str(crowd_shape),
+                int(crowd_connections),
+            ),
+            "start the crowd",
+        )
+        if run:
+            st.session_state["crowd-run"] = run["runId"]
+
+
+def _crowd_chart(per_second: list[dict[str, Any]]) -> go.Figure:
+    times = [dt.datetime.fromisoformat(s["at"]) for s in per_second]
+    fig = go.Figure()
+    fig.update_layout(
+        title="The crowd, per second",
+        height=280,
+        margin={"l": 10, "r": 10, "t": 40, "b": 10},
+        legend={"orientation": "h", "y": -0.25},
+        yaxis={"title": "requests"},
+        yaxis2={"title": "ms", "overlaying": "y", "side": "right", "rangemode": "tozero"},
+    )
+    fig.add_bar(x=times, y=[s["accepted"] for s in per_second], name="accepted", marker_color="#1f77b4")
+    fig.add_bar(
+        x=times, y=[s["refused"] + s["failed"] for s in per_second], name="refused / no answer", marker_color="#d62728"
+    )
+    fig.update_layout(barmode="stack")
+    for name, key, dash in (("p50", "p50Ms", "dot"), ("p95", "p95Ms", "solid"), ("p99", "p99Ms", "dash")):
+        fig.add_scatter(
+            x=times, y=[s[key] for s in per_second], name=f"{name} ms", yaxis="y2", mode="lines", line={"dash": dash}
+        )
+    return fig
+
+
+@st.fragment(run_every=1)
+def crowd_panel() -> None:
+    run_id = st.session_state.get("crowd-run")
+    if run_id is None:
+        runs = attempt(lambda: api().crowd_runs(1), "read the crowd runs")
+        run_id = runs[0]["runId"] if runs else None
+    if run_id is None:
+        return
+    run = attempt(lambda: api().crowd_run(run_id), "read the crowd run")
+    if not run:
+        return
+    active = run["status"] in ("STARTING", "RUNNING")
+    show = st.info if active else st.success if run["status"] == "FINISHED" else st.warning
+    show(
+        f"Crowd run #{run['runId']} on campaign #{run['campaignId']}: **{run['status']}**"
+        + (" (stop requested)" if run["stopRequested"] and active else "")
+        + f" — {run['users']:,} users, {run['planned']:,} clicks over {run['seconds']:g} s ({run['shape']})"
+        + (f" — {run['error']}" if run["error"] else "")
+    )
+    st.progress(min(run["sent"] / run["planned"], 1.0) if run["planned"] else 0.0)
+    row = st.columns(6)
+    row[0].metric("Sent", f"{run['sent']:,}")
+    row[1].metric("Accepted", f"{run['accepted']:,}")
+    row[2].metric("Refused", f"{run['refused']:,}")
+    row[3].metric("No answer", f"{run['failed']:,}")
+    row[4].metric(
+        "p95 latency",
+        "–" if run["p95Ms"] is None else f"{run['p95Ms']:,.0f} ms",
+        help=f"p50 {run['p50Ms']} ms · p99 {run['p99Ms']} ms · max {run['maxMs']} ms",
+    )
+    row[5].metric("Behind schedule", f"{run['behindS']:.1f} s", help="how far the crowd fell behind its plan")
+    refusals = {k: v for k, v in run["answers"].items() if not k.startswith("20")}
+    if refusals:
+        st.caption("Answers other than success: " + ", ".join(f"{k}: {v:,}" for k, v in sorted(refusals.items())))
+    if run.get("perSecond"):
+        st.plotly_chart(_crowd_chart(run["perSecond"]), use_container_width=True, key="crowd-chart")
+    cols = st.columns(2)
+    cols[0].page_link(
+        "views/live.py",
+        label="Watch the campaign on the Live page",
+        icon=":material/monitoring:",
+        query_params={"campaign": str(run["campaignId"])},
+    )
+    if (
+        active
+        and not run["stopRequested"]
+        and cols[1].button("Stop the crowd", key="crowd-stop", icon=":material/stop:")
+    ):
+        attempt(lambda: api().stop_crowd(run_id), "stop the crowd")
+
+
+crowd_panel()
 
 st.header("Daily aggregation")
 day = st.date_input(
