@@ -18,6 +18,7 @@ from typing import Any
 
 import httpx
 import orjson
+import psutil
 from pydantic import SecretStr
 from sqlalchemy import Engine, func, select
 
@@ -109,6 +110,7 @@ class Processes:
 
     tmp: Path
     started: list[Proc] = field(default_factory=list)
+    since: float = field(default_factory=time.time)
 
     def start(self, name: str, args: list[str], env: dict[str, str], group: bool = False) -> Proc:
         """Start a process; with `group`, in a process group of its own that `stop_all` kills whole."""
@@ -122,7 +124,9 @@ class Processes:
         return proc
 
     def api(self, settings: Settings, workers: int = 1, access_log: bool = False, **extra: str) -> Api:
-        port = free_port()
+        return self.api_on(settings, free_port(), workers, access_log, **extra)
+
+    def api_on(self, settings: Settings, port: int, workers: int = 1, access_log: bool = False, **extra: str) -> Api:
         env = settings_env(settings, ADMIN_TOKEN=ADMIN_TOKEN, **extra)
         proc = self.start("api", api_command(port, workers=workers, access_log=access_log), env)
         api = Api(f"http://127.0.0.1:{port}", proc)
@@ -138,6 +142,11 @@ class Processes:
                 proc.kill()
             with contextlib.suppress(ProcessLookupError, PermissionError):
                 os.killpg(proc.popen.pid, signal.SIGKILL)  # its children too, if it leads a group
+        for crowd in psutil.process_iter(["cmdline", "create_time"]):  # crowds an API started, in sessions of their own
+            cmdline = crowd.info["cmdline"] or []
+            if cmdline[1:4] == ["-m", "crowd", "--run"] and crowd.info["create_time"] >= self.since:
+                with contextlib.suppress(psutil.Error):
+                    crowd.kill()
 
 
 @dataclass

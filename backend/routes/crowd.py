@@ -123,7 +123,7 @@ def spawn(run_id: int) -> None:
     summary="Start a crowd of simulated users through the participation door (one at a time)",
     responses={
         **ok(202, CrowdRun, links={"CrowdRun": link("crowdRun", runId="data.runId")}),
-        **errors(404, 409, 422),
+        **errors(400, 404, 409, 422),
     },
 )
 def start_crowd(body: CrowdRequest, engine: EngineDep, settings: SettingsDep) -> Response:
