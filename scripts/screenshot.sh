@@ -4,5 +4,5 @@
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 export DASHBOARD_SCREENSHOT="$PWD/docs/images/dashboard-live.png"
-scripts/test.sh tests/integration/test_dashboard_browser.py -k follows -q
+scripts/test.sh tests/integration/test_dashboard_browser.py -k storm -q
 echo "saved $DASHBOARD_SCREENSHOT"

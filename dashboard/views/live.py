@@ -17,6 +17,7 @@ from fcfs.settings import get_settings
 LAG_WINDOW_S = 300
 COLORS = {"success": "#2ca02c", "fail": "#ff7f0e", "duplicate": "#7f7f7f"}
 INTAKE = ("accepted", "unavailable", "limited")
+REFETCH_S = 5
 
 
 @dataclass(frozen=True)
@@ -37,7 +38,8 @@ def _merge_timeline(campaign_id: int) -> tuple[list[dict[str, Any]], list[dict[s
     known: dict[int, dict[str, Any]] = st.session_state.setdefault(f"timeline-{campaign_id}", {})
     door: dict[int, dict[str, Any]] = st.session_state.setdefault(f"intake-{campaign_id}", {})
     newest = max([*known, *door], default=None)
-    answer = api().timeline(campaign_id, None if newest is None else newest - 1)  # the last second may still fill
+    # the last seconds may still fill: the door's counts arrive up to a flush (a second) or two late
+    answer = api().timeline(campaign_id, None if newest is None else newest - REFETCH_S)
     for point in answer["points"]:
         known[point["ts"]] = point
     for point in answer.get("intake", []):

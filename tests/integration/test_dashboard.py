@@ -10,7 +10,7 @@ from streamlit.testing.v1 import AppTest
 
 from dashboard import auth
 from fcfs.settings import Settings, get_settings
-from tests.support import ADMIN_TOKEN, ROOT, Api, Processes, free_port
+from tests.support import ADMIN_TOKEN, ROOT, Api, Processes, free_port, wait_until
 
 PAGES = ROOT / "dashboard" / "views"
 
@@ -112,6 +112,54 @@ def test_the_control_page_generates_demo_history(api: Api) -> None:
     assert any("2 generated campaigns" in s.value and "1 day(s) aggregated" in s.value for s in at.success), [
         s.value for s in at.success
     ]
+
+
+def test_the_control_page_starts_follows_and_stops_a_crowd(
+    settings: Settings, processes: Processes, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    port = free_port()
+    api = processes.api_on(settings, port, CROWD_TARGET_URL=f"http://127.0.0.1:{port}")
+    monkeypatch.setenv("API_BASE_URL", api.base_url)
+    monkeypatch.setenv("ADMIN_TOKEN", ADMIN_TOKEN)
+    campaign_id = api.create_campaign(total_stock=10, name="crowd from the dashboard")
+    at = AppTest.from_file(str(ROOT / "dashboard" / "app.py"), default_timeout=30)  # its link needs the menu
+    at.session_state["signed-in"] = True
+    at.query_params["campaign"] = str(campaign_id)
+    at.switch_page("views/control.py").run()
+    at.number_input(key="crowd-users").set_value(30_000)
+    at.number_input(key="crowd-seconds").set_value(60)
+    at.slider(key="crowd-repeat").set_value(20)
+    at.radio(key="crowd-shape").set_value("rush")
+    at.button(key="crowd-start").click().run()
+    assert not at.exception, at.exception
+    run_id = at.session_state["crowd-run"]
+    with api.client(admin=True) as client:
+        run = client.get(f"/api/admin/crowd/{run_id}").json()["data"]
+        assert (run["campaignId"], run["users"], run["seconds"], run["repeatShare"], run["shape"]) == (
+            campaign_id,
+            30_000,
+            60,
+            0.2,
+            "rush",
+        )
+        wait_until(lambda: client.get(f"/api/admin/crowd/{run_id}").json()["data"]["sent"] > 0, 20, "clicks")
+    at.run()
+    assert any(f"Crowd run #{run_id} on campaign #{campaign_id}: **RUNNING**" in i.value for i in at.info), [
+        i.value for i in at.info
+    ]
+    sent = int(metrics(at)["Sent"].replace(",", ""))
+    assert sent > 0
+    at.button(key="crowd-stop").click().run()
+    assert not at.exception, at.exception
+    with api.client(admin=True) as client:
+        wait_until(
+            lambda: client.get(f"/api/admin/crowd/{run_id}").json()["data"]["status"] == "STOPPED", 20, "the stop"
+        )
+    at.run()
+    assert any(f"Crowd run #{run_id}" in w.value and "STOPPED" in w.value for w in at.warning), [
+        w.value for w in at.warning
+    ]
+    assert "crowd-stop" not in [b.key for b in at.button]
 
 
 def test_analytics_and_kafka_pages_render(api: Api) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
 import sys
 import time
 from collections.abc import Iterator
@@ -52,13 +53,35 @@ def browser(tmp_path: Path) -> Iterator[webdriver.Chrome]:
 
 
 def shown_metrics(driver: webdriver.Chrome) -> dict[str, str]:
-    found = {}
-    for metric in driver.find_elements(By.CSS_SELECTOR, '[data-testid="stMetric"]'):
-        label = metric.find_elements(By.CSS_SELECTOR, '[data-testid="stMetricLabel"]')
-        value = metric.find_elements(By.CSS_SELECTOR, '[data-testid="stMetricValue"]')
-        if label and value:
-            found[label[0].text.strip()] = value[0].text.strip()
+    """The metrics on the page, label -> value (read in one script: the page redraws every second)."""
+    found: dict[str, str] = driver.execute_script(
+        """
+        const out = {};
+        for (const m of document.querySelectorAll('[data-testid="stMetric"]')) {
+          const label = m.querySelector('[data-testid="stMetricLabel"]');
+          const value = m.querySelector('[data-testid="stMetricValue"]');
+          if (label && value) out[label.innerText.trim()] = value.innerText.trim();
+        }
+        return out;
+        """
+    )
     return found
+
+
+def click(driver: webdriver.Chrome, tag: str, text: str) -> None:
+    """Click the first `tag` element whose text has `text`, found and clicked in one script (an element
+    found first and clicked later may have been redrawn in between)."""
+    script = """
+        for (const e of document.querySelectorAll(arguments[0])) {
+          if (e.innerText.includes(arguments[1])) { e.click(); return true; }
+        }
+        return false;
+    """
+    wait_until(lambda: driver.execute_script(script, tag, text), 30, f"a {tag} with {text!r} to click")
+
+
+def page_text(driver: webdriver.Chrome) -> str:
+    return str(driver.execute_script("return document.body.innerText"))
 
 
 def sign_in(browser: webdriver.Chrome, address: str) -> None:
@@ -133,11 +156,127 @@ def test_live_page_follows_a_bulk_load_without_reloading(
     assert final["Stock left"] == "0 / 20,000"
     assert final["Duplicates"] == "0" and final["Fails (sold out)"] == "10,000"
     assert len(browser.find_elements(By.CSS_SELECTOR, ".js-plotly-plot")) >= 3
+    screenshot = tmp_path / "dashboard-live.png"
+    browser.save_screenshot(str(screenshot))
+    assert screenshot.stat().st_size > 10_000
+    print(f"winner counts seen on the page without reloading: {climbing}")
+
+
+def plotted(browser: webdriver.Chrome) -> dict[str, dict[str, float]]:
+    """The Live page's curves as drawn: trace name -> {x: y} (the per-second ones: intake and decisions)."""
+    traces: dict[str, dict[str, float]] = browser.execute_script(
+        """
+        const out = {};
+        for (const gd of document.querySelectorAll('.js-plotly-plot')) {
+          for (const t of (gd.data || [])) {
+            if (t.name && t.x && t.y) {
+              out[t.name] = Object.fromEntries(t.x.map((x, i) => [String(x), Number(t.y[i] || 0)]));
+            }
+          }
+        }
+        return out;
+        """
+    )
+    return traces
+
+
+def start_dashboard(processes: Processes, settings: Settings, api_url: str) -> str:
+    port = free_port()
+    processes.start(
+        "dashboard",
+        [
+            sys.executable,
+            "-m",
+            "streamlit",
+            "run",
+            str(ROOT / "dashboard" / "app.py"),
+            "--server.port",
+            str(port),
+            "--server.address",
+            "127.0.0.1",
+            "--server.headless",
+            "true",
+            "--browser.gatherUsageStats",
+            "false",
+        ],
+        settings_env(settings, API_BASE_URL=api_url, ADMIN_TOKEN=ADMIN_TOKEN),
+    )
+    url = f"http://127.0.0.1:{port}"
+    wait_until(lambda: _up(url), 60, "the dashboard to serve")
+    return url
+
+
+def test_a_storm_started_from_the_control_page_climbs_on_the_live_page_and_a_stopped_worker_shows_flat(
+    settings: Settings, processes: Processes, browser: webdriver.Chrome, tmp_path: Path
+) -> None:
+    """The Control page starts a crowd (20,000 users over 20 s through the real door); its link opens the
+    Live page, where the door's answers and the decisions climb; a worker held still for 5 s shows as a
+    flat stretch of decisions under a steady intake; at the end the page shows what the crowd counted."""
+    api_port = free_port()
+    api = processes.api_on(settings, api_port, workers=2, CROWD_TARGET_URL=f"http://127.0.0.1:{api_port}")
+    campaign_id = api.create_campaign(total_stock=5_000, name="Christmas AirPods")
+    worker = processes.worker(settings)
+    url = start_dashboard(processes, settings, api.base_url)
+
+    sign_in(browser, f"{url}/control?campaign={campaign_id}")
+    click(browser, "button", "Start the crowd")
+    wait_until(lambda: f"on campaign #{campaign_id}: RUNNING" in page_text(browser), 30, "the crowd to run")
+    click(browser, "a", "Watch the campaign on the Live page")
+    wait_until(lambda: "Winners" in shown_metrics(browser), 30, "the Live page")
+    browser.execute_script("window.__sameDocument = 'yes'")
+
+    accepted_seen, decided_seen = [], []
+
+    def watch() -> tuple[float, float]:
+        curves = plotted(browser)
+        accepted_seen.append(sum(curves.get("accepted (202)", {}).values()))
+        decided_seen.append(sum(curves.get("decided", {}).values()))
+        return accepted_seen[-1], decided_seen[-1]
+
+    def climbing(seen: list[float]) -> bool:
+        return len({v for v in seen if v > 0}) >= 3
+
+    wait_until(lambda: watch() and climbing(accepted_seen) and climbing(decided_seen), 30, "both to climb", 0.5)
+    worker.popen.send_signal(signal.SIGSTOP)  # the worker held still: intake goes on, decisions stop
+    try:
+        held_from = time.time()
+        while time.time() - held_from < 5:
+            watch()
+            time.sleep(0.5)
+    finally:
+        worker.popen.send_signal(signal.SIGCONT)
+
+    with api.client(admin=True) as client:
+        run = wait_until(
+            lambda: (
+                (r := client.get("/api/admin/crowd", params={"limit": 1}).json()["data"][0])["status"] == "FINISHED"
+                and r
+            ),
+            60,
+            "the crowd to finish",
+        )
+    assert run["campaignId"] == campaign_id and run["accepted"] == run["sent"] == run["planned"], run
+    # the page ends up showing what the crowd counted at the door, every request decided
+    wait_until(
+        lambda: watch() == (run["accepted"], run["accepted"]),
+        60,
+        f"the page to show {run['accepted']:,} accepted and decided (seen {accepted_seen[-3:]}, {decided_seen[-3:]})",
+        0.5,
+    )
+    assert browser.execute_script("return window.__sameDocument") == "yes"  # followed without a reload
+    assert accepted_seen == sorted(accepted_seen) and decided_seen == sorted(decided_seen)
+    curves = plotted(browser)
+    accepted, decided = curves["accepted (202)"], curves["decided"]
+    busy = sorted(x for x, n in decided.items() if n > 0)
+    flat = [x for x in decided if busy[0] < x < busy[-1] and decided[x] == 0 and accepted.get(x, 0) > 0]
+    assert len(flat) >= 3, f"no flat stretch of decisions under a steady intake: {decided}"
+    assert shown_metrics(browser)["Stock left"] == "0 / 5,000"
+    time.sleep(2)  # the last refresh drawn
     screenshot = Path(os.environ.get(SCREENSHOT_ENV) or tmp_path / "dashboard-live.png")
     screenshot.parent.mkdir(parents=True, exist_ok=True)
     browser.save_screenshot(str(screenshot))
     assert screenshot.stat().st_size > 10_000
-    print(f"winner counts seen on the page without reloading: {climbing}")
+    print(f"accepted as drawn: {accepted_seen[::4]}; decided: {decided_seen[::4]}; flat seconds: {len(flat)}")
 
 
 def _up(url: str) -> bool:
