@@ -12,6 +12,8 @@ from sqlalchemy.exc import DBAPIError, OperationalError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
 
+from backend.outages import DATABASE_OUTAGES
+
 log = logging.getLogger(__name__)
 
 
@@ -97,6 +99,7 @@ def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(OperationalError)
     async def database_down(request: Request, exc: OperationalError) -> Response:
         log.warning("database unavailable on %s %s: %s", request.method, request.url.path, exc.orig)
+        DATABASE_OUTAGES.note()
         return envelope(
             None, "the database is unavailable, try again shortly", 503, "DATABASE_UNAVAILABLE", {"Retry-After": "1"}
         )

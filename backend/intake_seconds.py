@@ -3,7 +3,8 @@
 The Live page shows them next to the decisions per second: what the crowd is sending, what the door
 accepts (202), and what it refuses because Kafka is unavailable (503) or the client is over its rate
 (429). Counting is a dict increment on the hot path; every API process adds its counts to the same
-rows. When the database is away the counts are kept (up to an hour of seconds) and written once it is back.
+rows. When the database is away the counts are kept (up to an hour of seconds) and written once it is back,
+with the seconds it was away (backend/outages.py).
 """
 
 from __future__ import annotations
@@ -16,10 +17,12 @@ import time
 
 from sqlalchemy import Connection, Engine, delete, select
 from sqlalchemy.dialects.mysql import insert as mysql_insert
+from sqlalchemy.exc import OperationalError
 from starlette.concurrency import run_in_threadpool
 
+from backend.outages import DATABASE_OUTAGES, write_outages
 from fcfs.db import utcnow
-from fcfs.schema import campaign_intake_second
+from fcfs.schema import campaign_intake_second, dependency_outage_second
 
 log = logging.getLogger(__name__)
 ACCEPTED, UNAVAILABLE, LIMITED = 0, 1, 2
@@ -63,9 +66,11 @@ class IntakeSeconds:
                 await run_in_threadpool(self.flush)
 
     def flush(self) -> None:
-        """Add the counts so far to the database; keep them for the next try if it is away."""
+        """Add the counts so far (and the seconds the database was found away) to the database; keep
+        them for the next try if it is away, noting the seconds it was."""
         taken, self._counts = self._counts, {}
-        if not taken:
+        outages = DATABASE_OUTAGES.take()
+        if not (taken or outages):
             return
         rows = [
             {"campaign_id": cid, "second": EPOCH + dt.timedelta(seconds=second), **dict(zip(COLUMNS, c, strict=True))}
@@ -75,16 +80,23 @@ class IntakeSeconds:
         statement = statement.on_duplicate_key_update(
             {name: getattr(campaign_intake_second.c, name) + statement.inserted[name] for name in COLUMNS}
         )
+        started = time.time()
         try:
             with self.engine.begin() as conn:
-                conn.execute(statement, rows)
+                if rows:
+                    conn.execute(statement, rows)
+                if outages:
+                    write_outages(conn, outages)
                 if time.monotonic() >= self._next_prune:
                     self._next_prune = time.monotonic() + 600
-                    conn.execute(
-                        delete(campaign_intake_second).where(campaign_intake_second.c.second < utcnow() - KEEP)
-                    )
+                    old = utcnow() - KEEP
+                    conn.execute(delete(campaign_intake_second).where(campaign_intake_second.c.second < old))
+                    conn.execute(delete(dependency_outage_second).where(dependency_outage_second.c.second < old))
         except Exception as exc:
             log.warning("intake counts not written yet (%d seconds kept): %s", len(taken), exc)
+            DATABASE_OUTAGES.put_back(outages)
+            if isinstance(exc, OperationalError):  # unreachable, not a query it refused
+                DATABASE_OUTAGES.note(started, time.time())
             for key, counts in taken.items():  # merge back under the counts made meanwhile
                 into = self._counts.setdefault(key, [0, 0, 0])
                 for i, n in enumerate(counts):

@@ -105,6 +105,7 @@ class Timeline(BaseModel):
     totalStock: int
     points: list[TimelinePoint]
     intake: list[IntakePoint]
+    databaseUnavailable: list[int]  # epoch seconds in which an API process could not reach the database
 
 
 class BulkPublished(BaseModel):

@@ -218,6 +218,14 @@ campaign_intake_second = Table(
     Index("ix_intake_second_time", "second"),
 )
 
+# Seconds in which an API process found a dependency ("DATABASE") unavailable, written once it is back.
+dependency_outage_second = Table(
+    "dependency_outage_second",
+    metadata,
+    Column("dependency", String(16), primary_key=True),
+    Column("second", DateTime, primary_key=True),
+)
+
 # Crowd runs (`python -m crowd`): a storm through the real door, with what the crowd measured.
 crowd_run = Table(
     "crowd_run",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from typing import Annotated
 
 from fastapi import APIRouter, Path, Query
@@ -11,6 +12,7 @@ from starlette.responses import Response
 from backend.deps import EngineDep, SettingsDep
 from backend.errors import campaign_not_found, envelope
 from backend.intake_seconds import intake_points
+from backend.outages import outage_seconds
 from backend.presenters import campaign_json, campaign_status_json
 from backend.responses import Campaign, CampaignStatus, Timeline, errors, ok
 from backend.schemas import CampaignId
@@ -44,7 +46,8 @@ def campaign_status(campaign_id: Annotated[CampaignId, Path(alias="campaignId")]
 
 @router.get(
     "/{campaignId}/timeline",
-    summary="Per-second decisions (newest hour) with running totals and stock, and the door's answers per second",
+    summary="Per-second decisions (newest hour) with running totals and stock, the door's answers per second "
+    "and the seconds the API found the database unavailable",
     operation_id="campaignTimeline",
     responses={**ok(200, Timeline), **errors(404, 422, 503)},
 )
@@ -63,4 +66,16 @@ def campaign_timeline(
         except LookupError:
             raise campaign_not_found(campaign_id) from None
         intake = intake_points(conn, campaign_id, since, limit)
-    return envelope({"campaignId": campaign_id, "totalStock": total_stock, "points": points, "intake": intake})
+        created: dt.datetime = conn.execute(
+            select(campaign.c.created_at).where(campaign.c.id == campaign_id)
+        ).scalar_one()
+        outages = outage_seconds(conn, created if since is None else max(since, created), limit)
+    return envelope(
+        {
+            "campaignId": campaign_id,
+            "totalStock": total_stock,
+            "points": points,
+            "intake": intake,
+            "databaseUnavailable": outages,
+        }
+    )

@@ -24,6 +24,7 @@ REFETCH_S = 5
 class Moments:
     sold_out: int | None  # epoch second
     unavailable: list[tuple[int, int]]  # stretches of seconds with 503s at the door
+    database_down: list[tuple[int, int]]  # stretches the API found the database unavailable
     stalled: list[tuple[int, int]]  # stretches with a partition stalled
 
 
@@ -32,11 +33,12 @@ def _times(points: list[dict[str, Any]]) -> list[dt.datetime]:
     return [dt.datetime.fromtimestamp(p["ts"], dt.UTC).astimezone(tz) for p in points]
 
 
-def _merge_timeline(campaign_id: int) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
-    """The campaign's decision points and intake points, fetched in full once and then only from the
-    last second on."""
+def _merge_timeline(campaign_id: int) -> tuple[list[dict[str, Any]], list[dict[str, Any]], list[int]]:
+    """The campaign's decision points, intake points and database-unavailable seconds, fetched in full
+    once and then only from the last seconds on."""
     known: dict[int, dict[str, Any]] = st.session_state.setdefault(f"timeline-{campaign_id}", {})
     door: dict[int, dict[str, Any]] = st.session_state.setdefault(f"intake-{campaign_id}", {})
+    database_down: set[int] = st.session_state.setdefault(f"database-down-{campaign_id}", set())
     newest = max([*known, *door], default=None)
     # the last seconds may still fill: the door's counts arrive up to a flush (a second) or two late
     answer = api().timeline(campaign_id, None if newest is None else newest - REFETCH_S)
@@ -44,11 +46,13 @@ def _merge_timeline(campaign_id: int) -> tuple[list[dict[str, Any]], list[dict[s
         known[point["ts"]] = point
     for point in answer.get("intake", []):
         door[point["ts"]] = point
-    return [known[ts] for ts in sorted(known)], [door[ts] for ts in sorted(door)]
+    database_down.update(answer.get("databaseUnavailable", []))
+    return [known[ts] for ts in sorted(known)], [door[ts] for ts in sorted(door)], sorted(database_down)
 
 
 def _mark(fig: go.Figure, moments: Moments) -> None:
-    """The moments that matter on a time axis: sold out, Kafka refusing at the door, a stalled partition."""
+    """The moments that matter on a time axis: sold out, Kafka refusing at the door, the database
+    unavailable to the API, a stalled partition."""
     tz = get_settings().tz
 
     def at(second: float) -> dt.datetime:
@@ -59,6 +63,7 @@ def _mark(fig: go.Figure, moments: Moments) -> None:
         fig.add_annotation(x=at(moments.sold_out), y=1, yref="paper", text="sold out", showarrow=False)
     for first, last, color, label in (
         *((a, b, "rgba(214,39,40,0.15)", "Kafka unavailable") for a, b in moments.unavailable),
+        *((a, b, "rgba(148,103,189,0.18)", "database unavailable") for a, b in moments.database_down),
         *((a, b, "rgba(255,127,14,0.15)", "lag stalled") for a, b in moments.stalled),
     ):
         fig.add_vrect(x0=at(first - 0.5), x1=at(last + 0.5), fillcolor=color, line_width=0, annotation_text=label)
@@ -90,13 +95,14 @@ def live_panel(campaign_id: int) -> None:
         return
     kafka = attempt(api().kafka, "read the consumer lag")
     now = int(time.time())
-    merged = attempt(lambda: _merge_timeline(campaign_id), "read the timeline") or ([], [])
+    merged = attempt(lambda: _merge_timeline(campaign_id), "read the timeline") or ([], [], [])
     points = zero_filled(merged[0], now)
     intake = zero_filled(merged[1], now, counts=INTAKE)
     lag = attempt(_merge_lag, "read the lag history") or {}
     moments = Moments(
         sold_out_second(points),
         spans([p["ts"] for p in intake if p["unavailable"]]),
+        spans(merged[2]),
         spans([s for samples in lag.values() for s in stalled_seconds(samples)]),
     )
 

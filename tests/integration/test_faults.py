@@ -138,7 +138,7 @@ def test_database_outage_during_consumption(settings: Settings, processes: Proce
             wait_until(lambda: _decided(engine, campaign_id) >= 3000, 60, "the worker to get going")
 
             stop_db()
-            outage_started = time.monotonic()
+            outage_started, outage_from = time.monotonic(), time.time()
             with api.client() as client:
                 sync = client.post(f"/api/campaigns/{sync_campaign}/participation-sync", json={"userId": 999_999})
                 status = client.get(f"/api/campaigns/{campaign_id}/status")
@@ -154,6 +154,7 @@ def test_database_outage_during_consumption(settings: Settings, processes: Proce
             os.kill(worker.popen.pid, signal.SIGSTOP)  # the database back, the worker held still to look
             try:
                 start_db()
+                outage_to = time.time()
                 # I4's order: Kafka's commit follows the database's. Reversed, the batch in hand when the
                 # database went down would be committed in Kafka and missing from the database.
                 assert _stored_offset(engine, settings) == committed_early == _decided(engine, campaign_id)
@@ -164,6 +165,15 @@ def test_database_outage_during_consumption(settings: Settings, processes: Proce
                 lambda: _decided(engine, campaign_id) == 30_001, 120, "the worker to resume by itself", interval_s=0.5
             )
             assert worker.terminate(30) == 0
+            # the API saw the outage (its intake flush and the status read failed): marked once the database is back
+            with api.client() as client:
+                marked = wait_until(
+                    lambda: client.get(f"/api/campaigns/{campaign_id}/timeline").json()["data"]["databaseUnavailable"],
+                    10,
+                    "the outage's seconds to be written",
+                )
+            assert len(marked) >= 8 and marked == sorted(set(marked)), marked  # ~10 s of outage
+            assert int(outage_from) <= marked[0] and marked[-1] <= int(outage_to) + 1, (outage_from, marked, outage_to)
             retries = _retries(worker.log())
             assert len(retries) >= 5, retries  # 10 s of outage
             stated = [backoff for _, backoff in retries]
