@@ -82,9 +82,19 @@ def main(argv: list[str] | None = None) -> None:
         help="public: the crowd's routes only (participation, campaign reads, health); ops: every route, for "
         "the dashboard and operators on a port of their own; all: every route (API_PLANE)",
     )
+    parser.add_argument(
+        "--nice",
+        type=int,
+        choices=range(20),
+        default=settings.api_nice,
+        metavar="0-19",
+        help="CPU niceness added to the server's processes (API_NICE): the crowd's door below the operators' plane",
+    )
     parser.add_argument("--access-log", action="store_true", help="log every request")
     parser.add_argument("--log-level", choices=[level.value for level in LogLevels], default="info")
     args = parser.parse_args(argv)
+    if args.nice:
+        os.nice(args.nice)  # inherited by the server's worker processes
     os.environ[SERVER_PID] = str(os.getpid())
     os.environ["API_PLANE"] = args.plane  # read by the app in every server process
     get_settings.cache_clear()  # (forked server processes would inherit the settings read above)

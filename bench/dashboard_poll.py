@@ -23,6 +23,7 @@ import httpx
 from sqlalchemy import create_engine, func, select
 
 from bench.common import ROOT, fresh_database, percentile, save_json, served_api
+from dashboard.series import REFETCH_S
 from fcfs.days import local_today
 from fcfs.history import generate_history
 from fcfs.kafka import delete_topics, ensure_topics
@@ -91,7 +92,7 @@ def main() -> None:
             for _ in range(args.polls + 1):
                 calls: list[tuple[str, str, dict[str, Any]]] = [
                     ("status", f"/api/campaigns/{campaign_id}/status", {}),
-                    ("timeline", f"/api/campaigns/{campaign_id}/timeline", {"after": last_point - 1}),
+                    ("timeline", f"/api/campaigns/{campaign_id}/timeline", {"after": last_point - REFETCH_S}),
                     ("kafka", "/api/admin/kafka", {}),
                     ("lag-history", "/api/admin/kafka/lag-history", {"seconds": 300, "after": last_sample - 1}),
                 ]

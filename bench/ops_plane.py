@@ -4,7 +4,9 @@ Two layouts, each from a clean state (a fresh topic, a campaign with a large sto
 
 - **one plane**: one API server (2 processes, `--plane all`) takes the crowd and the dashboard's calls;
 - **two planes**: the crowd's door (2 processes, `--plane public`) and the operators' plane (1 process,
-  `--plane ops`, the Procfile's `ops` line) on its own port.
+  `--plane ops`, the Procfile's `ops` line) on its own port;
+- **two planes, door niced**: the same, the door's processes at a lower CPU priority (`API_NICE`), so
+  that on a shared machine the operators' calls, the broker and the database get the CPU first.
 
 For each: the Live page's poll (the four calls it makes every second: status, new timeline points,
 Kafka offsets and lag status, new lag samples) timed once a second while idle, then during a storm
@@ -30,10 +32,12 @@ import httpx
 
 from bench.common import ROOT, api_processes, fresh_database, percentile, save_json, served_api
 from bench.loadgen import attack
+from dashboard.series import REFETCH_S
 from fcfs.kafka import delete_topics, ensure_topics
 from fcfs.settings import get_settings
 
 OUT = ROOT / "docs" / "benchmarks"
+NICED = "two planes, door niced"
 
 
 def live_page_poll(client: httpx.Client, campaign_id: int) -> float:
@@ -42,7 +46,7 @@ def live_page_poll(client: httpx.Client, campaign_id: int) -> float:
     started = time.perf_counter()
     for path, params in (
         (f"/api/campaigns/{campaign_id}/status", {}),
-        (f"/api/campaigns/{campaign_id}/timeline", {"after": now - 2}),
+        (f"/api/campaigns/{campaign_id}/timeline", {"after": now - REFETCH_S}),
         ("/api/admin/kafka", {}),
         ("/api/admin/kafka/lag-history", {"seconds": 300, "after": now - 2}),
     ):
@@ -86,11 +90,12 @@ def measure(args: argparse.Namespace, layout: str) -> dict[str, Any]:
     ensure_topics(topic_settings)
     try:
         with contextlib.ExitStack() as stack:
-            door, token = stack.enter_context(
-                served_api({**env, "API_PLANE": "all" if layout == "one plane" else "public"}, workers=2)
-            )
+            door_env = {**env, "API_PLANE": "all" if layout == "one plane" else "public"}
+            if layout == NICED:
+                door_env["API_NICE"] = str(args.door_nice)
+            door, token = stack.enter_context(served_api(door_env, workers=2))
             ops = door
-            if layout == "two planes":
+            if layout != "one plane":
                 ops, token = stack.enter_context(served_api({**env, "API_PLANE": "ops"}, workers=1))
             with httpx.Client(base_url=ops, headers={"Authorization": f"Bearer {token}"}, timeout=60) as client:
                 created = client.post("/api/admin/campaigns", json={"name": "storm", "totalStock": 100_000_000})
@@ -127,10 +132,11 @@ def main() -> None:
     parser.add_argument("--clients", type=int, default=1000)
     parser.add_argument("--duration", type=int, default=15, help="seconds of each storm")
     parser.add_argument("--idle", type=int, default=10, help="seconds of idle polling")
+    parser.add_argument("--door-nice", type=int, default=10, help="API_NICE of the door in the third layout")
     parser.add_argument("--database", default="fcfs_bench_ops")
     parser.add_argument("--out-dir", type=Path, default=OUT)
     args = parser.parse_args()
-    results = [measure(args, layout) for layout in ("one plane", "two planes")]
+    results = [measure(args, layout) for layout in ("one plane", "two planes", NICED)]
     figures = {
         "benchmark": "operators' plane during a storm",
         "settings": {k: v for k, v in vars(args).items() if k != "out_dir"},
@@ -155,6 +161,8 @@ def main() -> None:
         f"participations for {args.duration} s (wrk, closed loop); the storm's intake alone and with the polls. "
         "**One plane**: one API server (2 processes) for the crowd and the dashboard. **Two planes**: the crowd's "
         "door (2 processes, `--plane public`) and the operators' plane (1 process, `--plane ops`) on its own port. "
+        f"**Two planes, door niced**: the same with the door's processes at `API_NICE={args.door_nice}`, below "
+        "the operators' plane, the broker and the database (the Procfile's layout). "
         "Everything — servers, broker, database, load generator — on the same cores.\n\n"
         "| layout | idle poll p50 / p95 ms | storm poll p50 / p95 ms | storm p95 ÷ idle p95 | intake alone /s "
         "| intake with polls /s | change | errors |\n|---|---|---|---|---|---|---|---|\n"

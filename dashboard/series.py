@@ -6,6 +6,11 @@ from typing import Any
 
 COUNTS = ("success", "fail", "duplicate")
 LIVE_GAP_S = 600  # a silence shorter than this, up to now, is drawn as a stall; a longer one is an event over
+# Seconds already shown can still change: a worker's batch or an API process's per-second counts may be
+# written seconds late (a busy machine), and after a database outage much later. Each poll asks again for
+# the last REFETCH_S seconds, and every FULL_RELOAD_S for everything (an hour of points: a few ms).
+REFETCH_S = 60
+FULL_RELOAD_S = 30
 
 
 def zero_filled(points: list[dict[str, Any]], now_s: int, counts: tuple[str, ...] = COUNTS) -> list[dict[str, Any]]:

@@ -87,6 +87,9 @@ class Settings(BaseSettings):
     api_plane: Literal["all", "public", "ops"] = "all"
     # requests each API process works on at once (the rest wait in the server's queue); 0: the server's default
     api_backpressure: int = Field(default=0, ge=0)
+    # CPU niceness added to this server's processes (0: none): on a machine shared with the operators' plane,
+    # the crowd's door at a lower priority leaves the operators' calls the CPU they need during a storm
+    api_nice: int = Field(default=0, ge=0, le=19)
 
     lag_sample_interval_s: float = Field(default=1.0, ge=0)
     timezone: str = "Asia/Seoul"

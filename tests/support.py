@@ -201,6 +201,12 @@ def history_counts(engine: Engine, campaign_id: int) -> dict[str, int]:
     return counts
 
 
+def decided_count(engine: Engine, campaign_id: int) -> int:
+    """The campaign's history rows: its requests decided so far."""
+    with engine.connect() as conn:
+        return int(conn.scalar(select(func.count()).where(participation_history.c.campaign_id == campaign_id)) or 0)
+
+
 def history_rows(engine: Engine, campaign_id: int) -> list[Any]:
     with engine.connect() as conn:
         return list(

@@ -9,6 +9,7 @@ from typing import Any
 import plotly.graph_objects as go
 import streamlit as st
 
+from dashboard.menu import live
 from dashboard.ui import api, attempt, field, pick_campaign, recover_when_back, table
 from fcfs.days import local_today
 from fcfs.settings import get_settings
@@ -177,7 +178,7 @@ def crowd_panel() -> None:
         st.plotly_chart(_crowd_chart(run["perSecond"]), use_container_width=True, key="crowd-chart")
     cols = st.columns(2)
     cols[0].page_link(
-        "views/live.py",
+        live(),
         label="Watch the campaign on the Live page",
         icon=":material/monitoring:",
         query_params={"campaign": str(run["campaignId"])},

@@ -10,14 +10,13 @@ from typing import Any
 import plotly.graph_objects as go
 import streamlit as st
 
-from dashboard.series import sold_out_second, spans, stalled_seconds, zero_filled
+from dashboard.series import FULL_RELOAD_S, REFETCH_S, sold_out_second, spans, stalled_seconds, zero_filled
 from dashboard.ui import api, attempt, field, pick_campaign, recover_when_back, table
 from fcfs.settings import get_settings
 
 LAG_WINDOW_S = 300
 COLORS = {"success": "#2ca02c", "fail": "#ff7f0e", "duplicate": "#7f7f7f"}
 INTAKE = ("accepted", "unavailable", "limited")
-REFETCH_S = 5
 
 
 @dataclass(frozen=True)
@@ -34,13 +33,16 @@ def _times(points: list[dict[str, Any]]) -> list[dt.datetime]:
 
 
 def _merge_timeline(campaign_id: int) -> tuple[list[dict[str, Any]], list[dict[str, Any]], list[int]]:
-    """The campaign's decision points, intake points and database-unavailable seconds, fetched in full
-    once and then only from the last seconds on."""
+    """The campaign's decision points, intake points and database-unavailable seconds: in full every
+    FULL_RELOAD_S, in between only the last REFETCH_S seconds."""
     known: dict[int, dict[str, Any]] = st.session_state.setdefault(f"timeline-{campaign_id}", {})
     door: dict[int, dict[str, Any]] = st.session_state.setdefault(f"intake-{campaign_id}", {})
     database_down: set[int] = st.session_state.setdefault(f"database-down-{campaign_id}", set())
+    reloaded_key = f"timeline-reloaded-{campaign_id}"
     newest = max([*known, *door], default=None)
-    # the last seconds may still fill: the door's counts arrive up to a flush (a second) or two late
+    if time.monotonic() - st.session_state.get(reloaded_key, 0.0) >= FULL_RELOAD_S:
+        newest = None
+        st.session_state[reloaded_key] = time.monotonic()
     answer = api().timeline(campaign_id, None if newest is None else newest - REFETCH_S)
     for point in answer["points"]:
         known[point["ts"]] = point

@@ -22,6 +22,7 @@ from tests.support import (
     Processes,
     assert_counters_match_history,
     assert_decided_as_the_log_says,
+    decided_count,
     free_port,
     settings_env,
     wait_until,
@@ -104,12 +105,7 @@ def test_a_storm_through_the_door_is_counted_by_the_crowd_the_door_and_the_worke
     # the door counted what the crowd counted, and the worker decided every accepted request, once
     wait_until(lambda: _intake(database, campaign_id)[0] == 3750, 10, "the door's counts to be flushed")
     h = participation_history.c
-
-    def decided() -> int:
-        with database.connect() as conn:
-            return int(conn.execute(select(func.count()).where(h.campaign_id == campaign_id)).scalar_one())
-
-    wait_until(lambda: decided() == 3750, 60, "every accepted request to be decided")
+    wait_until(lambda: decided_count(database, campaign_id) == 3750, 60, "every accepted request to be decided")
     with database.connect() as conn:
         users = conn.execute(select(func.count(h.user_id.distinct())).where(h.campaign_id == campaign_id)).scalar_one()
     assert users == 3000

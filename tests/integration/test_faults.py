@@ -16,12 +16,12 @@ from typing import Any
 import psutil
 import pytest
 from confluent_kafka import Consumer, TopicPartition
-from sqlalchemy import Engine, func, select
+from sqlalchemy import Engine, select
 
 from fcfs.db import make_engine
 from fcfs.kafka import admin_client, ensure_topics, reader_config
 from fcfs.provision import ensure_database, migrate
-from fcfs.schema import consumer_offset, participation_history
+from fcfs.schema import consumer_offset
 from fcfs.settings import Settings
 from tests.support import (
     ROOT,
@@ -29,6 +29,7 @@ from tests.support import (
     Processes,
     assert_counters_match_history,
     assert_decided_as_the_log_says,
+    decided_count,
     free_ports,
     history_rows,
     stack_broker,
@@ -36,18 +37,6 @@ from tests.support import (
     stack_database,
     wait_until,
 )
-
-
-def _decided(engine: Engine, campaign_id: int) -> int:
-    with engine.connect() as conn:
-        return int(
-            conn.scalar(
-                select(func.count())
-                .select_from(participation_history)
-                .where(participation_history.c.campaign_id == campaign_id)
-            )
-            or 0
-        )
 
 
 def _committed(settings: Settings) -> int:
@@ -103,12 +92,14 @@ def test_ten_kills_during_a_hundred_thousand_messages(
     worker_env = {"WORKER_BATCH_SIZE": "300", "WORKER_INSTANCE_ID": "fault-test-worker"}  # static membership
     kills_at = []
     for _ in range(10):
-        before = _decided(database, campaign_id)
+        before = decided_count(database, campaign_id)
         worker = processes.worker(settings, **worker_env)
-        wait_until(lambda b=before: _decided(database, campaign_id) > b, 60, "the restarted worker to make progress")
+        wait_until(
+            lambda b=before: decided_count(database, campaign_id) > b, 60, "the restarted worker to make progress"
+        )
         time.sleep(rng.uniform(0.0, 0.4))  # a random moment within a batch or between two
         worker.kill()
-        kills_at.append(_decided(database, campaign_id))
+        kills_at.append(decided_count(database, campaign_id))
         assert_counters_match_history(database, campaign_id)  # never half a batch
     assert kills_at[-1] < 100_000, "the run ended before the tenth kill"
 
@@ -135,7 +126,7 @@ def test_database_outage_during_consumption(settings: Settings, processes: Proce
             sync_campaign = api.create_campaign(total_stock=1, mode="SYNC")
             _bulk(api, campaign_id, 1, 30_000)
             worker = processes.worker(settings, WORKER_BATCH_SIZE="500", WORKER_RETRY_MAX_BACKOFF_S="1")
-            wait_until(lambda: _decided(engine, campaign_id) >= 3000, 60, "the worker to get going")
+            wait_until(lambda: decided_count(engine, campaign_id) >= 3000, 60, "the worker to get going")
 
             stop_db()
             outage_started, outage_from = time.monotonic(), time.time()
@@ -157,12 +148,15 @@ def test_database_outage_during_consumption(settings: Settings, processes: Proce
                 outage_to = time.time()
                 # I4's order: Kafka's commit follows the database's. Reversed, the batch in hand when the
                 # database went down would be committed in Kafka and missing from the database.
-                assert _stored_offset(engine, settings) == committed_early == _decided(engine, campaign_id)
+                assert _stored_offset(engine, settings) == committed_early == decided_count(engine, campaign_id)
             finally:
                 os.kill(worker.popen.pid, signal.SIGCONT)
 
             wait_until(
-                lambda: _decided(engine, campaign_id) == 30_001, 120, "the worker to resume by itself", interval_s=0.5
+                lambda: decided_count(engine, campaign_id) == 30_001,
+                120,
+                "the worker to resume by itself",
+                interval_s=0.5,
             )
             assert worker.terminate(30) == 0
             # the API saw the outage (its intake flush and the status read failed): marked once the database is back

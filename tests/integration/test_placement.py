@@ -24,6 +24,7 @@ from tests.support import (
     Processes,
     assert_decided_as_the_log_says,
     campaign_row,
+    decided_count,
     settings_env,
     signed,
     wait_until,
@@ -39,18 +40,6 @@ def _provision(settings: Settings, *args: str) -> subprocess.CompletedProcess[st
         text=True,
         timeout=120,
     )
-
-
-def _decided(engine: Engine, campaign_id: int) -> int:
-    with engine.connect() as conn:
-        return int(
-            conn.scalar(
-                select(func.count())
-                .select_from(participation_history)
-                .where(participation_history.c.campaign_id == campaign_id)
-            )
-            or 0
-        )
 
 
 def _post_all(api: Api, campaign_id: int, users: list[int], answers: list[int]) -> None:
@@ -94,7 +83,7 @@ def test_campaigns_keep_their_partitions_while_the_topic_grows(
     before.join()
     assert campaign_row(database, legacy).kafka_partition == 0  # pinned by the API when it first read it
     assert campaign_row(database, untouched).kafka_partition is None
-    wait_until(lambda: _decided(database, a["id"]) >= 300, 60, "decisions under way")
+    wait_until(lambda: decided_count(database, a["id"]) >= 300, 60, "decisions under way")
 
     during = threading.Thread(target=_post_all, args=(api, a["id"], users[600:], answers))
     during.start()
@@ -122,7 +111,9 @@ def test_campaigns_keep_their_partitions_while_the_topic_grows(
     assert producer.flush(10) == 0
 
     expected = {a["id"]: 1500, legacy: 200, b["id"]: 80, c["id"]: 80}
-    wait_until(lambda: all(_decided(database, cid) == n for cid, n in expected.items()), 120, "every request decided")
+    wait_until(
+        lambda: all(decided_count(database, cid) == n for cid, n in expected.items()), 120, "every request decided"
+    )
     assert assert_decided_as_the_log_says(settings, database, a["id"], 300, partition=0) == 1500
     assert assert_decided_as_the_log_says(settings, database, legacy, 10_000) == 200
     assert assert_decided_as_the_log_says(settings, database, b["id"], 50) == 80
