@@ -21,6 +21,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import os
+import statistics
 import threading
 import time
 import uuid
@@ -76,8 +77,8 @@ def polling(base: str, token: str, campaign_id: int) -> Iterator[list[float]]:
         thread.join()
 
 
-def summary(times: list[float]) -> dict[str, float]:
-    body = times[1:] or times  # the first poll warms connections up
+def summary(times: list[float], warm_up: bool = True) -> dict[str, float]:
+    body = (times[1:] if warm_up else times) or times  # the first poll warms connections up
     return {"p50": round(percentile(body, 50), 1), "p95": round(percentile(body, 95), 1), "polls": len(body)}
 
 
@@ -106,23 +107,41 @@ def measure(args: argparse.Namespace, layout: str) -> dict[str, Any]:
             time.sleep(2)
             with polling(ops, token, campaign_id) as idle:
                 time.sleep(args.idle)
-            alone = attack(participate, clients=args.clients, duration_s=args.duration, first_user=1, watched=watched)
-            with polling(ops, token, campaign_id) as stormy:
-                polled = attack(
-                    participate, clients=args.clients, duration_s=args.duration, first_user=10**9, watched=watched
-                )
+            alone_rates: list[int] = []
+            polled_rates: list[int] = []
+            stormy: list[float] = []
+            errors = 0
+            for n in range(args.rounds):  # alone and polled in turn, the order swapped every round
+                for polled in (False, True) if n % 2 == 0 else (True, False):
+                    first_user = (2 * n + polled) * 10**8 + 1
+                    with contextlib.ExitStack() as polls:
+                        times = polls.enter_context(polling(ops, token, campaign_id)) if polled else []
+                        storm = attack(
+                            participate,
+                            clients=args.clients,
+                            duration_s=args.duration,
+                            first_user=first_user,
+                            watched=watched,
+                        )
+                    (polled_rates if polled else alone_rates).append(storm["requests_per_s"])
+                    stormy.extend(times[1:])  # the first poll of a storm warms up
+                    errors += storm["errors"]
     finally:
         delete_topics(topic_settings, [topic, topic_settings.dlq_topic])
+    idle_ms, storm_ms = summary(idle), summary(stormy, warm_up=False)
+    alone_per_s, polled_per_s = round(statistics.median(alone_rates)), round(statistics.median(polled_rates))
     result = {
         "layout": layout,
-        "idle_poll_ms": summary(idle),
-        "storm_poll_ms": summary(stormy),
-        "intake_alone_per_s": alone["requests_per_s"],
-        "intake_with_polls_per_s": polled["requests_per_s"],
-        "errors": alone["errors"] + polled["errors"],
+        "idle_poll_ms": idle_ms,
+        "storm_poll_ms": storm_ms,
+        "intake_alone_per_s": alone_per_s,
+        "intake_with_polls_per_s": polled_per_s,
+        "intake_alone_runs": alone_rates,
+        "intake_with_polls_runs": polled_rates,
+        "errors": errors,
+        "poll_p95_vs_idle": round(storm_ms["p95"] / idle_ms["p95"], 2),
+        "intake_change": round(polled_per_s / alone_per_s - 1, 3),
     }
-    result["poll_p95_vs_idle"] = round(result["storm_poll_ms"]["p95"] / result["idle_poll_ms"]["p95"], 2)
-    result["intake_change"] = round(polled["requests_per_s"] / alone["requests_per_s"] - 1, 3)
     print(result, flush=True)
     return result
 
@@ -132,6 +151,7 @@ def main() -> None:
     parser.add_argument("--clients", type=int, default=1000)
     parser.add_argument("--duration", type=int, default=15, help="seconds of each storm")
     parser.add_argument("--idle", type=int, default=10, help="seconds of idle polling")
+    parser.add_argument("--rounds", type=int, default=3, help="storms alone and with polls, each, per layout")
     parser.add_argument("--door-nice", type=int, default=10, help="API_NICE of the door in the third layout")
     parser.add_argument("--database", default="fcfs_bench_ops")
     parser.add_argument("--out-dir", type=Path, default=OUT)
@@ -154,11 +174,14 @@ def main() -> None:
     )
     (args.out_dir / "ops-plane.md").write_text(
         "# The operators' plane during a storm\n\n"
-        f"`python -m bench.ops_plane --clients {args.clients} --duration {args.duration}` — {os.cpu_count()} cores, "
+        f"`python -m bench.ops_plane --clients {args.clients} --duration {args.duration} --rounds {args.rounds}` — "
+        f"{os.cpu_count()} cores, "
         f"{figures['measured_at']}.\n\n"
         "The Live page's poll (its four calls: status, new timeline points, Kafka offsets and lag status, new lag "
         f"samples) once a second: {args.idle} s idle, then during a storm of {args.clients:,} connections posting "
-        f"participations for {args.duration} s (wrk, closed loop); the storm's intake alone and with the polls. "
+        f"participations for {args.duration} s (wrk, closed loop), {args.rounds} storms alone and {args.rounds} with "
+        "the polls in turn (the order swapped every round): poll times over every polled storm, intake as the "
+        "median of each kind. "
         "**One plane**: one API server (2 processes) for the crowd and the dashboard. **Two planes**: the crowd's "
         "door (2 processes, `--plane public`) and the operators' plane (1 process, `--plane ops`) on its own port. "
         f"**Two planes, door niced**: the same with the door's processes at `API_NICE={args.door_nice}`, below "

@@ -30,10 +30,8 @@ def test_docker_compose_file_is_valid_and_runs_in_production_exposing_only_the_a
     config = yaml.safe_load(result.stdout)["services"]
     apps = ("api", "ops", "worker", "scheduler", "dashboard")
     assert all(config[s]["environment"]["APP_ENV"] == "production" for s in apps)
-    assert config["api"]["command"][-2:] == ["--plane", "public"] and config["ops"]["command"][-2:] == [
-        "--plane",
-        "ops",
-    ]
+    assert config["api"]["command"][-4:] == ["--plane", "public", "--nice", "10"]  # below the operators' plane
+    assert config["ops"]["command"][-2:] == ["--plane", "ops"]
     assert config["dashboard"]["environment"]["API_BASE_URL"] == "http://ops:8001"  # not through the crowd's door
     assert config["ops"]["environment"]["CROWD_TARGET_URL"] == "http://api:8000"
     assert config["ops"]["environment"]["APP_ENV"] == "production"  # the shared settings kept
@@ -65,7 +63,7 @@ def test_env_example_names_every_setting() -> None:
 def test_procfile_runs_every_process() -> None:
     processes = dict(line.split(":", 1) for line in (ROOT / "Procfile").read_text().splitlines() if line.strip())
     assert "python -m backend" in processes["api"]
-    assert "python -m backend --plane ops" in processes["ops"]
+    assert "python -m backend --plane ops" in processes["ops"] and "--nice 0" in processes["ops"]  # not API_NICE
     assert "python -m worker" in processes["worker"]
     assert "python -m batch.scheduler" in processes["scheduler"]
     assert "streamlit run dashboard/app.py" in processes["dashboard"]

@@ -10,6 +10,7 @@ from typing import Any
 
 import httpx
 import orjson
+import psutil
 from confluent_kafka import Producer
 from sqlalchemy import Engine
 
@@ -199,3 +200,14 @@ def test_a_bulk_load_does_not_hold_up_other_requests(settings: Settings, process
         worker.join()
     assert probes >= 5, "the bulk load was too quick to watch"
     assert slowest < 0.5, f"a request waited {slowest:.2f} s behind the bulk load"
+
+
+def test_api_nice_lowers_the_priority_of_every_server_process(settings: Settings, processes: Processes) -> None:
+    """API_NICE: the crowd's door below the operators' plane on a shared machine — its server and each of
+    its worker processes."""
+    api = processes.api(settings, workers=2, API_NICE="7")
+    server = psutil.Process(api.proc.popen.pid)
+    workers = wait_until(lambda: len(c := server.children(recursive=True)) >= 2 and c, 20, "the worker processes")
+    assert {p.nice() for p in [server, *workers]} == {psutil.Process().nice() + 7}
+    with api.client() as client:
+        assert client.get("/health/live").status_code == 200
