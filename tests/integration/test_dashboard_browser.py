@@ -1,4 +1,5 @@
-"""A real browser (headless Chromium) watches the Live page fill up during a bulk load, without a reload."""
+"""A real browser (headless Chromium) on the dashboard: the Live page follows a bulk load and a crowd started from
+the Control page without a reload, and every page recovers by itself when the API comes back."""
 
 from __future__ import annotations
 
@@ -104,28 +105,7 @@ def test_live_page_follows_a_bulk_load_without_reloading(
 ) -> None:
     api = processes.api(settings)
     campaign_id = api.create_campaign(total_stock=20_000, name="Christmas AirPods")
-    port = free_port()
-    processes.start(
-        "dashboard",
-        [
-            sys.executable,
-            "-m",
-            "streamlit",
-            "run",
-            str(ROOT / "dashboard" / "app.py"),
-            "--server.port",
-            str(port),
-            "--server.address",
-            "127.0.0.1",
-            "--server.headless",
-            "true",
-            "--browser.gatherUsageStats",
-            "false",
-        ],
-        settings_env(settings, API_BASE_URL=api.base_url, ADMIN_TOKEN=ADMIN_TOKEN),
-    )
-    url = f"http://127.0.0.1:{port}"
-    wait_until(lambda: _up(url), 60, "the dashboard to serve")
+    url = start_dashboard(processes, settings, api.base_url)
 
     sign_in(browser, f"{url}/?campaign={campaign_id}")
     wait_until(lambda: shown_metrics(browser).get("Winners") == "0", 60, "the Live page to show the campaign")
@@ -315,24 +295,7 @@ def test_pages_recover_by_themselves_when_the_backend_comes_back(
     settings: Settings, processes: Processes, browser: webdriver.Chrome
 ) -> None:
     api_port = free_port()
-    port = free_port()
-    processes.start(
-        "dashboard",
-        [
-            sys.executable,
-            "-m",
-            "streamlit",
-            "run",
-            str(ROOT / "dashboard" / "app.py"),
-            "--server.port",
-            str(port),
-            "--server.address",
-            "127.0.0.1",
-        ],
-        settings_env(settings, API_BASE_URL=f"http://127.0.0.1:{api_port}", ADMIN_TOKEN=ADMIN_TOKEN),
-    )
-    url = f"http://127.0.0.1:{port}"
-    wait_until(lambda: _up(url), 60, "the dashboard to serve")
+    url = start_dashboard(processes, settings, f"http://127.0.0.1:{api_port}")
     sign_in(browser, url)
     analytics = wait_until(
         lambda: [a for a in browser.find_elements(By.CSS_SELECTOR, "a") if "Analytics" in a.text], 30, "the menu"
