@@ -36,7 +36,7 @@ def table(items: list[dict[str, Any]], columns: dict[str, Callable[[dict[str, An
     st.dataframe(
         [{label: value(item) for label, value in columns.items()} for item in items],
         hide_index=True,
-        use_container_width=True,
+        width="stretch",
     )
 
 

@@ -52,8 +52,8 @@ if stats is not None:
             height=340,
             margin={"l": 10, "r": 10, "t": 40, "b": 10},
         )
-        st.plotly_chart(fig, use_container_width=True, key="daily")
-        st.dataframe(stats["campaigns"], hide_index=True, use_container_width=True)
+        st.plotly_chart(fig, width="stretch", key="daily")
+        st.dataframe(stats["campaigns"], hide_index=True, width="stretch")
     else:
         st.info("No aggregated statistics in this period: run the aggregation on the Control page.")
 
@@ -87,5 +87,5 @@ if st.button("Measure", key="measure"):
             xaxis_title="run",
             margin={"l": 10, "r": 10, "t": 40, "b": 10},
         )
-        st.plotly_chart(fig, use_container_width=True, key="raw-vs-batched")
+        st.plotly_chart(fig, width="stretch", key="raw-vs-batched")
 recover_when_back()

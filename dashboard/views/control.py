@@ -175,7 +175,7 @@ def crowd_panel() -> None:
     if refusals:
         st.caption("Answers other than success: " + ", ".join(f"{k}: {v:,}" for k, v in sorted(refusals.items())))
     if run.get("perSecond"):
-        st.plotly_chart(_crowd_chart(run["perSecond"]), use_container_width=True, key="crowd-chart")
+        st.plotly_chart(_crowd_chart(run["perSecond"]), width="stretch", key="crowd-chart")
     cols = st.columns(2)
     cols[0].page_link(
         live(),

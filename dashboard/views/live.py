@@ -138,7 +138,7 @@ def live_panel(campaign_id: int) -> None:
             name="stock left",
             line={"shape": "hv"},
         )
-        left.plotly_chart(burn, use_container_width=True, key=f"burn-{campaign_id}")
+        left.plotly_chart(burn, width="stretch", key=f"burn-{campaign_id}")
         totals = _figure("Decisions so far")
         for name, field in (
             ("success", "cumulativeSuccess"),
@@ -153,7 +153,7 @@ def live_panel(campaign_id: int) -> None:
                 line={"color": COLORS[name], "shape": "hv"},  # steps: a second without decisions stays flat
             )
         _mark(totals, moments)
-        right.plotly_chart(totals, use_container_width=True, key=f"totals-{campaign_id}")
+        right.plotly_chart(totals, width="stretch", key=f"totals-{campaign_id}")
     else:
         st.info("No decisions yet: the curves start with the first decided request.")
     if intake or points:
@@ -173,14 +173,14 @@ def live_panel(campaign_id: int) -> None:
             line={"color": "#2ca02c", "shape": "hv"},
         )
         _mark(rates, moments)
-        st.plotly_chart(rates, use_container_width=True, key=f"rates-{campaign_id}")
+        st.plotly_chart(rates, width="stretch", key=f"rates-{campaign_id}")
     if lag:
         lag_fig = _figure("Consumer lag per partition", height=260)
         for partition, samples in lag.items():
             lag_fig.add_scatter(
                 x=_times(samples), y=[s["lag"] for s in samples], mode="lines", name=f"partition {partition}"
             )
-        st.plotly_chart(lag_fig, use_container_width=True, key="lag")
+        st.plotly_chart(lag_fig, width="stretch", key="lag")
 
 
 REQUEST_COLUMNS = {
