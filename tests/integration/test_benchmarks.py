@@ -201,6 +201,8 @@ def test_ops_plane_benchmark_runs(settings: Settings, tmp_path: Path) -> None:
             "2",
             "--idle",
             "2",
+            "--rounds",
+            "1",
             "--database",
             "fcfs_test_ops",
             "--out-dir",
@@ -209,9 +211,10 @@ def test_ops_plane_benchmark_runs(settings: Settings, tmp_path: Path) -> None:
         timeout_s=300,
     )
     figures = json.loads((tmp_path / "ops-plane.json").read_text())
-    assert [r["layout"] for r in figures["results"]] == ["one plane", "two planes"]
+    assert [r["layout"] for r in figures["results"]] == ["one plane", "two planes", "two planes, door niced"]
     for r in figures["results"]:
         assert r["errors"] == 0 and r["intake_alone_per_s"] > 0 and r["intake_with_polls_per_s"] > 0
+        assert len(r["intake_alone_runs"]) == len(r["intake_with_polls_runs"]) == 1
         assert r["idle_poll_ms"]["polls"] >= 1 and r["storm_poll_ms"]["polls"] >= 1
 
 
