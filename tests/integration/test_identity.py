@@ -53,7 +53,7 @@ def test_participation_takes_the_tokens_user_and_refuses_everyone_else(
                 bearer(token(aud="elsewhere")),
                 bearer(
                     jwt.encode(
-                        {"sub": "42", "aud": "fcfs", "iss": "shop", "exp": 2**40}, "wrong-secret-of-enough-length"
+                        {"sub": "42", "aud": "fcfs", "iss": "shop", "exp": 2**40}, "a-wrong-secret-of-enough-length-too"
                     )
                 ),
                 {"Authorization": f"Basic {token()}"},
