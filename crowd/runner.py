@@ -81,10 +81,6 @@ class Report:
     second: Window
     second_percentiles: Percentiles
 
-    @property
-    def answered(self) -> int:
-        return self.accepted + self.refused + self.failed
-
 
 class Tally:
     """Counts every click sent and every answer: by status and error code, with its latency."""
