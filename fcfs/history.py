@@ -85,6 +85,19 @@ def campaign_requests(rng: random.Random, n: int, next_user: int) -> tuple[list[
     return users, next_user
 
 
+def campaign_sizes(rng: random.Random, rows: int, campaigns: int, jitter: float) -> list[int]:
+    """`campaigns` sizes adding up to `rows` exactly (or one each when there are fewer rows than campaigns),
+    each the average give or take `jitter` before rounding."""
+    if rows <= campaigns:
+        return [1] * campaigns
+    weights = [rng.uniform(1 - jitter, 1 + jitter) for _ in range(campaigns)]
+    scale = (rows - campaigns) / sum(weights)
+    sizes = [1 + int(w * scale) for w in weights]
+    for i in range(rows - sum(sizes)):  # what rounding down left over, one row each to the first campaigns
+        sizes[i % campaigns] += 1
+    return sizes
+
+
 def generate_history(
     engine: Engine,
     *,
@@ -97,13 +110,13 @@ def generate_history(
     jitter: float = 0.3,
     label: str = "",
 ) -> Generated:
-    """Create `days` x `campaigns_per_day` campaigns ending on `last_day` with about `rows` history rows.
-
-    Each campaign gets the average size, give or take `jitter` (0.3: up to 30% more or less).
+    """Create `days` x `campaigns_per_day` campaigns ending on `last_day` with `rows` history rows in all
+    (at least one a campaign). Each campaign gets the average size, give or take `jitter` (0.3: up to 30%
+    more or less).
     """
     rng = random.Random(seed)
     t0 = time.perf_counter()
-    per_campaign = max(rows // (days * campaigns_per_day), 1)
+    sizes = iter(campaign_sizes(rng, rows, days * campaigns_per_day, jitter))
     next_user = 1_000_000 + rng.randrange(1_000_000_000)
     loader = _Loader(engine)
     total_rows = 0
@@ -112,7 +125,7 @@ def generate_history(
         for day in days_between(last_day - dt.timedelta(days=days - 1), last_day):
             day_start, day_end = day_bounds(day, tz)
             for _ in range(campaigns_per_day):
-                n = max(int(per_campaign * rng.uniform(1 - jitter, 1 + jitter)), 1)
+                n = next(sizes)
                 opens = day_start + dt.timedelta(minutes=rng.randrange(9 * 60, 20 * 60))
                 users, next_user = campaign_requests(rng, n, next_user)
                 stock = min(rng.choice(STOCKS), max(len(set(users)) - 1, 1))

@@ -27,7 +27,7 @@ LABEL = "[generated] "
 class DemoHistoryRequest(CamelModel):
     days: Annotated[StrictInt, Field(ge=1, le=30, description="days of history, ending yesterday")] = 7
     campaigns_per_day: Annotated[StrictInt, Field(ge=1, le=10)] = 3
-    rows: Annotated[StrictInt, Field(ge=1, le=1_000_000, description="about this many requests in all")] = 100_000
+    rows: Annotated[StrictInt, Field(ge=1, le=1_000_000, description="this many requests in all")] = 100_000
 
 
 @router.post(
@@ -43,6 +43,8 @@ def demo_history(body: DemoHistoryRequest, engine: EngineDep, settings: Settings
         raise ApiError(422, "VALIDATION_ERROR", f"days: must be at most {settings.demo_max_days}")
     if body.rows > settings.demo_max_rows:
         raise ApiError(422, "VALIDATION_ERROR", f"rows: must be at most {settings.demo_max_rows}")
+    if body.rows < body.days * body.campaigns_per_day:
+        raise ApiError(422, "VALIDATION_ERROR", "rows: must be at least one per campaign (days x campaignsPerDay)")
     last = local_today(settings.tz) - dt.timedelta(days=1)
     result = generate_history(
         engine,

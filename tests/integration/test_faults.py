@@ -11,6 +11,7 @@ import re
 import signal
 import subprocess
 import time
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import psutil
@@ -82,26 +83,34 @@ def _bulk(api: Api, campaign_id: int, start: int, count: int) -> None:
 def test_ten_kills_during_a_hundred_thousand_messages(
     settings: Settings, database: Engine, processes: Processes
 ) -> None:
+    """Ten SIGKILLs of the worker, each at a random count of decisions past its restart, with work always left:
+    the requests are published in eleven pieces, one more before each restart, so however fast the worker
+    is, the piece in hand is unfinished when the kill comes."""
     api = processes.api(settings)
     campaign_id = api.create_campaign(total_stock=30_000)
-    for chunk in range(4):  # 80,000 users; after each 20,000 new ones, 5,000 of them click again, so winners
-        first = 1 + chunk * 20_000  # (users 1..30,000) click again as well as losers, all through the run
-        _bulk(api, campaign_id, first, 20_000)
-        _bulk(api, campaign_id, first, 5_000)
+    # 80,000 users; after each 20,000 new ones, 5,000 of them click again, so winners (users 1..30,000)
+    # click again as well as losers, all through the run: 100,000 requests in log order, cut into pieces
+    bulks = [bulk for first in (1, 20_001, 40_001, 60_001) for bulk in ((first, 20_000), (first, 5_000))]
+    pieces = list(_pieces(bulks, [9_000] * 10 + [10_000]))
     rng = random.Random(2024)
     worker_env = {"WORKER_BATCH_SIZE": "300", "WORKER_INSTANCE_ID": "fault-test-worker"}  # static membership
-    kills_at = []
-    for _ in range(10):
+    published, kills_at = 0, []
+    for piece in pieces[:10]:
+        for start, count in piece:
+            _bulk(api, campaign_id, start, count)
+            published += count
         before = decided_count(database, campaign_id)
+        at = before + rng.randrange(300, 4_000)  # a random count within a batch or between two; < published
         worker = processes.worker(settings, **worker_env)
-        wait_until(
-            lambda b=before: decided_count(database, campaign_id) > b, 60, "the restarted worker to make progress"
-        )
-        time.sleep(rng.uniform(0.0, 0.4))  # a random moment within a batch or between two
+        wait_until(lambda a=at: decided_count(database, campaign_id) >= a, 60, "the worker to decide", 0.005)
         worker.kill()
         kills_at.append(decided_count(database, campaign_id))
+        assert before < kills_at[-1] < published, (before, kills_at, published)  # progress, and work left
         assert_counters_match_history(database, campaign_id)  # never half a batch
-    assert kills_at[-1] < 100_000, "the run ended before the tenth kill"
+    for start, count in pieces[10]:
+        _bulk(api, campaign_id, start, count)
+        published += count
+    assert published == 100_000
 
     assert processes.worker(settings, "--drain", **worker_env).wait(300) == 0
     rows = history_rows(database, campaign_id)
@@ -111,6 +120,22 @@ def test_ten_kills_during_a_hundred_thousand_messages(
     assert counts == {"SUCCESS": 30_000, "FAIL": 50_000, "DUPLICATE": 20_000}
     assert assert_decided_as_the_log_says(settings, database, campaign_id, 30_000) == 100_000
     print(f"decided rows at each kill: {kills_at}")
+
+
+def _pieces(bulks: list[tuple[int, int]], sizes: list[int]) -> Iterator[list[tuple[int, int]]]:
+    """The bulks (first user, count), in order, cut into pieces of the given sizes (bulks split where needed)."""
+    queue = list(bulks)
+    for size in sizes:
+        piece: list[tuple[int, int]] = []
+        while size:
+            first, count = queue.pop(0)
+            take = min(size, count)
+            piece.append((first, take))
+            if take < count:
+                queue.insert(0, (first + take, count - take))
+            size -= take
+        yield piece
+    assert not queue, queue
 
 
 def test_database_outage_during_consumption(settings: Settings, processes: Processes) -> None:
@@ -124,11 +149,17 @@ def test_database_outage_during_consumption(settings: Settings, processes: Proce
             api = processes.api(settings)
             campaign_id = api.create_campaign(total_stock=5_000)
             sync_campaign = api.create_campaign(total_stock=1, mode="SYNC")
-            _bulk(api, campaign_id, 1, 30_000)
+            _bulk(api, campaign_id, 1, 10_000)
             worker = processes.worker(settings, WORKER_BATCH_SIZE="500", WORKER_RETRY_MAX_BACKOFF_S="1")
             wait_until(lambda: decided_count(engine, campaign_id) >= 3000, 60, "the worker to get going")
-
-            stop_db()
+            # the rest held back until the worker is held still: however fast it is, there is work in hand
+            # when the database goes
+            os.kill(worker.popen.pid, signal.SIGSTOP)
+            try:
+                _bulk(api, campaign_id, 10_001, 20_000)
+                stop_db()
+            finally:
+                os.kill(worker.popen.pid, signal.SIGCONT)
             outage_started, outage_from = time.monotonic(), time.time()
             with api.client() as client:
                 sync = client.post(f"/api/campaigns/{sync_campaign}/participation-sync", json={"userId": 999_999})
@@ -138,7 +169,7 @@ def test_database_outage_during_consumption(settings: Settings, processes: Proce
             assert (status.status_code, status.json()["errorCode"]) == (503, "DATABASE_UNAVAILABLE")
             assert queued.status_code == 202  # the Kafka path does not need the database
             committed_early = _committed(settings)
-            assert 3000 <= committed_early < 30_000  # a real offset, inside what was published
+            assert 3000 <= committed_early <= 10_000  # a real offset, inside what was published before the outage
             time.sleep(max(0.0, 10 - (time.monotonic() - outage_started)))
             assert _committed(settings) == committed_early  # no offsets move while nothing can be decided
             assert worker.popen.poll() is None, "the worker died during the outage"
@@ -184,15 +215,17 @@ def test_database_outage_during_consumption(settings: Settings, processes: Proce
             engine.dispose()
 
 
-async def _ingest(api: Api, campaign_id: int, seconds: float, clients: int) -> list[tuple[float, float, Any]]:
-    """`clients` loops posting participations for `seconds`; (start, elapsed, response) of each request."""
-    results: list[tuple[float, float, Any]] = []
-    deadline = time.monotonic() + seconds
+async def _ingest(
+    api: Api, campaign_id: int, clients: int, until: Callable[[], bool], results: list[tuple[float, float, Any]]
+) -> list[tuple[float, float, Any]]:
+    """`clients` loops posting participations until `until()` says enough (at most 5 minutes); (start,
+    elapsed, response) of each request appended to `results` as it is answered."""
+    cap = time.monotonic() + 300
     async with api.async_client() as http:
 
         async def loop(n: int) -> None:
             user = n * 1_000_000
-            while time.monotonic() < deadline:
+            while not until() and time.monotonic() < cap:
                 user += 1
                 t0 = time.monotonic()
                 r = await http.post(f"/api/campaigns/{campaign_id}/participation", json={"userId": user})
@@ -202,44 +235,66 @@ async def _ingest(api: Api, campaign_id: int, seconds: float, clients: int) -> l
     return results
 
 
+def _accepted_since(results: list[tuple[float, float, Any]], since: float | None) -> float | None:
+    """When the first request sent after `since` was answered 202 (None: none yet)."""
+    if since is None:
+        return None
+    return min((t + elapsed for t, elapsed, r in results if t >= since and r.status_code == 202), default=None)
+
+
 def test_broker_restart_during_ingest(settings: Settings, database: Engine, processes: Processes) -> None:
+    """Traffic before, during and after an 8 s broker outage, running on until 3 s after the first 202
+    after the restart, however long the stop and the restart take."""
     with stack_broker("kafka-restart-test", free_ports(2)) as (bootstrap, start_broker, stop_broker):
         settings = settings.model_copy(update={"kafka_bootstrap_servers": bootstrap, "kafka_produce_timeout_ms": 3000})
         ensure_topics(settings)
         api = processes.api(settings)
         campaign_id = api.create_campaign(total_stock=1_000)
+        restarted: list[float] = []
+        results: list[tuple[float, float, Any]] = []
 
-        async def scenario() -> list[tuple[float, float, Any]]:
-            ingest = asyncio.create_task(_ingest(api, campaign_id, seconds=22, clients=40))
+        def recovered_a_while() -> bool:
+            back = _accepted_since(results, restarted[0] if restarted else None)
+            return back is not None and time.monotonic() > back + 3
+
+        async def scenario() -> None:
+            ingest = asyncio.create_task(_ingest(api, campaign_id, 40, recovered_a_while, results))
             await asyncio.sleep(5)
             await asyncio.to_thread(stop_broker)
             await asyncio.sleep(8)
             await asyncio.to_thread(start_broker)
-            return await ingest
+            restarted.append(time.monotonic())
+            await ingest
 
-        results = asyncio.run(scenario())
+        asyncio.run(scenario())
         codes = [r.status_code for _, _, r in results]
         assert set(codes) <= {202, 503}, set(codes)
         assert codes.count(503) > 0 and codes.count(202) > 0
+        not_accepted = set()
         for _, _, r in results:
             if r.status_code == 503:  # an honest refusal: what happened, and the id to look up or retry
                 body = r.json()
                 assert body["errorCode"] == "KAFKA_UNAVAILABLE" and r.headers["retry-after"] == "1"
                 assert body["data"]["status"] in ("UNKNOWN", "NOT_ACCEPTED") and body["data"]["requestId"]
-        # never a hang: the README's bound, 6.5 s = the produce timeout (3 s) + the 1 s sweep + 2.5 s of slack
-        assert max(elapsed for _, elapsed, _ in results) < 6.5
+                if body["data"]["status"] == "NOT_ACCEPTED":
+                    not_accepted.add(body["data"]["requestId"])
+        # never a hang: the README's bound, the produce timeout + the 1 s sweep + 2.5 s of slack for the loaded machine
+        assert max(elapsed for _, elapsed, _ in results) < settings.kafka_produce_timeout_ms / 1000 + 1 + 2.5
+        assert _accepted_since(results, restarted[0]) is not None, "no recovery after the restart"
         last = max(t for t, _, _ in results)
-        assert any(r.status_code == 202 for t, _, r in results if t > last - 2), "no recovery after the restart"
+        assert any(r.status_code == 202 for t, _, r in results if t > last - 2), "no 202s at the end"
         accepted = {r.json()["data"]["requestId"] for _, _, r in results if r.status_code == 202}
 
         assert processes.worker(settings, "--drain").wait(180) == 0
         recorded = [r.request_id for r in history_rows(database, campaign_id)]
         assert len(recorded) == len(set(recorded))
         assert accepted <= set(recorded)  # every 202 was decided: no false acceptance
+        assert not not_accepted & set(recorded)  # NOT_ACCEPTED: never in the log, never decided
         assert_counters_match_history(database, campaign_id)
         print(
-            f"{len(results)} requests: {codes.count(202)} accepted, {codes.count(503)} refused during the outage; "
-            f"{len(set(recorded) - accepted)} refused ones reached Kafka anyway and were decided"
+            f"{len(results)} requests: {codes.count(202)} accepted, {codes.count(503)} refused during the outage "
+            f"({len(not_accepted)} NOT_ACCEPTED); {len(set(recorded) - accepted)} refused ones reached Kafka "
+            "anyway and were decided"
         )
 
 
@@ -261,11 +316,16 @@ def test_losing_a_broker_of_a_three_broker_cluster_loses_nothing(
         campaign_id = api.create_campaign(total_stock=2_000)
         worker = processes.worker(settings, WORKER_BATCH_SIZE="500")
 
-        async def scenario() -> list[tuple[float, float, Any]]:
-            ingest = asyncio.create_task(_ingest(api, campaign_id, seconds=15, clients=40))
+        killed: list[float] = []
+
+        async def scenario() -> list[tuple[float, float, Any]]:  # ingest goes on for 10 s after the kill
+            ingest = asyncio.create_task(
+                _ingest(api, campaign_id, 40, lambda: bool(killed) and time.monotonic() > killed[0] + 10, [])
+            )
             await asyncio.sleep(5)
             await asyncio.to_thread(kill_broker, leader)  # the partition's leader dies mid-ingest
             killed_at = time.monotonic()
+            killed.append(killed_at)
             results = await ingest
             assert any(t > killed_at + 2 and r.status_code == 202 for t, _, r in results), "ingest did not go on"
             return results

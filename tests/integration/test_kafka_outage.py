@@ -42,7 +42,8 @@ def test_kafka_down_means_503_and_no_history_then_recovery(
         during = asyncio.run(_burst(api, campaign_id, range(100, 130)))
         assert [r.status_code for _, r in during] == [503] * 30
         assert all(r.json()["errorCode"] == "KAFKA_UNAVAILABLE" for _, r in during)
-        assert max(elapsed for elapsed, _ in during) < 8.0  # bounded: the produce timeout, not a hang
+        # I5's bound as documented: answered within the produce timeout + 1 s (the sweep), not a hang
+        assert max(elapsed for elapsed, _ in during) < settings.kafka_produce_timeout_ms / 1000 + 1
         refused = {r.json()["data"]["requestId"] for _, r in during}
         with api.client() as client:
             ready = client.get("/health/ready")

@@ -8,6 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import psutil
 import pytest
 from sqlalchemy import delete, text
 
@@ -41,29 +42,61 @@ wrk.headers["Content-Type"] = "application/json"
 wrk.body = '{"userId": 77}'
 """
 
+# one address (127.0.0.1), a new user in every request: only the per-address limit can hold it
+MANY_USERS = """
+local threads = 0
+function setup(thread)
+  threads = threads + 1
+  thread:set("base", threads * 100000000)
+end
+function init(args)
+  n = 0
+end
+function request()
+  n = n + 1
+  return wrk.format("POST", nil, {["Content-Type"] = "application/json"}, string.format('{"userId": %d}', base + n))
+end
+"""
 
-def test_one_users_rate_holds_across_every_api_process(
-    settings: Settings, processes: Processes, tmp_path: Path
+
+def _cpu_s(proc: psutil.Process) -> float:
+    times = proc.cpu_times()
+    return float(times.user + times.system)
+
+
+@pytest.mark.parametrize(
+    ("limit", "script"),
+    [("PARTICIPATION_USER_RATE", ONE_USER), ("PARTICIPATION_RATE", MANY_USERS)],
+    ids=["one-user", "one-address"],
+)
+def test_a_limit_holds_across_every_api_process(
+    settings: Settings, processes: Processes, tmp_path: Path, limit: str, script: str
 ) -> None:
-    """Four server processes, one user, 64 connections (spread over the processes by the kernel) for 4 s:
-    the user gets the burst plus the rate over the time, within 10% — not four times that."""
+    """Four server processes, 64 connections (spread over the processes by the kernel, and seen to be: each
+    process did a share of the work) for 4 s, from one user or from one address with a new user in every
+    request: the client gets the burst plus the rate over the time, within 10% — not four times that."""
     rate, burst, seconds = 50, 50, 4
-    api = processes.api(
-        settings, workers=4, PARTICIPATION_USER_RATE_LIMIT=str(rate), PARTICIPATION_USER_RATE_BURST=str(burst)
-    )
+    limits = {f"{limit}_LIMIT": str(rate), f"{limit}_BURST": str(burst)}
+    api = processes.api(settings, 4, False, **limits)
     campaign_id = api.create_campaign(total_stock=10)
     url = f"{api.base_url}/api/campaigns/{campaign_id}/participation"
-    attack(url, clients=64, duration_s=1, first_user=1000, watched=[])  # warm every process up, other users
+    if limit == "PARTICIPATION_USER_RATE":
+        attack(url, clients=64, duration_s=1, first_user=1000, watched=[])  # warm every process up, other users
+    servers = psutil.Process(api.proc.popen.pid).children(recursive=True)
+    assert len(servers) == 4, servers
+    cpu_before = [_cpu_s(p) for p in servers]
     before = sum(end_offsets(settings).values())
-    script = tmp_path / "one-user.lua"
-    script.write_text(ONE_USER)
+    lua = tmp_path / "load.lua"
+    lua.write_text(script)
     out = subprocess.run(
-        [tool_binary("wrk"), "-t2", "-c64", f"-d{seconds}s", "-s", str(script), url],
+        [tool_binary("wrk"), "-t2", "-c64", f"-d{seconds}s", "-s", str(lua), url],
         capture_output=True,
         text=True,
         timeout=60,
         check=True,
     ).stdout
+    cpu = [_cpu_s(p) - b for p, b in zip(servers, cpu_before, strict=True)]
+    assert min(cpu) >= 0.1 * sum(cpu), cpu  # the load went to every process, not one
     total = int(re.search(r"(\d+) requests in", out)[1])  # type: ignore[index]
     refused = int(re.search(r"Non-2xx or 3xx responses: (\d+)", out)[1])  # type: ignore[index]
     accepted = total - refused

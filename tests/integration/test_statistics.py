@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import time
 from collections.abc import Iterator
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import pytest
 from sqlalchemy import Engine, delete, func, select, text
@@ -92,6 +94,16 @@ def generated(database: Engine, base_settings: Settings) -> dict[str, Any]:
     return {"rows": result.rows, "days": [GENERATED_LAST_DAY - dt.timedelta(days=i) for i in range(3, -1, -1)]}
 
 
+def _a_day_that_lasts(tz: ZoneInfo, minutes: float) -> dt.date:
+    """Today in `tz`, once at least `minutes` of it are left (waiting out a midnight closer than that)."""
+    now = dt.datetime.now(dt.UTC)
+    _, end = day_bounds(local_today(tz, now), tz)
+    left_s = (end - now.replace(tzinfo=None)).total_seconds()
+    if left_s < minutes * 60:
+        time.sleep(left_s + 1)
+    return local_today(tz)
+
+
 @pytest.fixture
 def api(settings: Settings, processes: Processes) -> Api:
     return processes.api(settings)
@@ -100,6 +112,7 @@ def api(settings: Settings, processes: Processes) -> Api:
 def test_batched_numbers_equal_raw_numbers_for_data_from_the_real_flow(
     api: Api, settings: Settings, database: Engine, processes: Processes
 ) -> None:
+    today = _a_day_that_lasts(settings.tz, minutes=2)  # the requests are all decided within this local day
     campaigns = [api.create_campaign(total_stock=stock) for stock in (5, 40)]
     with api.client(admin=True) as client:
         for cid in campaigns:
@@ -109,7 +122,13 @@ def test_batched_numbers_equal_raw_numbers_for_data_from_the_real_flow(
                 )
                 assert r.status_code == 202
     assert processes.worker(settings, "--drain").wait(120) == 0
-    today = local_today(settings.tz)
+    day_start, day_end = day_bounds(today, settings.tz)
+    with database.connect() as conn:
+        h = participation_history.c
+        first_decided, last_decided = conn.execute(
+            select(func.min(h.decided_at), func.max(h.decided_at)).where(h.campaign_id.in_(campaigns))
+        ).one()
+    assert day_start <= first_decided <= last_decided < day_end, (today, first_decided, last_decided)
 
     job = _run_via_api(api, today)
     assert job["status"] == "COMPLETED", job
@@ -490,17 +509,19 @@ def test_scheduler_process_starts_catches_up_and_stops_on_sigterm(settings: Sett
     assert "scheduler stopped" in proc.log()
 
 
-def test_demo_history_is_labelled_generated_and_its_days_aggregated(settings: Settings, processes: Processes) -> None:
+def test_demo_history_is_labelled_generated_and_its_days_aggregated(
+    settings: Settings, processes: Processes, database: Engine
+) -> None:
     """A fresh install's Analytics page in a minute: labelled campaigns of the past days, aggregated."""
     api = processes.api(settings, DEMO_MAX_DAYS="2", DEMO_MAX_ROWS="2000")
-    yesterday = local_today(settings.tz) - dt.timedelta(days=1)
+    yesterday = _a_day_that_lasts(settings.tz, minutes=2) - dt.timedelta(days=1)  # the same day for the API
     days = [(yesterday - dt.timedelta(days=1)).isoformat(), yesterday.isoformat()]
     with api.client(admin=True) as client:
         r = client.post("/api/admin/demo/history", json={"days": 2, "campaignsPerDay": 2, "rows": 2000})
         assert r.status_code == 201, r.text
         made = r.json()["data"]
         assert made["campaigns"] == len(made["campaignIds"]) == 4 and made["label"] == "[generated]"
-        assert 1400 <= made["rows"] <= 2600
+        assert made["rows"] == 2000  # the cap, as asked: never more
         assert [(j["date"], j["status"]) for j in made["jobs"]] == [(day, "COMPLETED") for day in days]
         ours = set(made["campaignIds"])
         total = 0
@@ -513,11 +534,17 @@ def test_demo_history_is_labelled_generated_and_its_days_aggregated(settings: Se
             assert daily["summary"] == raw["summary"]  # aggregated from what was written
             total += sum(c["totalCount"] for c in generated)
         assert total == made["rows"]
+        with database.connect() as conn:  # the rows written, counted in the table itself
+            written = conn.scalar(
+                select(func.count()).where(participation_history.c.campaign_id.in_(made["campaignIds"]))
+            )
+        assert written == 2000
         wrongs = (
             {"days": 31},
             {"days": 0},
             {"campaignsPerDay": 11},
             {"rows": 2001},
+            {"days": 2, "campaignsPerDay": 2, "rows": 3},
             {"rows": 1_000_001},
             {"rows": "5"},
         )
