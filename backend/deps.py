@@ -43,7 +43,7 @@ async def require_admin(
 ) -> None:
     """Admin endpoints need `Authorization: Bearer <ADMIN_TOKEN>` (compared in constant time)."""
     given = credentials.credentials.encode() if credentials else b""
-    if not secrets.compare_digest(given, settings.admin_token.encode()):
+    if not secrets.compare_digest(given, settings.admin_token.get_secret_value().encode()):
         raise ApiError(401, "UNAUTHORIZED", "admin token missing or wrong", headers={"WWW-Authenticate": "Bearer"})
 
 

@@ -1,15 +1,19 @@
 """The participation door: `POST /api/campaigns/{id}/participation` served in front of the FastAPI app.
 
+Every request's body, the door's and every other route's, is read here: by its deadline (408, the
+connection closed) and within the size limit (413), then handed whole to the route.
+
 The hot path is the one endpoint a crowd hits at once, so it is served by a plain ASGI handler
 that skips the framework's per-request machinery (routing, dependency solving, model building,
 middleware wrappers) — measured in docs/experiments/ingest.md. It keeps everything the framework
-path does: the body limit (413), the same validation and error envelope and codes, the rate limit,
+path does: the body limit (413) and deadline (408), the same validation and error envelope and codes, the rate limit,
 the campaign window, `X-Request-ID`, the request-duration metric and logs carrying the request id.
 Every other request goes to the FastAPI app, which also declares this route for the OpenAPI document.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import re
 import time
@@ -17,11 +21,13 @@ from typing import Any
 
 import orjson
 from prometheus_client.metrics import Histogram
-from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from backend.body_deadline import BodyDeadlines, timed_out
 from backend.errors import ApiError, envelope_bytes
 from backend.intake import Intake, identify
 from backend.observability import BATCHED, HTTP_SECONDS, REQUEST_ID, request_id_of
+from fcfs.clients import ClientAddresses
 from fcfs.events import MAX_CAMPAIGN_ID, MAX_USER_ID
 
 log = logging.getLogger(__name__)
@@ -36,16 +42,29 @@ ACCEPTED_MESSAGE = {
     "participation-noop": "participation request accepted (not queued: benchmark baseline)",
 }
 JSON = (b"content-type", b"application/json")
+WITH_BODY = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 
 
 class ParticipationDoor:
     """An ASGI app: the participation endpoints itself, everything else by the wrapped app."""
 
-    def __init__(self, app: ASGIApp, intake: Intake | None = None, *, max_body_bytes: int, noop: bool) -> None:
+    def __init__(
+        self,
+        app: ASGIApp,
+        intake: Intake | None = None,
+        *,
+        max_body_bytes: int,
+        noop: bool,
+        clients: ClientAddresses,
+        bodies: BodyDeadlines,
+        serves: bool = True,
+    ) -> None:
         self.app = app
         self.intake = intake  # set at start-up, once the producer exists
         self.max_body_bytes = max_body_bytes
-        self.endpoints = set(ROUTES) if noop else {"participation"}
+        self.clients = clients
+        self.bodies = bodies
+        self.endpoints = (set(ROUTES) if noop else {"participation"}) if serves else set()
         self._timers: dict[tuple[str, int], Histogram] = {}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -54,7 +73,43 @@ class ParticipationDoor:
             if match is not None and match[2] in self.endpoints:
                 await self._serve(scope, receive, send, match[1], match[2])
                 return
+        if scope["type"] == "http" and scope["method"] in WITH_BODY:
+            await self._forward_with_body(scope, receive, send)
+            return
         await self.app(scope, receive, send)
+
+    async def _forward_with_body(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Every other route's body, read here by the same deadline and limit as the door's (408, 413), then
+        handed to the app whole."""
+        try:
+            for name, value in scope["headers"]:
+                if name == b"content-length" and (not value.isdigit() or int(value) > self.max_body_bytes):
+                    raise too_large(self.max_body_bytes)
+            forwarded = [value for name, value in scope["headers"] if name == b"x-forwarded-for"]
+            peer = scope["client"][0] if scope.get("client") else "unknown"
+            body = await self._body(receive, self.clients.of(peer, b",".join(forwarded)))
+        except ApiError as exc:
+            answer = envelope_bytes(exc.data, exc.message, exc.error_code)
+            await self._answer(send, exc.status_code, answer, request_id_of(scope["headers"]), exc.headers)
+            return
+        handed = False
+
+        async def whole_body() -> Message:
+            nonlocal handed
+            if handed:
+                return await receive()  # after the body: the disconnect
+            handed = True
+            return {"type": "http.request", "body": body, "more_body": False}
+
+        await self.app(scope, whole_body, send)
+
+    @staticmethod
+    async def _answer(send: Send, status: int, answer: bytes, request_id: str, extra: dict[str, str] | None) -> None:
+        headers = [JSON, (b"content-length", b"%d" % len(answer)), (b"x-request-id", request_id.encode())]
+        if extra:
+            headers += [(k.lower().encode(), v.encode()) for k, v in extra.items()]
+        await send({"type": "http.response.start", "status": status, "headers": headers})
+        await send({"type": "http.response.body", "body": answer})
 
     async def _serve(self, scope: Scope, receive: Receive, send: Send, campaign: str, endpoint: str) -> None:
         """One request, start to end, in one coroutine (every extra layer costs on this path)."""
@@ -62,23 +117,23 @@ class ParticipationDoor:
         request_id = request_id_of(scope["headers"])
         extra: dict[str, str] | None = None
         try:
-            message = await receive()
-            body = message.get("body", b"")
-            if message.get("more_body", False) or len(body) > self.max_body_bytes:
-                body = await read_rest(receive, body, self.max_body_bytes)
             intake = self.intake
             assert intake is not None, "the door serves only after start-up"
-            key = authorization = forwarded_for = None
+            key = authorization = forwarded_for = simulated = None
             for name, value in scope["headers"]:
                 if name == b"idempotency-key":
                     key = value
                 elif name == b"authorization":
                     authorization = value
-                elif name == b"x-forwarded-for":
-                    forwarded_for = value
+                elif name == b"x-simulated-user":
+                    simulated = value
+                elif name == b"x-forwarded-for":  # several headers: one list, in order (as HTTP says)
+                    forwarded_for = value if forwarded_for is None else forwarded_for + b"," + value
+            client = self.clients.of(scope["client"][0] if scope.get("client") else "unknown", forwarded_for)
+            body = await self._body(receive, client)
             campaign_id = parse_campaign_id(campaign)
-            user_id = identify(intake.tokens, authorization, parse_user_id(body, required=intake.tokens is None))
-            client = intake.limits.client(scope["client"][0] if scope.get("client") else "unknown", forwarded_for)
+            given = parse_user_id(body, required=intake.tokens is None)
+            user_id = identify(intake.tokens, authorization, given, intake.proofs, simulated)
             publish = endpoint == "participation"
             data = await intake.accept(campaign_id, user_id, client, publish, parse_idempotency_key(key))
             status, answer = 202, envelope_bytes(data, ACCEPTED_MESSAGE[endpoint])
@@ -89,15 +144,27 @@ class ParticipationDoor:
             log.exception("unhandled error on POST %s", scope["path"])
             REQUEST_ID.reset(token)
             status, answer = 500, envelope_bytes(None, "internal error", "INTERNAL_ERROR")
-        headers = [JSON, (b"content-length", b"%d" % len(answer)), (b"x-request-id", request_id.encode())]
-        if extra:
-            headers += [(k.lower().encode(), v.encode()) for k, v in extra.items()]
-        await send({"type": "http.response.start", "status": status, "headers": headers})
-        await send({"type": "http.response.body", "body": answer})
+        await self._answer(send, status, answer, request_id, extra)
         timer = self._timers.get((endpoint, status))
         if timer is None:
             timer = self._timers[endpoint, status] = HTTP_SECONDS.labels("POST", ROUTES[endpoint], str(status))
         BATCHED.observe(timer, time.perf_counter() - started)
+
+    async def _body(self, receive: Receive, client: str) -> bytes:
+        """The request's body, by its deadline (408 past it) and within the size limit (413)."""
+        read = self.bodies.begin(client)
+        try:
+            message = await receive()
+            body: bytes = message.get("body", b"")
+            if message.get("more_body", False) or len(body) > self.max_body_bytes:
+                body = await read_rest(receive, body, self.max_body_bytes)
+            return body
+        except asyncio.CancelledError:
+            if self.bodies.expired(read):
+                raise timed_out(self.bodies.seconds) from None
+            raise
+        finally:
+            self.bodies.end(read)
 
 
 async def read_rest(receive: Receive, first: bytes, limit: int) -> bytes:

@@ -25,6 +25,7 @@ from fcfs.events import ParticipationEvent, signed_event
 from fcfs.request_ids import RequestIdSigner
 from fcfs.schema import Channel
 from fcfs.settings import Settings
+from fcfs.simulated import FIRST_SIMULATED_USER, RESERVED, SimulationProofs
 from fcfs.tokens import Unauthenticated, UserTokens
 
 log = logging.getLogger(__name__)
@@ -84,10 +85,29 @@ UNAUTHENTICATED = ApiError(
 )
 
 
-def identify(tokens: UserTokens | None, authorization: bytes | str | None, user_id: int | None) -> int:
+def identify(
+    tokens: UserTokens | None,
+    authorization: bytes | str | None,
+    user_id: int | None,
+    proofs: SimulationProofs,
+    simulated: bytes | str | None = None,
+) -> int:
     """Who takes part: the body's userId (USER_AUTH=none), or the token's user (USER_AUTH=jwt), with a
     body userId, if any, that must be the same (403 USER_MISMATCH); 401 UNAUTHENTICATED without a valid
-    token, saying no more (the log does, at debug level)."""
+    token, saying no more (the log does, at debug level). A user of the simulated range only with the
+    simulator's proof (`simulated`, the X-Simulated-User header): 422 otherwise."""
+    user = _identified(tokens, authorization, user_id)
+    if user >= FIRST_SIMULATED_USER and not proofs.verify(user, simulated):
+        raise ApiError(
+            422,
+            "VALIDATION_ERROR",
+            f"userId: {RESERVED}",
+            data={"errors": [{"field": "userId", "problem": RESERVED}]},
+        )
+    return user
+
+
+def _identified(tokens: UserTokens | None, authorization: bytes | str | None, user_id: int | None) -> int:
     if tokens is None:
         if user_id is None:
             raise ApiError(
@@ -116,6 +136,7 @@ class Intake:
     signer: RequestIdSigner
     campaigns: CampaignCache
     limits: Limits
+    proofs: SimulationProofs  # the simulator's users' X-Simulated-User header
     tokens: UserTokens | None = None  # USER_AUTH=jwt
     seconds: IntakeSeconds | None = None  # the answers counted per campaign and second, for the Live page
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import threading
 from collections.abc import AsyncIterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
@@ -12,7 +13,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 from sqlalchemy import Engine
 
-from backend.body_limit import BodyLimitMiddleware
+from backend.body_deadline import BodyDeadlines
 from backend.campaign_cache import CampaignCache
 from backend.door import ParticipationDoor
 from backend.errors import install_error_handlers
@@ -27,10 +28,12 @@ from backend.responses import document_identity
 from backend.routes import admin, batch, campaigns, crowd, demo, health, operations, participation, stats, support
 from backend.serve import follow_server
 from fcfs.aggregation import abandon_orphaned_jobs
+from fcfs.clients import ClientAddresses
 from fcfs.db import make_engine
 from fcfs.kafka import producer_config
 from fcfs.request_ids import RequestIdSigner
 from fcfs.settings import Settings, get_settings
+from fcfs.simulated import SimulationProofs
 from fcfs.tokens import UserTokens
 
 log = logging.getLogger(__name__)
@@ -65,23 +68,32 @@ def create_app(settings: Settings | None = None) -> ParticipationDoor:
         engine = make_engine(isolation_level="READ COMMITTED")
         app.state.settings = settings
         app.state.engine = engine
-        app.state.signer = RequestIdSigner(settings.request_id_secret)
+        app.state.signer = RequestIdSigner(settings.request_id_secret.get_secret_value())
         app.state.producer = AsyncProducer(producer_config(settings), settings.kafka_produce_timeout_ms / 1000)
         app.state.campaigns = CampaignCache(engine, lambda: app.state.producer.partitions(settings.kafka_topic))
         app.state.batch_executor = ThreadPoolExecutor(max_workers=2, thread_name_prefix="aggregate")
+        app.state.manual_runs = threading.BoundedSemaphore(batch.MAX_MANUAL_RUNS)
+        app.state.lock_engine = make_engine(pooled=False)  # connections that hold an aggregation's lock
         app.state.kafka_view = KafkaView(settings)
+        app.state.clients = clients
         limits = Limits(
             SharedBuckets(os.environ.get(RATE_LIMIT_FILE)),
             settings.participation_rate_limit,
             settings.participation_rate_burst,
             settings.participation_user_rate_limit,
             settings.participation_user_rate_burst,
-            settings.trusted_proxies,
         )
         tokens = user_tokens(settings)
         intake_seconds = IntakeSeconds(engine)
         app.state.intake = door.intake = Intake(
-            settings, app.state.producer, app.state.signer, app.state.campaigns, limits, tokens, intake_seconds
+            settings,
+            app.state.producer,
+            app.state.signer,
+            app.state.campaigns,
+            limits,
+            SimulationProofs(settings.request_id_secret.get_secret_value()),
+            tokens,
+            intake_seconds,
         )
         # runs a crashed process left STARTED are marked FAILED (off the event loop; the database may be away)
         app.state.batch_executor.submit(_abandon_orphaned_jobs, engine)
@@ -97,11 +109,13 @@ def create_app(settings: Settings | None = None) -> ParticipationDoor:
             await sampler.stop()
             await intake_seconds.stop()
             app.state.batch_executor.shutdown(wait=True, cancel_futures=False)
+            app.state.lock_engine.dispose()
             app.state.kafka_view.close()
             app.state.producer.close()
             if tokens is not None:
                 tokens.close()
             limits.buckets.close()
+            bodies.close()
             engine.dispose()
 
     app = FastAPI(
@@ -112,12 +126,15 @@ def create_app(settings: Settings | None = None) -> ParticipationDoor:
     )
     install_error_handlers(app)
     document_identity(app, settings.user_auth)
-    app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
+    clients = ClientAddresses(settings.trusted_proxies)
+    bodies = BodyDeadlines(settings.body_timeout_s, settings.body_pending_per_client)
     app.add_middleware(RequestContextMiddleware)
     app.add_api_route("/metrics", metrics_response, methods=["GET"], include_in_schema=False)
-    app.include_router(participation.router)
-    if settings.bench_endpoints:
-        app.include_router(participation.bench_router)
+    if settings.api_plane != "ops":  # the participation doors only where the crowd's limits count them
+        app.include_router(participation.router)
+        if settings.bench_endpoints:
+            app.include_router(participation.bench_router)
+    app.include_router(participation.lookup_router)
     app.include_router(campaigns.router)
     if settings.api_plane != "public":  # the operators' plane: served apart from the crowd's door (API_PLANE)
         for router in (
@@ -131,7 +148,14 @@ def create_app(settings: Settings | None = None) -> ParticipationDoor:
         ):
             app.include_router(router)
     app.include_router(health.router)
-    door = ParticipationDoor(app, max_body_bytes=settings.max_body_bytes, noop=settings.bench_endpoints)
+    door = ParticipationDoor(
+        app,
+        max_body_bytes=settings.max_body_bytes,
+        noop=settings.bench_endpoints,
+        clients=clients,
+        bodies=bodies,
+        serves=settings.api_plane != "ops",
+    )
     return door
 
 

@@ -40,6 +40,9 @@ PRODUCE_SECONDS = Histogram(
     "From produce() to Kafka's acknowledgement",
     buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
 )
+# The methods a request is counted under; any other a client makes up is counted as "other" (every label
+# value is a time series kept for the process's life: a client must not be able to choose them)
+METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
 PARTICIPATIONS = Counter("fcfs_participation_requests_total", "Participation requests by answer", ["answer"])
 
 
@@ -170,8 +173,9 @@ class RequestContextMiddleware:
                 raise  # too late for an answer: the server drops the connection
             await envelope(None, "internal error", 500, "INTERNAL_ERROR")(scope, receive, send_with_id)
         finally:
-            route = scope.get("route")
-            HTTP_SECONDS.labels(scope["method"], getattr(route, "path", "unmatched"), str(status)).observe(
+            route = scope.get("route")  # a route's template, never the path a client chose
+            method = scope["method"] if scope["method"] in METHODS else "other"
+            HTTP_SECONDS.labels(method, getattr(route, "path", "unmatched"), str(status)).observe(
                 time.perf_counter() - started
             )
             REQUEST_ID.reset(token)
@@ -180,7 +184,7 @@ class RequestContextMiddleware:
 async def metrics_response(request: Request) -> Response:
     """Prometheus exposition of this process (or of all processes, in multiprocess mode); with
     METRICS_TOKEN set, only for `Authorization: Bearer <METRICS_TOKEN>` (compared in constant time)."""
-    token = request.app.state.settings.metrics_token
+    token = request.app.state.settings.metrics_token.get_secret_value()
     if token:
         given = request.headers.get("authorization", "").removeprefix("Bearer ").encode()
         if not secrets.compare_digest(given, token.encode()):

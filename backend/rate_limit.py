@@ -3,36 +3,48 @@
 An FCFS event is won by whoever sends the most requests fastest, so the limits must hold for the
 whole server, not per process (which would multiply them by the process count). The buckets live in
 one small memory-mapped file that the server process creates and its workers map (`python -m
-backend` passes its path in `FCFS_RATE_LIMIT_FILE`; a process started otherwise keeps its own). A key
-hashes to a group of 2 slots guarded by a POSIX byte-range lock on the file (`fcntl.lockf`, one byte
-per group), so processes wait for each other only on the same group; time is CLOCK_MONOTONIC, one
-clock for the whole host. A full group reuses the slot of a key idle long enough to have refilled,
-else the least recently used one (that client's bucket starts full again).
+backend` passes its path in `FCFS_RATE_LIMIT_FILE`; a process started otherwise keeps its own); time
+is CLOCK_MONOTONIC, one clock for the whole host.
 
-A client is its address, or behind a proxy listed in `TRUSTED_PROXIES` the address that proxy saw
-(`X-Forwarded-For`, read from the right, skipping trusted proxies); the header of an untrusted peer
-is ignored, so it cannot be used to spoof.
+Each limit (per address, per user) has a table of its own in the file. A key goes to one group of 8
+slots by a keyed hash (BLAKE2b with a random key written into the file when it is created), so nobody
+outside can choose keys that land in one group; the group is guarded by a POSIX byte-range lock (one
+byte per group), so processes wait for each other only on the same group. A key keeps its slot until
+it has been idle long enough for its bucket to be full again (then the slot may be reused: forgetting
+it changes nothing). When all 7 keyed slots of its group hold keys still refilling, a new key shares the
+group's 8th slot, its overflow bucket, with every other key in that case: it is never handed a bucket
+fuller than its own would be, and no live key is ever evicted. Capacity: `GROUPS` x 7 keys active
+within the idle time per limit (917,504 by default); past about half of that, new keys start to
+share overflow buckets (stricter, never looser) — see `docs/` for the measured table.
+
+A client is its address as `fcfs.clients` reads it (behind trusted proxies, the one they name).
 """
 
 from __future__ import annotations
 
 import ctypes
 import fcntl
-import ipaddress
+import hashlib
 import math
 import mmap
 import os
+import secrets
 import struct
 import threading
 import time
-import zlib
 
 from backend.errors import ApiError
 
 RATE_LIMIT_FILE = "FCFS_RATE_LIMIT_FILE"  # set by the server process, read by its workers
-SLOT = struct.Struct("<Qdd")  # key hash (0: free), tokens, last update (CLOCK_MONOTONIC seconds)
-GROUP = 2  # slots a key may live in, under one lock
-GROUPS = 1 << 19  # 1,048,576 slots (24 MiB of a sparse file): a storm's active keys fill a few percent
+MAGIC = b"FCFS-RL3"  # the file's first bytes, then the hash key
+HEADER = 4096  # the header's page: magic and key
+KEY_BYTES = 16
+GROUP = 8  # slots of a group, under one lock: the first 7 for keys, the last the group's overflow bucket
+KEYED = GROUP - 1
+OWNERS = struct.Struct(f"<{GROUP}Q")  # a group's key hashes (0: free), then GROUP x STATE
+STATE = struct.Struct("<dd")  # tokens, last update (CLOCK_MONOTONIC seconds)
+GROUP_BYTES = OWNERS.size + GROUP * STATE.size
+GROUPS = 1 << 17  # groups per limit: 917,504 keyed slots (24 MiB of a sparse file)
 LOCAL_REFUSALS = 100_000  # keys this process remembers as over their limit, refused without a lock
 
 
@@ -75,17 +87,18 @@ class _ByteLock:
 
 
 class SharedBuckets:
-    """Token buckets by key in memory shared by the processes that open the same file.
+    """Token buckets by key in memory shared by the processes that open the same file, `tables` limits
+    side by side (each its own groups, and so its own overflow buckets).
 
-    This runs for every participation request, twice, so it is written for speed: a key hashes
-    (CRC-32 and Adler-32, both in C) to a group of two slots, one byte-range lock per group, and a
-    key over its limit is refused by the process that saw it without the shared table until it
-    may take again."""
+    This runs for every participation request, twice, so it is written for speed: one keyed hash (in
+    C), one lock, one read of the group's owners; and a key over its limit is refused by the process
+    that saw it, without the shared table, until it may take again."""
 
-    def __init__(self, path: str | None = None, groups: int = GROUPS, idle_s: float = 60.0) -> None:
+    def __init__(self, path: str | None = None, groups: int = GROUPS, idle_s: float = 60.0, tables: int = 2) -> None:
         self.groups = groups
+        self.tables = tables
         self.idle_s = idle_s  # a key idle this long has a full bucket again: its slot may be reused
-        size = groups * GROUP * SLOT.size
+        size = HEADER + tables * groups * GROUP_BYTES
         self._fd = -1
         if path:
             self._fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
@@ -96,53 +109,74 @@ class SharedBuckets:
             self._map = mmap.mmap(-1, size)
         self._bytes = _ByteLock(self._fd) if self._fd >= 0 else None
         self._threads = threading.Lock()  # byte-range locks do not exclude threads of one process
+        self._hasher = hashlib.blake2b(digest_size=8, key=self._hash_key())
         self._refused: dict[bytes, float] = {}  # key -> when it may take again
         self._leased: dict[bytes, tuple[int, float]] = {}  # key -> (tokens this process holds, until when)
 
-    def take(self, key: bytes, rate: float, burst: int, now: float | None = None, lease: int = 1) -> float:
-        """Take a token from `key`'s bucket (`rate` per second, `burst` at most): 0.0 if there was one,
-        else the seconds until there is.
+    def _hash_key(self) -> bytes:
+        """The file's hash key, written by the first process that opens it (under the header's lock)."""
+        header_lock = self.tables * self.groups  # a lock byte past every group's
+        with self._threads:
+            if self._bytes is not None:
+                self._bytes.acquire(header_lock)
+            try:
+                if self._map[: len(MAGIC)] != MAGIC:
+                    self._map[len(MAGIC) : len(MAGIC) + KEY_BYTES] = secrets.token_bytes(KEY_BYTES)
+                    self._map[: len(MAGIC)] = MAGIC
+                return bytes(self._map[len(MAGIC) : len(MAGIC) + KEY_BYTES])
+            finally:
+                if self._bytes is not None:
+                    self._bytes.release(header_lock)
+
+    def group_of(self, key: bytes) -> tuple[int, int]:
+        """(the key's hash, never 0; its group)."""
+        hasher = self._hasher.copy()
+        hasher.update(key)
+        h = int.from_bytes(hasher.digest(), "little") or 1
+        return h, h % self.groups
+
+    def take(
+        self, key: bytes, rate: float, burst: int, now: float | None = None, lease: int = 1, table: int = 0
+    ) -> float:
+        """Take a token from `key`'s bucket in `table` (`rate` per second, `burst` at most): 0.0 if there was
+        one, else the seconds until there is.
 
         With `lease` > 1 up to that many tokens are taken from the shared bucket at once and spent by
         this process over the next second (then forgotten): fewer trips to the shared table for a busy
         key, at the price of admitting up to `lease` - 1 fewer requests per process (never more)."""
         now = time.monotonic() if now is None else now
-        held = self._leased.get(key)
-        if held is not None:
-            count, expires = held
-            if now < expires:
-                if count > 1:
-                    self._leased[key] = (count - 1, expires)
-                else:
-                    del self._leased[key]
-                return 0.0
-            del self._leased[key]
+        held = self._leased.pop(key, None)  # pop and put: safe for the threads of one process
+        if held is not None and now < held[1]:
+            if held[0] > 1:
+                self._leased[key] = (held[0] - 1, held[1])
+            return 0.0
         until = self._refused.get(key)
         if until is not None:
             if now < until:
                 return until - now
-            del self._refused[key]
-        h = (zlib.crc32(key) << 32 | zlib.adler32(key)) or 1
-        group = h % self.groups
-        first = group * GROUP * SLOT.size
-        second = first + SLOT.size
-        locks, table, unpack = self._bytes, self._map, SLOT.unpack_from
+            self._refused.pop(key, None)
+        h, group = self.group_of(key)
+        lock = table * self.groups + group
+        base = HEADER + lock * GROUP_BYTES
+        states = base + OWNERS.size
+        table_map, unpack = self._map, STATE.unpack_from
         with self._threads:
-            if locks is not None:
-                locks.acquire(group)
+            if self._bytes is not None:
+                self._bytes.acquire(lock)
             try:
-                owner, tokens, last = unpack(table, first)
-                offset = first
-                if owner != h:
-                    other, other_tokens, other_last = unpack(table, second)
-                    if other == h:
-                        offset, tokens, last = second, other_tokens, other_last
-                    else:  # a new key: a free or idle slot, else the less recently used one
-                        if not (owner == 0 or now - last > self.idle_s) and (
-                            other == 0 or now - other_last > self.idle_s or other_last < last
-                        ):
-                            offset = second
+                owners = OWNERS.unpack_from(table_map, base)
+                try:
+                    slot = owners.index(h, 0, KEYED)
+                    tokens, last = unpack(table_map, states + slot * STATE.size)
+                except ValueError:  # a new key: a free slot, else one idle long enough, else the overflow
+                    slot = self._free_slot(owners, states, now)
+                    if slot < KEYED:
+                        OWNERS.pack_into(table_map, base, *owners[:slot], h, *owners[slot + 1 :])
                         tokens, last = float(burst), now
+                    else:
+                        tokens, last = unpack(table_map, states + slot * STATE.size)
+                        if last == 0.0:  # the overflow bucket's first use: full
+                            tokens, last = float(burst), now
                 tokens = min(float(burst), tokens + max(now - last, 0.0) * rate)
                 wait = 0.0
                 taken = min(lease, int(tokens))
@@ -150,10 +184,10 @@ class SharedBuckets:
                     tokens -= taken
                 else:
                     wait = (1 - tokens) / rate
-                SLOT.pack_into(table, offset, h, tokens, now)
+                STATE.pack_into(table_map, states + slot * STATE.size, tokens, now)
             finally:
-                if locks is not None:
-                    locks.release(group)
+                if self._bytes is not None:
+                    self._bytes.release(lock)
         if not wait and taken > 1:
             if len(self._leased) >= LOCAL_REFUSALS:
                 self._leased.clear()
@@ -164,10 +198,25 @@ class SharedBuckets:
             self._refused[key] = now + wait
         return wait
 
+    def _free_slot(self, owners: tuple[int, ...], states: int, now: float) -> int:
+        """A keyed slot for a new key: a free one, else the idlest of those idle for `idle_s` (their buckets
+        are full again: forgetting them changes nothing); KEYED (the overflow) when every key still refills."""
+        if 0 in owners[:KEYED]:
+            return owners.index(0, 0, KEYED)
+        idlest, idlest_last = KEYED, now - self.idle_s
+        for slot in range(KEYED):
+            _, last = STATE.unpack_from(self._map, states + slot * STATE.size)
+            if last < idlest_last:
+                idlest, idlest_last = slot, last
+        return idlest
+
     def close(self) -> None:
         self._map.close()
         if self._fd >= 0:
             os.close(self._fd)
+
+
+ADDRESS, USER = 0, 1  # the limits' tables
 
 
 class Limits:
@@ -180,7 +229,6 @@ class Limits:
         address_burst: int,
         user_rate: float,
         user_burst: int,
-        trusted_proxies: str = "",
     ) -> None:
         self.buckets = buckets
         self.address = (address_rate, address_burst)
@@ -189,16 +237,15 @@ class Limits:
         # then costs one trip to the shared table per 10 requests, not one per request
         self.address_lease = max(1, min(10, address_burst // 20))
         buckets.idle_s = max([burst / rate for rate, burst in (self.address, self.user) if rate > 0], default=60.0)
-        self.trusted = [ipaddress.ip_network(p.strip(), strict=False) for p in trusted_proxies.split(",") if p.strip()]
 
-    def check(self, address: str, user_id: int) -> None:
+    def check(self, address: str, user_id: int, now: float | None = None) -> None:
         """429 RATE_LIMITED, with the seconds to wait, when this address or this user is over its rate."""
-        for kind, key, (rate, burst), lease in (
-            ("client", b"a:" + address.encode(), self.address, self.address_lease),
-            ("user", b"u:%d" % user_id, self.user, 1),
+        for kind, table, key, (rate, burst), lease in (
+            ("client", ADDRESS, b"a:" + address.encode(), self.address, self.address_lease),
+            ("user", USER, b"u:%d" % user_id, self.user, 1),
         ):
             if rate > 0:
-                wait = self.buckets.take(key, rate, burst, lease=lease)
+                wait = self.buckets.take(key, rate, burst, now=now, lease=lease, table=table)
                 if wait:
                     raise ApiError(
                         429,
@@ -206,21 +253,3 @@ class Limits:
                         f"too many participation requests from this {kind}, slow down",
                         headers={"Retry-After": str(max(1, math.ceil(wait)))},
                     )
-
-    def client(self, peer: str, forwarded_for: bytes | str | None) -> str:
-        """The client's address: the peer's, or behind trusted proxies the first untrusted one they name."""
-        if not self.trusted or not forwarded_for or not self._is_trusted(peer):
-            return peer
-        if isinstance(forwarded_for, bytes):
-            forwarded_for = forwarded_for.decode("latin-1")
-        for hop in reversed([h.strip() for h in forwarded_for.split(",")]):
-            if not self._is_trusted(hop):
-                return hop
-        return peer
-
-    def _is_trusted(self, address: str) -> bool:
-        try:
-            ip = ipaddress.ip_address(address)
-        except ValueError:
-            return False
-        return any(ip in network for network in self.trusted)

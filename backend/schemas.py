@@ -10,6 +10,7 @@ from pydantic.alias_generators import to_camel
 
 from fcfs.events import MAX_USER_ID
 from fcfs.schema import Channel
+from fcfs.simulated import FIRST_SIMULATED_USER
 
 
 class CamelModel(BaseModel):
@@ -63,7 +64,11 @@ class CampaignCreate(CamelModel):
 class BulkParticipationRequest(CamelModel):
     count: Annotated[StrictInt, Field(ge=1, le=10**9)]
     campaign_id: Annotated[StrictInt, Field(ge=1, le=2**63 - 1)]
-    user_id_start: Annotated[StrictInt | None, Field(ge=1, le=MAX_USER_ID)] = None
+    # the first user's number in the simulated range (1: its first user, 2^52): a bulk load is never real users
+    user_id_start: Annotated[
+        StrictInt | None,
+        Field(ge=1, le=MAX_USER_ID - FIRST_SIMULATED_USER + 1, description="the first simulated user's number"),
+    ] = None
 
 
 # A campaign's window lies where every time zone can express it and a DATETIME can store it.

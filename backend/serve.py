@@ -18,6 +18,7 @@ import tempfile
 
 from granian import Granian
 from granian.constants import Interfaces, Loops
+from granian.http import HTTP1Settings
 from granian.log import LogLevels
 
 from backend.rate_limit import RATE_LIMIT_FILE
@@ -69,7 +70,7 @@ def follow_server() -> None:
 def main(argv: list[str] | None = None) -> None:
     settings = get_settings()
     parser = argparse.ArgumentParser(prog="python -m backend", description=__doc__)
-    parser.add_argument("--host", default=settings.api_host)
+    parser.add_argument("--host", help="the address to listen on (API_HOST; with --plane ops, OPS_HOST)")
     parser.add_argument("--port", type=int, default=settings.api_port)
     parser.add_argument("--workers", type=int, default=settings.api_workers, help="server processes")
     parser.add_argument(
@@ -79,8 +80,8 @@ def main(argv: list[str] | None = None) -> None:
         "--plane",
         choices=("all", "public", "ops"),
         default=settings.api_plane,
-        help="public: the crowd's routes only (participation, campaign reads, health); ops: every route, for "
-        "the dashboard and operators on a port of their own; all: every route (API_PLANE)",
+        help="public: the crowd's routes only (participation, campaign reads, health); ops: every route but "
+        "the participation door, for the dashboard and operators on a port of their own; all: every route (API_PLANE)",
     )
     parser.add_argument(
         "--nice",
@@ -93,6 +94,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--access-log", action="store_true", help="log every request")
     parser.add_argument("--log-level", choices=[level.value for level in LogLevels], default="info")
     args = parser.parse_args(argv)
+    if args.host is None:
+        args.host = settings.ops_host if args.plane == "ops" else settings.api_host
     if args.nice:
         os.nice(args.nice)  # inherited by the server's worker processes
     os.environ[SERVER_PID] = str(os.getpid())
@@ -118,6 +121,8 @@ def serve(args: argparse.Namespace, settings: Settings) -> None:
         loop=Loops(args.loop),
         websockets=False,
         backlog=2048,
+        # the header read's timeout is also the keep-alive's idle one: a quiet connection is closed after it
+        http1_settings=HTTP1Settings(header_read_timeout=int(settings.idle_timeout_s * 1000)),
         backpressure=settings.api_backpressure or None,
         log_level=LogLevels(args.log_level),
         log_access=args.access_log,

@@ -22,10 +22,11 @@ from sqlalchemy import Connection, Engine, and_, func, or_, select
 
 from backend.presenters import iso
 from fcfs.schema import Outcome, campaign, participation_history
+from fcfs.simulated import is_simulated
 
 h = participation_history.c
 EPOCH = dt.datetime(1970, 1, 1)
-CSV_COLUMNS = ["position", "userId", "requestId", "decidedAt", "kafkaPartition", "kafkaOffset"]
+CSV_COLUMNS = ["position", "userId", "requestId", "decidedAt", "kafkaPartition", "kafkaOffset", "simulated"]
 
 
 @dataclass(frozen=True)
@@ -87,7 +88,18 @@ def winner_json(row: Any, position: int, tz: ZoneInfo) -> dict[str, Any]:
         "decidedAt": iso(row.decided_at, tz),
         "kafkaPartition": row.kafka_partition,
         "kafkaOffset": row.kafka_offset,
+        "simulated": is_simulated(row.user_id),
     }
+
+
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+
+def spreadsheet_safe(cell: str) -> str:
+    """A text cell a spreadsheet would read as a formula (`=`, `+`, `-`, `@`, tab, CR first) prefixed with `'`,
+    as OWASP advises: every request id starts with `-` (its timestamp's high bits are 0). Strip one leading
+    `'` to get the value."""
+    return "'" + cell if cell.startswith(FORMULA_STARTS) else cell
 
 
 def winners_csv(engine: Engine, campaign_id: int, tz: ZoneInfo, chunk: int = 10_000) -> Iterator[bytes]:
@@ -101,7 +113,15 @@ def winners_csv(engine: Engine, campaign_id: int, tz: ZoneInfo, chunk: int = 10_
             rows, first, cursor = winners_page(conn, campaign_id, cursor, chunk)
         for position, row in enumerate(rows, start=first):
             writer.writerow(
-                [position, row.user_id, row.request_id, iso(row.decided_at, tz), row.kafka_partition, row.kafka_offset]
+                [
+                    position,
+                    row.user_id,
+                    spreadsheet_safe(row.request_id),
+                    iso(row.decided_at, tz),
+                    row.kafka_partition,
+                    row.kafka_offset,
+                    "true" if is_simulated(row.user_id) else "false",
+                ]
             )
         yield out.getvalue().encode()
         out.seek(0)

@@ -92,7 +92,7 @@ def cpu_meter(db: psutil.Process | None) -> Iterator[dict[str, float]]:
 def backlog(messages: int, campaigns: int, seed: int) -> list[ParticipationEvent]:
     """N requests over campaigns 1..C in arrival order, signed as the API signs; about a third of the users
     click twice."""
-    signer = RequestIdSigner(get_settings().request_id_secret)
+    signer = RequestIdSigner(get_settings().request_id_secret.get_secret_value())
     rng = random.Random(seed)
     users = max(messages * 2 // 3, 1)
     events = []

@@ -63,7 +63,7 @@ PLACEMENTS = ("placed", "murmur2", "unkeyed")
 
 def requests(messages: int, campaigns: int, seed: int) -> list[ParticipationEvent]:
     """M requests over campaigns 1..C in arrival order, signed as the API signs; a few users click twice."""
-    signer = RequestIdSigner(get_settings().request_id_secret)
+    signer = RequestIdSigner(get_settings().request_id_secret.get_secret_value())
     rng = random.Random(seed)
     out = []
     for _ in range(messages):
@@ -115,7 +115,7 @@ def start_workers(n: int, database_url: str, topic: str, group: str) -> list[sub
         "KAFKA_TOPIC_PARTITIONS": str(n),
         "WORKER_METRICS_PORT": "0",
         "WORKER_INSTANCE_ID": "",
-        "REQUEST_ID_SECRET": get_settings().request_id_secret,
+        "REQUEST_ID_SECRET": get_settings().request_id_secret.get_secret_value(),
     }
     return [
         subprocess.Popen([sys.executable, "-m", "worker"], cwd=ROOT, env=env, stderr=subprocess.DEVNULL)

@@ -21,14 +21,16 @@ from sqlalchemy import Engine, select
 
 from crowd.plan import MAX_CONNECTIONS, MAX_REPEAT_SHARE, MAX_SECONDS, MAX_USERS, SHAPES, Plan
 from crowd.runner import Crowd, Door, Report, Tally, is_loopback
-from crowd.store import RunStatus, claim, create_run, finish, get_run, record
+from crowd.store import CrowdRunning, RunStatus, claim, create_run, finish, get_run, record
 from fcfs.db import make_engine, utcnow
 from fcfs.schema import Channel, campaign
 from fcfs.settings import Settings, get_settings
+from fcfs.simulated import SimulationProofs, simulated_user
 from fcfs.tokens import mint
 
 log = logging.getLogger("crowd")
-FIRST_USER_IDS = (10**9, 10**12)  # each run's users: a fresh block, apart from bulk loads' small ids
+# each run's users: a fresh block of the simulated range (never real users), apart from bulk loads' first ones
+FIRST_USER_IDS = (simulated_user(2**40), simulated_user(2**51))
 
 
 class CannotRun(Exception):
@@ -53,7 +55,7 @@ def door_for(settings: Settings, engine: Engine, campaign_id: int, target: str) 
         if not settings.jwt_secret.get_secret_value():
             raise CannotRun("USER_AUTH=jwt without JWT_SECRET: the crowd cannot sign its users' tokens")
         token_for = partial(mint, settings, ttl_s=int(MAX_SECONDS) + 600)
-    return Door(url, 200 if sync else 202, token_for)
+    return Door(url, 200 if sync else 202, SimulationProofs(settings.request_id_secret.get_secret_value()), token_for)
 
 
 def progress_line(report: Report, planned: int) -> str:
@@ -151,7 +153,11 @@ def main(argv: list[str] | None = None) -> int:
             return 2
         campaign_id, connections = args.campaign, args.connections
         target = (args.target or settings.crowd_target).rstrip("/")
-        run_id = create_run(engine, campaign_id, target, plan, connections)
+        try:
+            run_id = create_run(engine, campaign_id, target, plan, connections)
+        except CrowdRunning as exc:
+            log.error("%s (one crowd at a time)", exc)
+            return 3
     if not claim(engine, run_id):
         log.error("crowd run %d is not waiting to start", run_id)
         return 2

@@ -20,6 +20,7 @@ import numpy as np
 import orjson
 
 from crowd.plan import Click
+from fcfs.simulated import HEADER, SimulationProofs
 
 log = logging.getLogger(__name__)
 REQUEST_TIMEOUT_S = 10.0  # a request without an answer by then counts as "no answer"
@@ -130,10 +131,11 @@ class Door:
 
     url: str  # the participation endpoint of the campaign
     ok_status: int  # 202 (through Kafka) or 200 (synchronous)
+    proofs: SimulationProofs  # every user is a simulated one: the door wants the proof
     token_for: Callable[[int], str] | None = None
 
     def request(self, user_id: int) -> tuple[bytes, dict[str, str]]:
-        headers = {"content-type": "application/json"}
+        headers = {"content-type": "application/json", HEADER: self.proofs.proof(user_id)}
         if self.token_for is not None:
             headers["authorization"] = f"Bearer {self.token_for(user_id)}"
             return b"{}", headers

@@ -11,12 +11,12 @@ import socket
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import Engine, Row, insert, select, update
+from sqlalchemy import Engine, Row, insert, select, text, update
 from sqlalchemy.dialects.mysql import insert as mysql_insert
 
 from crowd.plan import Plan
 from crowd.runner import Report
-from fcfs.db import utcnow
+from fcfs.db import release_lock, utcnow
 from fcfs.schema import crowd_run, crowd_run_second
 
 ALIVE_WITHIN = dt.timedelta(seconds=10)  # a run whose process is silent longer is LOST
@@ -41,25 +41,52 @@ def status_of(row: Row[Any], now: dt.datetime) -> RunStatus:
     return status
 
 
+class CrowdRunning(Exception):
+    """Another crowd is starting or running (its process alive): one at a time."""
+
+    def __init__(self, run_id: int) -> None:
+        super().__init__(f"crowd run {run_id} is still running: stop it or wait")
+        self.run_id = run_id
+
+
+START_LOCK = "fcfs:crowd:start"
+
+
 def create_run(engine: Engine, campaign_id: int, target_url: str, plan: Plan, connections: int) -> int:
+    """A new run, STARTING; CrowdRunning if another one is active. The check and the insert are one step for
+    every process that starts crowds (the API's and the CLI's), under a database lock."""
     now = utcnow()
-    with engine.begin() as conn:
-        result = conn.execute(
-            insert(crowd_run).values(
-                campaign_id=campaign_id,
-                target_url=target_url,
-                users=plan.users,
-                seconds=plan.seconds,
-                repeat_share=plan.repeat_share,
-                shape=plan.shape,
-                connections=connections,
-                planned=plan.clicks_total,
-                status=RunStatus.STARTING,
-                answers="{}",
-                created_at=now,
-                heartbeat_at=now,
+    with engine.connect() as conn:
+        if conn.scalar(text("SELECT GET_LOCK(:name, 10)"), {"name": START_LOCK}) != 1:
+            raise CrowdRunning(0)
+        try:
+            running = conn.execute(
+                select(crowd_run.c.id)
+                .where(crowd_run.c.status.in_(ACTIVE), crowd_run.c.heartbeat_at > now - ALIVE_WITHIN)
+                .order_by(crowd_run.c.id.desc())
+                .limit(1)
+            ).scalar()
+            if running is not None:
+                raise CrowdRunning(int(running))
+            result = conn.execute(
+                insert(crowd_run).values(
+                    campaign_id=campaign_id,
+                    target_url=target_url,
+                    users=plan.users,
+                    seconds=plan.seconds,
+                    repeat_share=plan.repeat_share,
+                    shape=plan.shape,
+                    connections=connections,
+                    planned=plan.clicks_total,
+                    status=RunStatus.STARTING,
+                    answers="{}",
+                    created_at=now,
+                    heartbeat_at=now,
+                )
             )
-        )
+            conn.commit()
+        finally:
+            release_lock(conn, START_LOCK, close=False)
     return int(result.inserted_primary_key[0])  # type: ignore[index]
 
 
@@ -71,18 +98,6 @@ def get_run(engine: Engine, run_id: int) -> Row[Any] | None:
 def list_runs(engine: Engine, limit: int) -> Sequence[Row[Any]]:
     with engine.connect() as conn:
         return conn.execute(select(crowd_run).order_by(crowd_run.c.id.desc()).limit(limit)).all()
-
-
-def active_run(engine: Engine) -> Row[Any] | None:
-    """The newest run still starting or running with its process alive, if any."""
-    now = utcnow()
-    with engine.connect() as conn:
-        return conn.execute(
-            select(crowd_run)
-            .where(crowd_run.c.status.in_(ACTIVE), crowd_run.c.heartbeat_at > now - ALIVE_WITHIN)
-            .order_by(crowd_run.c.id.desc())
-            .limit(1)
-        ).first()
 
 
 def run_seconds(engine: Engine, run_id: int) -> Sequence[Row[Any]]:

@@ -11,7 +11,7 @@ if str(ROOT) not in sys.path:
 
 import streamlit as st  # noqa: E402
 
-from dashboard.auth import sign_in_page, sign_out_button, signed_in  # noqa: E402
+from dashboard.auth import forget_cookie, keep_signed_in, sign_in_page, sign_out_button, signed_in  # noqa: E402
 from dashboard.menu import pages  # noqa: E402
 
 st.set_page_config(page_title="FCFS campaigns", page_icon=":material/bolt:", layout="wide")
@@ -21,7 +21,9 @@ navigation = st.navigation(
     position="sidebar" if signed_in() else "hidden",
 )
 if signed_in():
+    keep_signed_in()
     sign_out_button()
     navigation.run()
 else:  # whatever page was asked for, only the sign-in form runs until the password is given
+    forget_cookie()
     sign_in_page()

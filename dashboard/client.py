@@ -42,7 +42,7 @@ class ApiClient:
     @classmethod
     def from_settings(cls) -> ApiClient:
         settings = get_settings()
-        return cls(settings.api_base_url, settings.admin_token)
+        return cls(settings.api_base_url, settings.admin_token.get_secret_value())
 
     def call(self, method: str, path: str, **kwargs: Any) -> Any:
         return self.timed(method, path, **kwargs).data

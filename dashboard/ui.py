@@ -45,14 +45,22 @@ def field(name: str) -> Callable[[dict[str, Any]], Any]:
     return lambda item: item[name]
 
 
+def whole_number(text: str | None) -> int | None:
+    """`text` as a whole number written in ASCII digits (at most 19 of them), else None: `str.isdigit` alone
+    accepts "²" or "٣", which `int` refuses or reads otherwise."""
+    if text and text.isascii() and text.isdigit() and len(text) <= 19:
+        return int(text)
+    return None
+
+
 def pick_campaign(campaigns: list[dict[str, Any]], key: str = "campaign") -> int | None:
     """A select box of campaigns, newest first; `?campaign=ID` in the address preselects one."""
     if not campaigns:
         st.info("No campaign yet — create one on the Control page.")
         return None
     ids = [c["id"] for c in campaigns]
-    wanted = st.query_params.get("campaign")
-    index = ids.index(int(wanted)) if wanted and wanted.isdigit() and int(wanted) in ids else 0
+    wanted = whole_number(st.query_params.get("campaign"))
+    index = ids.index(wanted) if wanted in ids else 0
     labels = {
         c["id"]: f"#{c['id']} · {c['name']} · stock {c['totalStock']:,}"
         + (" · synchronous" if c.get("mode") == "SYNC" else "")

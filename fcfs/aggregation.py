@@ -20,7 +20,7 @@ from sqlalchemy import Connection, Engine, Row, case, delete, func, or_, select,
 from sqlalchemy.dialects.mysql import insert as mysql_insert
 
 from fcfs.days import day_bounds
-from fcfs.db import short_error, utcnow
+from fcfs.db import release_lock, short_error, utcnow
 from fcfs.schema import (
     JobStatus,
     JobTrigger,
@@ -91,7 +91,7 @@ def start_job(engine: Engine, day: dt.date, trigger: JobTrigger) -> StartedJob:
         ).inserted_primary_key[0]  # type: ignore[index]
         conn.commit()
     except BaseException:
-        conn.close()  # closing the session releases the lock
+        release_lock(conn, lock_name(day))
         raise
     log.info("aggregation job %d for %s started (%s)", job_id, day, trigger.value)
     return StartedJob(int(job_id), day, conn)
@@ -151,7 +151,7 @@ def abandon_orphaned_jobs(engine: Engine) -> list[int]:
                 conn.commit()
                 abandoned.append(job_id)
             finally:
-                conn.execute(text("SELECT RELEASE_LOCK(:name)"), {"name": lock_name(day)})
+                release_lock(conn, lock_name(day), close=False)
     if abandoned:
         log.warning("aggregation jobs %s were left STARTED by a stopped process: marked FAILED", abandoned)
     return abandoned
@@ -180,10 +180,7 @@ def _finish(engine: Engine, job: StartedJob, status: JobStatus, error: str | Non
                 )
             )
     finally:
-        try:
-            job.lock_conn.execute(text("SELECT RELEASE_LOCK(:name)"), {"name": lock_name(job.day)})
-        finally:
-            job.lock_conn.close()
+        release_lock(job.lock_conn, lock_name(job.day))
     log.info(
         "aggregation job %d for %s: %s (%d campaigns, %d failed)",
         job.job_id,

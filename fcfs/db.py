@@ -1,12 +1,13 @@
-"""Database engine and session factory, one per process."""
+"""Database engines: one pooled engine per process, and helpers around database URLs."""
 
 from __future__ import annotations
 
 import datetime as dt
 from functools import lru_cache
 
-from sqlalchemy import Engine, create_engine
+from sqlalchemy import Connection, Engine, create_engine, text
 from sqlalchemy.engine import make_url
+from sqlalchemy.pool import NullPool
 
 from fcfs.settings import get_settings
 
@@ -16,22 +17,44 @@ def utcnow() -> dt.datetime:
     return dt.datetime.now(dt.UTC).replace(tzinfo=None)
 
 
-def make_engine(url: str | None = None, *, isolation_level: str | None = None, pool_size: int | None = None) -> Engine:
-    """An engine with liveness checks; `READ COMMITTED` where a transaction must see others' commits."""
+def make_engine(
+    url: str | None = None, *, isolation_level: str | None = None, pool_size: int | None = None, pooled: bool = True
+) -> Engine:
+    """An engine with liveness checks; `READ COMMITTED` where a transaction must see others' commits. Not
+    `pooled`: every connection its own, closed when given back (for connections held long, e.g. a lock's)."""
     settings = get_settings()
     kwargs: dict[str, object] = {}
     if isolation_level:
         kwargs["isolation_level"] = isolation_level
+    if pooled:
+        kwargs.update(
+            pool_pre_ping=True,
+            pool_recycle=3600,
+            pool_size=pool_size or settings.db_pool_size,
+            max_overflow=settings.db_max_overflow,
+            pool_timeout=10,
+        )
+    else:
+        kwargs["poolclass"] = NullPool
     return create_engine(
         url or settings.database_url,
-        pool_pre_ping=True,
-        pool_recycle=3600,
-        pool_size=pool_size or settings.db_pool_size,
-        max_overflow=settings.db_max_overflow,
-        pool_timeout=10,
         connect_args={"connect_timeout": 5, "read_timeout": 30, "write_timeout": 30},
         **kwargs,
     )
+
+
+def release_lock(conn: Connection, name: str, close: bool = True) -> None:
+    """Release the database's named lock `name` held on `conn` (and close it). A connection that cannot say
+    RELEASE_LOCK is discarded, never put back in the pool: its session, which holds the lock, ends with it."""
+    try:
+        conn.rollback()  # a transaction an error left open
+        conn.execute(text("SELECT RELEASE_LOCK(:name)"), {"name": name})
+    except BaseException:
+        conn.invalidate()
+        raise
+    finally:
+        if close:
+            conn.close()
 
 
 def short_error(exc: BaseException, limit: int = 300) -> str:

@@ -17,7 +17,8 @@ EXAMPLE_REQUEST_ID_SECRET = "change-me-request-id-secret"
 class Settings(BaseSettings):
     """Every setting of every process; see `.env.example` for what each one means."""
 
-    model_config = SettingsConfigDict(env_file=".env", extra="ignore")
+    # hide_input_in_errors: a refused setting is named, never echoed (the input holds every secret of the env)
+    model_config = SettingsConfigDict(env_file=".env", extra="ignore", hide_input_in_errors=True)
 
     app_env: Literal["development", "test", "production"] = "development"
     database_url: str = "mysql+pymysql://fcfs:fcfs@127.0.0.1:3306/fcfs"
@@ -52,10 +53,17 @@ class Settings(BaseSettings):
     jwt_leeway_s: float = Field(default=30.0, ge=0, le=600)
 
     # with a value, the API's /metrics answers only `Authorization: Bearer <METRICS_TOKEN>` (for the scraper)
-    metrics_token: str = ""
-    admin_token: str = EXAMPLE_ADMIN_TOKEN
-    request_id_secret: str = EXAMPLE_REQUEST_ID_SECRET
+    metrics_token: SecretStr = SecretStr("")
+    admin_token: SecretStr = SecretStr(EXAMPLE_ADMIN_TOKEN)
+    request_id_secret: SecretStr = SecretStr(EXAMPLE_REQUEST_ID_SECRET)
     max_body_bytes: int = Field(default=16_384, ge=256)
+    # a request's whole body must arrive within this time (408 and the connection closed after it), and one
+    # client may have at most this many bodies still arriving at once (429 for the next)
+    body_timeout_s: float = Field(default=2.0, ge=0.5, le=120)
+    body_pending_per_client: int = Field(default=64, ge=1, le=100_000)
+    # a keep-alive connection with no request coming is closed after this long (and a request's headers must
+    # arrive within it)
+    idle_timeout_s: float = Field(default=30.0, ge=1, le=3600)
     bulk_max_count: int = Field(default=100_000, ge=1)
     # the most days and requests one "generate demo history" may write (POST /api/admin/demo/history)
     demo_max_days: int = Field(default=30, ge=1, le=30)
@@ -83,8 +91,12 @@ class Settings(BaseSettings):
     api_port: int = Field(default=8000, ge=1, le=65535)
     api_workers: int = Field(default=2, ge=1)
     # Which routes a server process serves: `public` the crowd's (participation, campaign reads, health),
-    # `ops` everything, for the dashboard and operators on a port of its own; `all` everything on one port.
+    # `ops` everything but the participation door (a bot must not find a second door with limits of its own),
+    # for the dashboard and operators on a port of its own; `all` everything on one port.
     api_plane: Literal["all", "public", "ops"] = "all"
+    # the address the operators' plane listens on (`--plane ops`): loopback unless configured, whatever API_HOST
+    # says for the crowd's door
+    ops_host: str = "127.0.0.1"
     # requests each API process works on at once (the rest wait in the server's queue); 0: the server's default
     api_backpressure: int = Field(default=0, ge=0)
     # CPU niceness added to this server's processes (0: none): on a machine shared with the operators' plane,
@@ -96,6 +108,8 @@ class Settings(BaseSettings):
     api_base_url: str = "http://127.0.0.1:8000"
     # the dashboard's sign-in password; empty: the admin token
     dashboard_password: SecretStr = SecretStr("")
+    # how long a signed-in browser stays signed in (its session cookie), reloads and links included
+    dashboard_session_hours: float = Field(default=12.0, gt=0, le=24 * 30)
     # the crowd simulator (`python -m crowd`, the Control page): the door it sends its users to (empty: the
     # public door on this machine, http://127.0.0.1:API_PORT), and whether that may be another machine
     crowd_target_url: str = ""
@@ -121,6 +135,12 @@ class Settings(BaseSettings):
             raise ValueError("USER_AUTH=jwt needs JWT_SECRET, JWT_PUBLIC_KEY_FILE or JWT_JWKS")
         return self
 
+    @model_validator(mode="after")
+    def _jwks_over_https(self) -> Settings:
+        if "://" in self.jwt_jwks and not self.jwt_jwks.startswith("https://"):
+            raise ValueError("JWT_JWKS: an https:// URL or a file (keys fetched in the clear could be anyone's)")
+        return self
+
     @computed_field  # type: ignore[prop-decorator]
     @property
     def dlq_topic(self) -> str:
@@ -136,8 +156,8 @@ class Settings(BaseSettings):
         examples = [
             name
             for name, value, example in (
-                ("ADMIN_TOKEN", self.admin_token, EXAMPLE_ADMIN_TOKEN),
-                ("REQUEST_ID_SECRET", self.request_id_secret, EXAMPLE_REQUEST_ID_SECRET),
+                ("ADMIN_TOKEN", self.admin_token.get_secret_value(), EXAMPLE_ADMIN_TOKEN),
+                ("REQUEST_ID_SECRET", self.request_id_secret.get_secret_value(), EXAMPLE_REQUEST_ID_SECRET),
             )
             if value == example
         ]

@@ -114,8 +114,10 @@ class UserTokens:
 
 
 def load_jwks(source: str) -> dict[str, PyJWK]:
-    """The keys of a JWKS document (a file, or an http(s) URL), by their `kid`."""
-    if source.startswith(("https://", "http://")):
+    """The keys of a JWKS document (a file, or an https URL: never in the clear), by their `kid`."""
+    if "://" in source and not source.startswith("https://"):
+        raise ValueError(f"{source}: a JWKS is read from a file or an https:// URL only")
+    if source.startswith("https://"):
         with urllib.request.urlopen(source, timeout=10) as response:  # the operator's own URL
             text = response.read().decode()
     else:

@@ -8,6 +8,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from pydantic import SecretStr
 from sqlalchemy import Engine, create_engine, text
 from sqlalchemy.engine import make_url
 
@@ -30,8 +31,8 @@ def base_settings() -> Settings:
         app_env="test",
         database_url=_test_database_url(),
         kafka_bootstrap_servers=os.environ.get("KAFKA_BOOTSTRAP_SERVERS", "127.0.0.1:9092"),
-        admin_token=ADMIN_TOKEN,
-        request_id_secret="test-request-id-secret",
+        admin_token=SecretStr(ADMIN_TOKEN),
+        request_id_secret=SecretStr("test-request-id-secret"),
         worker_metrics_port=0,
         participation_rate_limit=0,  # one test client is one address replaying users; the limits' tests set them
         participation_user_rate_limit=0,

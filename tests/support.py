@@ -35,7 +35,9 @@ ADMIN_TOKEN = "test-admin-token"
 
 def signed(settings: Settings, campaign_id: int, user_id: int, now_ms: int = 1_700_000_000_000) -> ParticipationEvent:
     """A request as the API would publish it (its id signed with the test's secret), to write to the topic."""
-    return signed_event(RequestIdSigner(settings.request_id_secret), campaign_id, user_id, now_ms=now_ms)
+    return signed_event(
+        RequestIdSigner(settings.request_id_secret.get_secret_value()), campaign_id, user_id, now_ms=now_ms
+    )
 
 
 def free_port() -> int:
@@ -79,8 +81,10 @@ class Proc:
     log_path: Path
     name: str
 
-    def log(self) -> str:
-        return self.log_path.read_text(errors="replace")[-5000:]
+    def log(self, last: int | None = None) -> str:
+        """The process's output, all of it (what a test looks for may be anywhere), or its last `last` characters."""
+        text = self.log_path.read_text(errors="replace")
+        return text if last is None else text[-last:]
 
     def kill(self) -> None:
         """SIGKILL: no chance to finish anything."""
@@ -101,7 +105,7 @@ class Proc:
         try:
             return self.popen.wait(timeout_s)
         except subprocess.TimeoutExpired:
-            raise AssertionError(f"{self.name} still running after {timeout_s} s:\n{self.log()}") from None
+            raise AssertionError(f"{self.name} still running after {timeout_s} s:\n{self.log(5000)}") from None
 
 
 @dataclass
@@ -158,14 +162,14 @@ class Api:
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
             if self.proc.popen.poll() is not None:
-                raise AssertionError(f"API exited:\n{self.proc.log()}")
+                raise AssertionError(f"API exited:\n{self.proc.log(5000)}")
             try:
                 if httpx.get(f"{self.base_url}/health/live", timeout=1).status_code == 200:
                     return
             except httpx.TransportError:
                 pass
             time.sleep(0.1)
-        raise AssertionError(f"API not live after {timeout_s} s:\n{self.proc.log()}")
+        raise AssertionError(f"API not live after {timeout_s} s:\n{self.proc.log(5000)}")
 
     def client(self, admin: bool = False, **kwargs: Any) -> httpx.Client:
         headers = {"Authorization": f"Bearer {ADMIN_TOKEN}"} if admin else {}

@@ -43,7 +43,7 @@ class ParticipationWorker:
         self.group = group or settings.kafka_consumer_group
         self.topic = settings.kafka_topic
         self.drain = drain
-        self._signer = RequestIdSigner(settings.request_id_secret)
+        self._signer = RequestIdSigner(settings.request_id_secret.get_secret_value())
         self.stats = WorkerStats()
         self._stopping = False
         self._consumer: Consumer | None = None

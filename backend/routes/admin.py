@@ -28,6 +28,7 @@ from fcfs.db import utcnow
 from fcfs.events import MAX_USER_ID, signed_event
 from fcfs.placement import choose_partition, live_load, placement_lock
 from fcfs.schema import Channel, campaign
+from fcfs.simulated import simulated_user
 
 RETRY = {"Retry-After": "1"}
 router = APIRouter(prefix="/api/admin", tags=["admin"], dependencies=[AdminDep], responses=errors(401, 503))
@@ -57,7 +58,7 @@ def _to_utc(value: dt.datetime | None, tz: dt.tzinfo) -> dt.datetime | None:
                 "campaignTimeline": link("campaignTimeline", campaignId="data.id"),
             },
         ),
-        **errors(400, 413, 422),
+        **errors(400, 408, 413, 422),
     },
 )
 def create_campaign(
@@ -114,7 +115,7 @@ def list_campaigns(engine: EngineDep, settings: SettingsDep) -> Response:
     summary="Publish `count` requests from distinct users",
     responses={
         **ok(202, BulkPublished),
-        **errors(400, 404, 413, 422, _409="WRONG_CHANNEL, CAMPAIGN_NOT_STARTED, CAMPAIGN_ENDED"),
+        **errors(400, 404, 408, 413, 422, _409="WRONG_CHANNEL, CAMPAIGN_NOT_STARTED, CAMPAIGN_ENDED"),
     },
 )
 async def participate_bulk(
@@ -127,7 +128,7 @@ async def participate_bulk(
     if body.count > settings.bulk_max_count:
         raise ApiError(422, "VALIDATION_ERROR", f"count: must be at most {settings.bulk_max_count}")
     window = await ensure_taking_part(campaigns, body.campaign_id)
-    first = body.user_id_start or random.randrange(1, MAX_USER_ID - settings.bulk_max_count)
+    first = simulated_user(body.user_id_start or random.randrange(1, 2**51))  # simulated users only
     if first + body.count - 1 > MAX_USER_ID:
         raise ApiError(422, "VALIDATION_ERROR", "userIdStart: the users would run past the largest userId")
     events = (signed_event(signer, body.campaign_id, user) for user in range(first, first + body.count))

@@ -15,6 +15,8 @@ from backend.responses import Job, JobStarted, errors, link, ok
 from fcfs.aggregation import AggregationAlreadyRunning, get_job, job_history, run_job, start_job
 from fcfs.schema import JobTrigger
 
+MAX_MANUAL_RUNS = 8  # runs started from the API and not yet ended, per API process (each holds a connection)
+
 router = APIRouter(prefix="/api/admin/batch", tags=["batch"], dependencies=[AdminDep], responses=errors(401, 422, 503))
 
 
@@ -24,7 +26,11 @@ router = APIRouter(prefix="/api/admin/batch", tags=["batch"], dependencies=[Admi
     summary="Aggregate a date in the background; 409 while one runs",
     responses={
         **ok(202, JobStarted, links={"batchStatus": link("batchStatus", jobExecutionId="data.jobExecutionId")}),
-        **errors(400, _409="BATCH_ALREADY_RUNNING: data.jobExecutionId is the running one"),
+        **errors(
+            400,
+            _409="BATCH_ALREADY_RUNNING: data.jobExecutionId is the running one",
+            _429="BATCH_QUEUE_FULL: as many runs as this process takes are running or waiting",
+        ),
     },
 )
 def aggregate(
@@ -34,16 +40,30 @@ def aggregate(
     date: Annotated[str, Query(description="YYYY-MM-DD in the configured time zone", json_schema_extra=AS_DATE)],
 ) -> Response:
     day = parse_day("date", date, settings.tz)
-    try:
-        job = start_job(engine, day, JobTrigger.MANUAL)
+    runs = request.app.state.manual_runs
+    if not runs.acquire(blocking=False):
+        raise ApiError(
+            429,
+            "BATCH_QUEUE_FULL",
+            f"{MAX_MANUAL_RUNS} aggregations are already running or waiting in this process; retry when one ends",
+            headers={"Retry-After": "5"},
+        )
+    try:  # the date's lock is held on a connection of its own until the run ends: none of the pool's
+        job = start_job(request.app.state.lock_engine, day, JobTrigger.MANUAL)
     except AggregationAlreadyRunning as exc:
+        runs.release()
         raise ApiError(
             409,
             "BATCH_ALREADY_RUNNING",
             f"an aggregation of {day} is already running",
             data={"jobExecutionId": exc.job_id, "date": day.isoformat()},
         ) from None
-    request.app.state.batch_executor.submit(run_job, engine, job, settings.tz)
+    except BaseException:
+        runs.release()
+        raise
+    request.app.state.batch_executor.submit(run_job, engine, job, settings.tz).add_done_callback(
+        lambda _: runs.release()
+    )
     return envelope(
         {"jobExecutionId": job.job_id, "status": "STARTED", "date": day.isoformat()}, "aggregation started", 202
     )

@@ -57,7 +57,7 @@ def campaign_timeline(
     after: Annotated[
         int | None, Query(ge=0, le=4_102_444_800, description="epoch seconds: only points after it")
     ] = None,
-    limit: Annotated[int, Query(ge=1, le=86_400, description="at most this many newest points")] = 3600,
+    limit: Annotated[int, Query(ge=1, le=3600, description="at most this many newest points (an hour)")] = 3600,
 ) -> Response:
     since = None if after is None else from_epoch_s(after)
     with engine.connect() as conn:

@@ -25,8 +25,8 @@ from backend.schemas import CamelModel, CampaignId
 from crowd.plan import MAX_CONNECTIONS, MAX_REPEAT_SHARE, MAX_SECONDS, MAX_USERS, Plan
 from crowd.runner import is_loopback
 from crowd.store import (
+    CrowdRunning,
     RunStatus,
-    active_run,
     create_run,
     finish,
     get_run,
@@ -138,11 +138,11 @@ def start_crowd(body: CrowdRequest, engine: EngineDep, settings: SettingsDep) ->
         raise ApiError(
             409, "CROWD_TARGET_NOT_LOCAL", f"{target} is not this machine; set CROWD_ALLOW_REMOTE=true to allow it"
         )
-    running = active_run(engine)
-    if running is not None:
-        raise ApiError(409, "CROWD_RUNNING", f"crowd run {running.id} is still running: stop it or wait")
     plan = Plan(body.users, float(body.seconds), float(body.repeat_share), body.shape)
-    run_id = create_run(engine, body.campaign_id, target, plan, body.connections)
+    try:
+        run_id = create_run(engine, body.campaign_id, target, plan, body.connections)
+    except CrowdRunning as exc:
+        raise ApiError(409, "CROWD_RUNNING", str(exc)) from None
     try:
         spawn(run_id)
     except OSError as exc:

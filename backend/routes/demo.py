@@ -34,7 +34,7 @@ class DemoHistoryRequest(CamelModel):
     "/history",
     status_code=201,
     summary="Generate labelled demo history (at most 30 days x 10 campaigns) and aggregate its days",
-    responses={**ok(201, DemoHistory), **errors(400, 409, 413, 422)},
+    responses={**ok(201, DemoHistory), **errors(400, 408, 409, 413, 422)},
 )
 def demo_history(body: DemoHistoryRequest, engine: EngineDep, settings: SettingsDep) -> Response:
     """Campaigns named "[generated] …", one-day events with an opening rush and repeat clicks, decided by

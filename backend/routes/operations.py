@@ -173,7 +173,7 @@ class ReplayRequest(CamelModel):
 @router.post(
     "/dlq/replay",
     summary="Publish dead letters to the participation topic again (each at most once)",
-    responses={**ok(200, Replayed), **errors(400, 413, 422)},
+    responses={**ok(200, Replayed), **errors(400, 408, 413, 422)},
 )
 def replay_dead_letters(body: ReplayRequest, engine: EngineDep, settings: SettingsDep) -> Response:
     positions = [(p.partition, p.offset) for p in body.offsets]

@@ -19,8 +19,10 @@ from fcfs.events import signed_event
 from fcfs.ledger import CampaignClosed, UnknownCampaign, WrongChannel, decide_now
 from fcfs.request_ids import IssuedRequest, RequestIdSigner
 from fcfs.schema import participation_history
+from fcfs.simulated import HEADER
 
-router = APIRouter(prefix="/api/campaigns/{campaignId}", tags=["participation"])
+router = APIRouter(prefix="/api/campaigns/{campaignId}", tags=["participation"])  # the doors (public plane)
+lookup_router = APIRouter(prefix="/api/campaigns/{campaignId}", tags=["participation"])  # every plane
 bench_router = APIRouter(prefix="/api/campaigns/{campaignId}", tags=["benchmark"])
 CampaignIdPath = Annotated[CampaignId, Path(alias="campaignId")]
 
@@ -28,7 +30,8 @@ CampaignIdPath = Annotated[CampaignId, Path(alias="campaignId")]
 def _client(request: Request) -> str:
     """The client's address (behind trusted proxies, the one they name), as the rate limits count it."""
     peer = request.client.host if request.client else "unknown"
-    return request.app.state.intake.limits.client(peer, request.headers.get("x-forwarded-for"))  # type: ignore[no-any-return]
+    forwarded_for = ",".join(request.headers.getlist("x-forwarded-for"))  # every header, in order, as the door
+    return request.app.state.clients.of(peer, forwarded_for)  # type: ignore[no-any-return]
 
 
 def _idempotency_key(
@@ -52,13 +55,15 @@ IdempotencyKey = Annotated[str | None, Depends(_idempotency_key)]
 
 async def _participant(body: ParticipationRequest, intake: IntakeDep, request: Request) -> int:
     """The user who takes part: the body's userId, or with USER_AUTH=jwt the bearer token's user."""
-    return identify(intake.tokens, request.headers.get("authorization"), body.user_id)
+    headers = request.headers
+    return identify(intake.tokens, headers.get("authorization"), body.user_id, intake.proofs, headers.get(HEADER))
 
 
 Participant = Annotated[int, Depends(_participant)]
 DOOR_ERRORS = errors(
     400,
     404,
+    408,
     409,
     413,
     422,
@@ -66,7 +71,8 @@ DOOR_ERRORS = errors(
     _403="USER_AUTH=jwt: the body's userId is not the token's user (USER_MISMATCH)",
     _404="CAMPAIGN_NOT_FOUND",
     _409="WRONG_CHANNEL (the campaign takes part through the other door), CAMPAIGN_NOT_STARTED, CAMPAIGN_ENDED",
-    _429="RATE_LIMITED: over the client's or the user's rate, with Retry-After",
+    _429="RATE_LIMITED: over the client's or the user's rate, or too many of the client's bodies still arriving, "
+    "with Retry-After",
 )
 STATE_LINK = {
     "participationState": link("participationState", campaignId="data.campaignId", requestId="data.requestId")
@@ -137,7 +143,7 @@ def participate_sync(
     return envelope({**reply(event, outcome.value), "method": "SYNC"}, "participation decided")
 
 
-@router.get(
+@lookup_router.get(
     "/participation/{requestId}",
     summary="The outcome of a request: PENDING until the worker has decided it",
     operation_id="participationState",

@@ -16,6 +16,7 @@ from backend.schemas import CampaignId
 from backend.winners import Cursor, user_requests, winner_json, winners_csv, winners_page
 from fcfs.events import MAX_USER_ID
 from fcfs.schema import campaign
+from fcfs.simulated import is_simulated
 
 router = APIRouter(
     prefix="/api/admin/campaigns/{campaignId}",
@@ -113,6 +114,7 @@ def participant(
         {
             "campaignId": campaign_id,
             "userId": user_id,
+            "simulated": is_simulated(user_id),
             "totalStock": row.total_stock,
             "winners": row.success_count,
             "soldOutAt": iso(row.sold_out_at, settings.tz),

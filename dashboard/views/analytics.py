@@ -10,7 +10,7 @@ from typing import Literal
 import plotly.graph_objects as go
 import streamlit as st
 
-from dashboard.ui import api, attempt, recover_when_back
+from dashboard.ui import api, attempt, recover_when_back, whole_number
 from fcfs.days import local_today
 from fcfs.settings import get_settings
 
@@ -23,7 +23,7 @@ period = st.date_input(
 first, last = period if isinstance(period, tuple) and len(period) == 2 else (yesterday, yesterday)
 campaign_filter = st.text_input("Campaign id (empty: all)", key="campaign-filter").strip()
 params: dict[str, str] = {"from": first.isoformat(), "to": last.isoformat()}
-if campaign_filter.isdigit():
+if whole_number(campaign_filter) is not None:
     params["campaignId"] = campaign_filter
 
 stats = attempt(lambda: api().statistics("daily", params).data, "read the statistics")

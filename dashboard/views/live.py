@@ -11,7 +11,7 @@ import plotly.graph_objects as go
 import streamlit as st
 
 from dashboard.series import FULL_RELOAD_S, REFETCH_S, sold_out_second, spans, stalled_seconds, zero_filled
-from dashboard.ui import api, attempt, field, pick_campaign, recover_when_back, table
+from dashboard.ui import api, attempt, field, pick_campaign, recover_when_back, table, whole_number
 from fcfs.settings import get_settings
 
 LAG_WINDOW_S = 300
@@ -213,13 +213,15 @@ def after_the_event(campaign_id: int) -> None:
     query = query.strip()
     if not (look and query):
         return
-    params: dict[str, Any] = {"userId": int(query)} if query.isdigit() else {"requestId": query}
+    user_id = whole_number(query)
+    params: dict[str, Any] = {"userId": user_id} if user_id is not None else {"requestId": query}
     found = attempt(lambda: api().participant(campaign_id, params), "look the user up")
     if found is None:
         return
     requests = found["requests"]
     st.caption(
-        f"User {found['userId']}: {len(requests)} decided request(s); the campaign had {found['totalStock']:,} "
+        f"{'Simulated user' if found.get('simulated') else 'User'} {found['userId']}: {len(requests)} decided "
+        f"request(s); the campaign had {found['totalStock']:,} "
         f"in stock and {found['winners']:,} winners"
         + (f", sold out at {found['soldOutAt']}" if found["soldOutAt"] else "")
     )

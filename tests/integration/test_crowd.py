@@ -101,7 +101,9 @@ def test_a_storm_through_the_door_is_counted_by_the_crowd_the_door_and_the_worke
         "refused": 0,
         "failed": 0,
     }
-    assert per_second["seconds"] >= 3  # reported while it ran, not only at the end
+    # reported while it ran, not only at the end: rows in at least 2 wall-clock seconds (3 reports over ~3 s,
+    # two of which may fall in one second and add up)
+    assert per_second["seconds"] >= 2
     assert "from 50 source address(es)" in crowd.log()  # a crowd of addresses, not one client
     # the door counted what the crowd counted, and the worker decided every accepted request, once
     wait_until(lambda: _intake(database, campaign_id)[0] == 3750, 10, "the door's counts to be flushed")
@@ -167,6 +169,7 @@ def test_started_followed_and_stopped_from_the_admin_api(
     figures grow while it runs."""
     api = _api_with_crowd(settings, processes)
     campaign_id = api.create_campaign(total_stock=100, name="crowd stopped")
+    env = settings_env(settings)
     with api.client(admin=True) as client:
         r = client.post("/api/admin/crowd", json={"campaignId": campaign_id, "users": 50_000, "seconds": 100})
         assert r.status_code == 202, r.text
@@ -181,6 +184,8 @@ def test_started_followed_and_stopped_from_the_admin_api(
         first = wait_until(lambda: (f := figures())["status"] == "RUNNING" and f["sent"] > 0 and f, 20, "the crowd")
         again = client.post("/api/admin/crowd", json={"campaignId": campaign_id})
         assert (again.status_code, again.json()["errorCode"]) == (409, "CROWD_RUNNING")
+        cli = processes.start("crowd", [*CROWD, "--campaign", str(campaign_id), "--target", api.base_url], env)
+        assert cli.wait(30) == 3 and "one crowd at a time" in cli.log(), cli.log()  # the CLI asks the same lock
         later = wait_until(lambda: (f := figures())["sent"] > first["sent"] and f["perSecond"] and f, 10, "more")
         assert later["accepted"] > 0 and later["p95Ms"] is not None
         assert later["perSecond"][0]["sent"] > 0 and later["answers"]["202"] == later["accepted"]

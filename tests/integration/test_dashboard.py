@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import collections
 from collections.abc import Iterator
 
 import pytest
@@ -10,6 +9,7 @@ from streamlit.testing.v1 import AppTest
 
 from dashboard import auth
 from fcfs.settings import Settings, get_settings
+from fcfs.simulated import simulated_user
 from tests.support import ADMIN_TOKEN, ROOT, Api, Processes, free_port, wait_until
 
 PAGES = ROOT / "dashboard" / "views"
@@ -70,11 +70,13 @@ def test_live_page_shows_the_values_the_api_reports(api: Api, settings: Settings
     assert any("Live page campaign" in s.value for s in at.subheader)
     assert at.selectbox(key="campaign").value == campaign_id
 
-    # support look-up: user 101 clicked once in each load, after the 40 winners (users 1-40)
-    at.text_input(key="support-query").input("101")
+    # support look-up: (simulated) user 101 clicked once in each load, after the 40 winners (users 1-40)
+    user = simulated_user(101)
+    at.text_input(key="support-query").input(str(user))
     next(b for b in at.button if b.label == "Look up").click().run()
     assert not at.exception, at.exception
-    assert any("User 101: 2 decided request(s)" in c.value for c in at.caption), [c.value for c in at.caption]
+    captions = [c.value for c in at.caption]
+    assert any(f"Simulated user {user}: 2 decided request(s)" in c for c in captions), captions
     found = at.dataframe[-1].value
     assert list(found["outcome"]) == ["FAIL", "DUPLICATE"] and list(found["winners before it"]) == [40, 40]
 
@@ -162,6 +164,22 @@ def test_the_control_page_starts_follows_and_stops_a_crowd(
     assert "crowd-stop" not in [b.key for b in at.button]
 
 
+@pytest.mark.parametrize("wanted", ["²", "٣", "1" * 40, "-1", "7e3"])
+def test_odd_campaign_ids_in_a_link_or_a_look_up_are_refused_quietly(api: Api, wanted: str) -> None:
+    """`str.isdigit` takes "²" and "٣" for digits and `int` then fails or reads them: links and look-ups parse
+    whole ASCII numbers only, and anything else is a request id to look up (not found), never a crash."""
+    campaign_id = api.create_campaign(total_stock=3, name="odd links")
+    at = page("live", campaign=wanted)
+    assert not at.exception, at.exception
+    at.selectbox(key="campaign").set_value(campaign_id).run()
+    at.text_input(key="support-query").input(wanted)
+    next(b for b in at.button if b.label == "Look up").click().run()
+    assert not at.exception, at.exception
+    analytics = page("analytics")
+    analytics.text_input(key="campaign-filter").input(wanted).run()
+    assert not analytics.exception, analytics.exception
+
+
 def test_analytics_and_kafka_pages_render(api: Api) -> None:
     analytics = page("analytics")
     assert not analytics.exception, analytics.exception
@@ -185,10 +203,14 @@ def test_pages_say_clearly_when_the_backend_is_down(name: str, monkeypatch: pyte
     assert not at.error
 
 
-def test_no_page_shows_before_sign_in_and_wrong_passwords_are_limited(
+def test_no_page_shows_before_sign_in_and_wrong_passwords_slow_the_guesser_only(
     api: Api, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(auth, "_failures", collections.deque())  # this test's own count of failures
+    waits: list[float] = []
+    client = {"address": "203.0.113.7"}
+    monkeypatch.setattr(auth, "_failures", {})  # this test's own count of failures
+    monkeypatch.setattr(auth, "sleep", waits.append)  # the waits recorded, not slept
+    monkeypatch.setattr(auth, "_client", lambda: client["address"])
     monkeypatch.setenv("DASHBOARD_PASSWORD", "operators-only")
     get_settings.cache_clear()
     at = AppTest.from_file(str(ROOT / "dashboard" / "app.py"), default_timeout=30)
@@ -208,7 +230,30 @@ def test_no_page_shows_before_sign_in_and_wrong_passwords_are_limited(
     at.sidebar.button[0].click().run()  # sign out
     assert [t.label for t in at.text_input] == ["Password"] and not at.metric
 
-    for _ in range(4):  # five wrong passwords in a minute, counting the one above ...
+    for _ in range(4):  # five wrong passwords from this address, counting the first one above ...
         sign_in("guess")
-    sign_in("operators-only")  # ... and even the right one waits
-    assert at.error[0].value.startswith("Too many wrong passwords") and not at.metric
+    assert waits == [2.0, 4.0, 8.0]  # ... the 3rd, 4th and 5th each checked only after a longer wait
+    client["address"] = "198.51.100.9"  # someone else at the same time is not slowed
+    sign_in("operators-only")
+    assert waits == [2.0, 4.0, 8.0] and "Winners" in metrics(at)
+    at.sidebar.button[0].click().run()
+    client["address"] = "203.0.113.7"
+    sign_in("operators-only")  # and the guesser's address gets in with the right one, after its wait
+    assert waits == [2.0, 4.0, 8.0, 16.0] and not at.error and "Winners" in metrics(at)
+
+
+def test_session_cookies_are_signed_expiring_and_revoked_on_sign_out(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("DASHBOARD_PASSWORD", "operators-only")
+    get_settings.cache_clear()
+    now = 1_800_000_000.0
+    cookie = auth.session_cookie("abc", now + 60)
+    assert auth._valid_session(cookie, now) == "abc"
+    assert auth._valid_session(cookie, now + 61) is None  # expired
+    body, mac = cookie.split(".")
+    assert auth._valid_session(f"{body}.{'0' * len(mac)}", now) is None  # forged
+    assert auth._valid_session(auth.session_cookie("abc", now + 10**9)[:-1] + "0", now) is None
+    for junk in ("", "x", "a.b.c", "." * 600, "eyJ.x"):
+        assert auth._valid_session(junk, now) is None
+    monkeypatch.setenv("DASHBOARD_PASSWORD", "a-new-password")
+    get_settings.cache_clear()
+    assert auth._valid_session(cookie, now) is None  # a new password ends every session

@@ -312,3 +312,29 @@ def test_pages_recover_by_themselves_when_the_backend_comes_back(
         "the page to recover by itself",
     )
     assert browser.execute_script("return window.__sameDocument") == "yes"
+
+
+def test_a_signed_in_browser_stays_signed_in_across_reloads_and_links_until_it_signs_out(
+    settings: Settings, processes: Processes, browser: webdriver.Chrome
+) -> None:
+    api = processes.api(settings)
+    campaign_id = api.create_campaign(total_stock=3, name="cookie campaign")
+    url = start_dashboard(processes, settings, api.base_url)
+    sign_in(browser, url)
+    wait_until(lambda: "Winners" in shown_metrics(browser), 30, "the Live page")
+    wait_until(lambda: browser.get_cookie("fcfs_dashboard"), 10, "the session cookie")
+    for address in (url, f"{url}/?campaign={campaign_id}"):  # a reload, and a link opened anew
+        browser.get(address)
+        wait_until(lambda: "Winners" in shown_metrics(browser), 60, f"{address} signed in without a password")
+        assert not browser.find_elements(By.CSS_SELECTOR, 'input[type="password"]')
+    assert "cookie campaign" in page_text(browser)
+    stolen = browser.get_cookie("fcfs_dashboard")
+    click(browser, "button", "Sign out")
+    wait_until(lambda: browser.find_elements(By.CSS_SELECTOR, 'input[type="password"]'), 30, "the sign-in form")
+    wait_until(lambda: browser.get_cookie("fcfs_dashboard") is None, 10, "the cookie cleared")
+    assert stolen is not None
+    browser.add_cookie({"name": "fcfs_dashboard", "value": stolen["value"], "path": "/"})  # kept by someone
+    browser.get(url)
+    wait_until(lambda: browser.find_elements(By.CSS_SELECTOR, 'input[type="password"]'), 60, "the sign-in form")
+    time.sleep(2)
+    assert not shown_metrics(browser)  # signed out: the old cookie is revoked

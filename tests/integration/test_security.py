@@ -10,6 +10,7 @@ from pathlib import Path
 
 import psutil
 import pytest
+from pydantic import SecretStr
 from sqlalchemy import delete, text
 
 from bench.loadgen import attack, tool_binary
@@ -18,7 +19,7 @@ from fcfs.kafka import end_offsets
 from fcfs.provision import ensure_database, migrate
 from fcfs.schema import worker_heartbeat
 from fcfs.settings import EXAMPLE_ADMIN_TOKEN, EXAMPLE_REQUEST_ID_SECRET, Settings
-from tests.support import ADMIN_TOKEN, ROOT, Processes, settings_env, wait_until
+from tests.support import ADMIN_TOKEN, ROOT, Api, Processes, free_port, settings_env, wait_until
 
 
 def test_participation_is_rate_limited_per_client(settings: Settings, processes: Processes) -> None:
@@ -190,9 +191,9 @@ def test_production_refuses_the_example_secrets(base_settings: Settings, secret:
     production = base_settings.model_copy(
         update={
             "app_env": "production",
-            "admin_token": "a-real-token",
-            "request_id_secret": "a-real-secret",
-            secret: EXAMPLE_ADMIN_TOKEN if secret == "admin_token" else EXAMPLE_REQUEST_ID_SECRET,
+            "admin_token": SecretStr("a-real-token"),
+            "request_id_secret": SecretStr("a-real-secret"),
+            secret: SecretStr(EXAMPLE_ADMIN_TOKEN if secret == "admin_token" else EXAMPLE_REQUEST_ID_SECRET),
         }
     )
     with pytest.raises(RuntimeError, match="production"):
@@ -202,7 +203,9 @@ def test_production_refuses_the_example_secrets(base_settings: Settings, secret:
         [sys.executable, "-c", "import backend.main"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=60
     )
     assert result.returncode != 0 and "APP_ENV=production" in result.stderr
-    production.model_copy(update={secret: "something-else"}).check_secrets(logging.getLogger("test"))  # real: fine
+    production.model_copy(update={secret: SecretStr("something-else")}).check_secrets(
+        logging.getLogger("test")
+    )  # real: fine
 
 
 def test_every_admin_route_needs_the_token_and_logs_keep_it_secret(settings: Settings, processes: Processes) -> None:
@@ -228,7 +231,7 @@ def test_every_admin_route_needs_the_token_and_logs_keep_it_secret(settings: Set
 def test_metrics_can_be_restricted_to_a_token_and_example_secrets_are_warned_about(
     settings: Settings, processes: Processes
 ) -> None:
-    example = settings.model_copy(update={"request_id_secret": EXAMPLE_REQUEST_ID_SECRET})
+    example = settings.model_copy(update={"request_id_secret": SecretStr(EXAMPLE_REQUEST_ID_SECRET)})
     api = processes.api(example, METRICS_TOKEN="scraper-token")
     assert "REQUEST_ID_SECRET still the example value" in api.proc.log()
     with api.client() as client:
@@ -283,7 +286,31 @@ def test_the_crowds_door_serves_no_operator_route(settings: Settings, processes:
         ):
             r = client.request(method, path, json={})
             assert (r.status_code, r.json()["errorCode"]) == (404, "NOT_FOUND"), path
-        assert client.post(f"/api/campaigns/{campaign_id}/participation", json={"userId": 1}).status_code == 202
+        accepted = client.post(f"/api/campaigns/{campaign_id}/participation", json={"userId": 1})
+        assert accepted.status_code == 202
         assert client.get(f"/api/campaigns/{campaign_id}/status").status_code == 200
+    request_id = accepted.json()["data"]["requestId"]
+    with ops.client() as client:  # no second door on the operators' plane, with limits of its own
+        for path in ("participation", "participation-sync"):
+            r = client.post(f"/api/campaigns/{campaign_id}/{path}", json={"userId": 2})
+            assert r.status_code in (404, 405) and r.json()["errorCode"] in ("NOT_FOUND", "METHOD_NOT_ALLOWED"), path
+        assert client.get(f"/api/campaigns/{campaign_id}/participation/{request_id}").status_code == 200
+        paths = client.get("/openapi.json").json()["paths"]
+        assert "/api/campaigns/{campaignId}/participation" not in paths
     with ops.client(admin=True) as client:
         assert client.get("/api/admin/kafka").status_code == 200
+
+
+def test_the_operators_plane_listens_on_loopback_unless_configured(settings: Settings, processes: Processes) -> None:
+    """API_HOST=0.0.0.0 opens the crowd's door to the network; the operators' plane stays on OPS_HOST (127.0.0.1)."""
+    port = free_port()
+    env = settings_env(settings, ADMIN_TOKEN=ADMIN_TOKEN, API_HOST="0.0.0.0")
+    proc = processes.start("ops", [sys.executable, "-m", "backend", "--plane", "ops", "--port", str(port)], env)
+    Api(f"http://127.0.0.1:{port}", proc).wait_live()
+    listening = {
+        c.laddr.ip
+        for p in [psutil.Process(proc.popen.pid), *psutil.Process(proc.popen.pid).children(recursive=True)]
+        for c in p.net_connections("tcp")
+        if c.status == psutil.CONN_LISTEN and c.laddr.port == port
+    }
+    assert listening == {"127.0.0.1"}, listening

@@ -11,6 +11,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 from sqlalchemy import Engine, delete, func, select, text
+from sqlalchemy.exc import DBAPIError
 
 from batch.scheduler import catch_up, days_to_catch_up
 from fcfs.aggregation import (
@@ -23,7 +24,7 @@ from fcfs.aggregation import (
     start_job,
 )
 from fcfs.days import day_bounds, local_today
-from fcfs.db import utcnow
+from fcfs.db import make_engine, utcnow
 from fcfs.history import generate_history
 from fcfs.schema import (
     JobStatus,
@@ -315,6 +316,64 @@ def test_a_run_that_fails_before_any_campaign_is_recorded_failed_and_frees_its_l
     with database.connect() as conn:
         assert conn.scalar(text("SELECT GET_LOCK(:n, 0)"), {"n": lock_name(day)}) == 1  # released
         conn.execute(text("SELECT RELEASE_LOCK(:n)"), {"n": lock_name(day)})
+
+
+def test_a_run_that_cannot_start_frees_its_lock_on_the_pooled_connection(database: Engine) -> None:
+    """The date's lock is taken, then recording the run fails (a trigger refuses the insert): the connection
+    goes back to the pool without the lock (closing a pooled connection does not end its session, so the
+    lock would stay held there, and every later run of the date would be refused)."""
+    day = dt.date(2002, 2, 2)
+    engine = make_engine(database.url.render_as_string(hide_password=False), pool_size=1)
+    with database.begin() as conn:
+        conn.execute(
+            text(
+                "CREATE TRIGGER test_refuse_job BEFORE INSERT ON batch_job_execution FOR EACH ROW "
+                "SIGNAL SQLSTATE '45000' SET MESSAGE_TEXT = 'injected failure'"
+            )
+        )
+    try:
+        with pytest.raises(DBAPIError, match="injected failure"):
+            start_job(engine, day, JobTrigger.MANUAL)
+        with database.connect() as conn:
+            assert conn.scalar(text("SELECT IS_FREE_LOCK(:n)"), {"n": lock_name(day)}) == 1
+    finally:
+        engine.dispose()
+        with database.begin() as conn:
+            conn.execute(text("DROP TRIGGER IF EXISTS test_refuse_job"))
+
+
+def test_many_manual_runs_hold_no_pooled_connection_and_are_bounded(
+    settings: Settings, processes: Processes, database: Engine
+) -> None:
+    """20 dates asked at once while the runs are held still (the statistics table locked by the test): the
+    API's pool of 3 connections is not where the waiting runs hold their locks, so it keeps answering (no 500
+    for a pool run dry); past 8 runs running or waiting in the process it says so (429 BATCH_QUEUE_FULL)."""
+    api = processes.api(settings, DB_POOL_SIZE="3", DB_MAX_OVERFLOW="0")
+    days = [dt.date(2003, 3, 1) + dt.timedelta(days=n) for n in range(20)]
+    with database.connect() as holder:
+        holder.execute(text("LOCK TABLES campaign_stats WRITE"))  # every run waits at its first read of it
+        try:
+            with api.client(admin=True) as client:
+                codes = [
+                    client.post("/api/admin/batch/aggregate", params={"date": d.isoformat()}).status_code for d in days
+                ]
+                assert codes == [202] * 8 + [429] * 12, codes
+                refused = client.post("/api/admin/batch/aggregate", params={"date": "2003-04-01"})
+                assert (refused.status_code, refused.json()["errorCode"]) == (429, "BATCH_QUEUE_FULL")
+                assert refused.headers["retry-after"] == "5"
+                assert client.get("/api/admin/batch/history").status_code == 200  # the pool still serves
+                assert client.get("/api/admin/campaigns").status_code == 200
+        finally:
+            holder.execute(text("UNLOCK TABLES"))
+    with api.client(admin=True) as client:
+
+        def ended() -> bool:
+            jobs = client.get("/api/admin/batch/history").json()["data"]
+            return all(j["status"] != "STARTED" for j in jobs if j["date"] in {d.isoformat() for d in days})
+
+        wait_until(ended, 60, "the runs to end")
+        again = client.post("/api/admin/batch/aggregate", params={"date": days[-1].isoformat()})
+        assert again.status_code == 202, again.text  # the places are free again
 
 
 def test_runs_left_started_by_a_stopped_process_are_marked_failed_at_start_up(database: Engine) -> None:

@@ -68,13 +68,17 @@ def test_winners_are_listed_and_exported_in_decision_order_and_support_finds_eve
         listed = [w for p in pages for w in p]
         assert [w["position"] for w in listed] == list(range(1, STOCK + 1))
         assert [(w["userId"], w["requestId"], w["kafkaOffset"]) for w in listed] == expected
+        assert not any(w["simulated"] for w in listed)  # people, not the simulator's users
         assert {w["kafkaPartition"] for w in listed} == {0}
 
         exported = client.get(f"/api/admin/campaigns/{campaign_id}/winners.csv")
         assert exported.status_code == 200 and exported.headers["content-type"].startswith("text/csv")
         assert f"campaign-{campaign_id}-winners.csv" in exported.headers["content-disposition"]
         rows = list(csv.DictReader(io.StringIO(exported.text)))
-        assert [(int(r["position"]), int(r["userId"]), r["requestId"], r["decidedAt"]) for r in rows] == [
+        # a spreadsheet would read "-…" as a formula: the id's cell starts with ' (one to strip)
+        assert all(r["requestId"].startswith("'-") for r in rows), rows[:2]
+        assert {r["simulated"] for r in rows} == {"false"}
+        assert [(int(r["position"]), int(r["userId"]), r["requestId"][1:], r["decidedAt"]) for r in rows] == [
             (w["position"], w["userId"], w["requestId"], w["decidedAt"]) for w in listed
         ]
 

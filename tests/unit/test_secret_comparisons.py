@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 from fastapi.security import HTTPAuthorizationCredentials
+from pydantic import SecretStr
 
 from backend.deps import require_admin
 from backend.errors import ApiError
@@ -70,9 +71,11 @@ def test_the_admin_check_compares_in_constant_time(monkeypatch: pytest.MonkeyPat
         return real(a, b)
 
     monkeypatch.setattr(secrets, "compare_digest", recording)
-    settings = Settings(_env_file=None, admin_token="the-right-token-0123456789")  # type: ignore[call-arg]
+    settings = Settings(_env_file=None, admin_token=SecretStr("the-right-token-0123456789"))  # type: ignore[call-arg]
     asyncio.run(
-        require_admin(settings, HTTPAuthorizationCredentials(scheme="Bearer", credentials=settings.admin_token))
+        require_admin(
+            settings, HTTPAuthorizationCredentials(scheme="Bearer", credentials=settings.admin_token.get_secret_value())
+        )
     )
     for wrong in ("the-right-token-012345678", "x", ""):
         with pytest.raises(ApiError) as refused:
