@@ -42,6 +42,7 @@ KEY_BYTES = 16
 GROUP = 8  # slots of a group, under one lock: the first 7 for keys, the last the group's overflow bucket
 KEYED = GROUP - 1
 OWNERS = struct.Struct(f"<{GROUP}Q")  # a group's key hashes (0: free), then GROUP x STATE
+OWNER = struct.Struct("<Q")
 STATE = struct.Struct("<dd")  # tokens, last update (CLOCK_MONOTONIC seconds)
 GROUP_BYTES = OWNERS.size + GROUP * STATE.size
 GROUPS = 1 << 17  # groups per limit: 917,504 keyed slots (24 MiB of a sparse file)
@@ -155,8 +156,10 @@ class SharedBuckets:
             if now < until:
                 return until - now
             self._refused.pop(key, None)
-        h, group = self.group_of(key)
-        lock = table * self.groups + group
+        hasher = self._hasher.copy()  # group_of, inline: this line runs for every request
+        hasher.update(key)
+        h = int.from_bytes(hasher.digest(), "little") or 1
+        lock = table * self.groups + h % self.groups
         base = HEADER + lock * GROUP_BYTES
         states = base + OWNERS.size
         table_map, unpack = self._map, STATE.unpack_from
@@ -164,14 +167,16 @@ class SharedBuckets:
             if self._bytes is not None:
                 self._bytes.acquire(lock)
             try:
-                owners = OWNERS.unpack_from(table_map, base)
-                try:
-                    slot = owners.index(h, 0, KEYED)
+                owners = OWNERS.unpack_from(table_map, base)  # the overflow's owner stays 0: never a key's
+                if h in owners:
+                    slot = owners.index(h)
                     tokens, last = unpack(table_map, states + slot * STATE.size)
-                except ValueError:  # a new key: a free slot, else one idle long enough, else the overflow
-                    slot = self._free_slot(owners, states, now)
+                else:  # a new key: a free slot, else one idle long enough, else the overflow
+                    slot = owners.index(0)
+                    if slot == KEYED:
+                        slot = self._idle_slot(states, now)
                     if slot < KEYED:
-                        OWNERS.pack_into(table_map, base, *owners[:slot], h, *owners[slot + 1 :])
+                        OWNER.pack_into(table_map, base + slot * OWNER.size, h)
                         tokens, last = float(burst), now
                     else:
                         tokens, last = unpack(table_map, states + slot * STATE.size)
@@ -198,11 +203,14 @@ class SharedBuckets:
             self._refused[key] = now + wait
         return wait
 
-    def _free_slot(self, owners: tuple[int, ...], states: int, now: float) -> int:
-        """A keyed slot for a new key: a free one, else the idlest of those idle for `idle_s` (their buckets
-        are full again: forgetting them changes nothing); KEYED (the overflow) when every key still refills."""
-        if 0 in owners[:KEYED]:
-            return owners.index(0, 0, KEYED)
+    def holds(self, key: bytes, table: int = 0) -> bool:
+        """Whether `key` has a slot of its own in `table` (False: unknown, or sharing its group's overflow)."""
+        h, group = self.group_of(key)
+        return h in OWNERS.unpack_from(self._map, HEADER + (table * self.groups + group) * GROUP_BYTES)[:KEYED]
+
+    def _idle_slot(self, states: int, now: float) -> int:
+        """A keyed slot for a new key in a full group: the idlest of those idle for `idle_s` (their buckets are
+        full again: forgetting them changes nothing); KEYED (the overflow) when every key still refills."""
         idlest, idlest_last = KEYED, now - self.idle_s
         for slot in range(KEYED):
             _, last = STATE.unpack_from(self._map, states + slot * STATE.size)

@@ -105,6 +105,14 @@ def test_dashboard_poll_benchmark_runs(settings: Settings, tmp_path: Path) -> No
     assert figures["poll_ms"]["p50"] > 0
 
 
+def test_limiter_capacity_benchmark_runs(settings: Settings, tmp_path: Path) -> None:
+    run_bench(settings, "bench.limiter_capacity", ["--keys", "1000", "1000000", "--out-dir", str(tmp_path)], 300)
+    rows = json.loads((tmp_path / "limiter-capacity.json").read_text())["rows"]
+    assert [r["keys"] for r in rows] == [1000, 1_000_000]
+    assert rows[0]["shared_overflow"] == 0 < rows[1]["shared_overflow"] < 1_000_000  # past capacity: some share
+    assert all(r["take_us"] > 0 for r in rows)
+
+
 def test_ingest_experiment_runs_and_every_202_is_in_kafka(settings: Settings, tmp_path: Path) -> None:
     """vegeta records every answer: each 202's request id must be in the topic, and the counts agree."""
     subprocess.run(["bash", str(ROOT / "scripts" / "build-loadgen.sh")], check=True, timeout=600)

@@ -44,6 +44,7 @@ def test_a_full_group_keeps_its_live_keys_and_sends_a_newcomer_to_its_overflow_b
     newcomers = [b"newcomer-%d" % i for i in range(5)]  # the group is full of live keys: they share one bucket
     assert [buckets.take(k, 1.0, 2, now=0.3) == 0.0 for k in newcomers] == [True, True, False, False, False]
     assert buckets.take(b"busy", 1.0, 2, now=0.3) > 0  # still limited: no live key was evicted
+    assert buckets.holds(b"busy") and not any(buckets.holds(k) for k in newcomers)
     assert buckets.take(b"other-0", 1.0, 2, now=0.3) == 0.0  # its own bucket: 1 token left of 2
     assert buckets.take(b"newcomer-9", 1.0, 2, now=61.0) == 0.0  # idle keys' slots are reused once full again
     assert buckets.take(b"busy", 1.0, 2, now=61.0) == 0.0 and buckets.take(b"busy", 1.0, 2, now=61.0) == 0.0
