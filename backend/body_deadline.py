@@ -54,6 +54,7 @@ class BodyDeadlines:
         self._slow: deque[_Read] = deque()
         self._slow_by_client: dict[str, int] = {}
         self.slow = 0  # slow bodies still arriving
+        self._previous_sweep = float("-inf")
         self._sweeper: asyncio.Task[None] | None = None
 
     def begin(self, client: str) -> _Read:
@@ -84,9 +85,14 @@ class BodyDeadlines:
         return read.timed_out
 
     def sweep(self, now: float) -> None:
-        """The young reads still going after SLOW_AFTER_S become slow; the slow ones past their deadline are cut."""
+        """The young reads still going after SLOW_AFTER_S and a whole sweep become slow; the slow ones past
+        their deadline are cut. A read counts as slow only once the event loop has run between two sweeps
+        since it began: a body that had arrived is read by then, however busy the process (a burst of a
+        thousand requests on a starved loop is not a thousand slow clients)."""
         young, slow = self._young, self._slow
-        while young and (young[0].done or young[0].started <= now - SLOW_AFTER_S):
+        since = min(now - SLOW_AFTER_S, self._previous_sweep)
+        self._previous_sweep = now
+        while young and (young[0].done or young[0].started <= since):
             read = young.popleft()
             if not read.done:
                 read.slow = True

@@ -20,10 +20,12 @@ async def _burst_then_slow() -> None:
     quick = [bodies.begin("1.2.3.4") for _ in range(100)]  # a burst from one address, all read at once
     for read in quick:
         bodies.end(read)
-    bodies.sweep(quick[-1].started + 1)
+    bodies.sweep(quick[-1].started)
     assert bodies.slow == 0
     slow = [bodies.begin("1.2.3.4") for _ in range(3)]
-    bodies.sweep(slow[-1].started + 0.2)  # still arriving after a tenth of a second: slow
+    bodies.sweep(slow[-1].started + 0.15)  # a sweep since they began ...
+    assert bodies.slow == 0
+    bodies.sweep(slow[-1].started + 0.4)  # ... and another, still arriving: slow
     assert bodies.slow == 3
     with pytest.raises(ApiError) as refused:
         bodies.begin("1.2.3.4")
@@ -57,6 +59,8 @@ async def _cut(monkeypatch: pytest.MonkeyPatch) -> None:
         read.task = Task(n)  # type: ignore[assignment]
         reads.append(read)
     t0 = reads[0].started
+    bodies.sweep(t0 + 0.25)  # the first sweep since they began: not yet slow (the loop may not have run)
+    assert bodies.slow == 0
     bodies.sweep(t0 + 0.5)
     assert cancelled == [] and bodies.slow == 5
     bodies.sweep(t0 + 2.1)
@@ -69,7 +73,8 @@ async def _cut(monkeypatch: pytest.MonkeyPatch) -> None:
         pressed.append(read)
     start = pressed[0].started
     bodies.sweep(start + 0.2)
-    assert cancelled == [0, 1, 2, 3, 4]
+    bodies.sweep(start + 0.3)
+    assert cancelled == [0, 1, 2, 3, 4] and bodies.slow == 5
     bodies.sweep(start + PRESSED_S + 0.01)
     assert cancelled[5:] == [10, 11, 12, 13, 14]
 
