@@ -19,9 +19,21 @@ from functools import partial
 
 from sqlalchemy import Engine, select
 
-from crowd.plan import MAX_CONNECTIONS, MAX_REPEAT_SHARE, MAX_SECONDS, MAX_USERS, SHAPES, Plan
-from crowd.runner import Crowd, Door, Report, Tally, is_loopback
-from crowd.store import CrowdRunning, RunStatus, claim, create_run, finish, get_run, record
+from crowd.plan import Plan
+from crowd.runner import Crowd, Door, Report, Tally
+from crowd.store import claim, finish, record
+from fcfs.crowd_runs import (
+    MAX_CONNECTIONS,
+    MAX_REPEAT_SHARE,
+    MAX_SECONDS,
+    MAX_USERS,
+    SHAPES,
+    CrowdRunning,
+    RunStatus,
+    create_run,
+    get_run,
+    is_loopback,
+)
 from fcfs.db import make_engine, utcnow
 from fcfs.schema import Channel, campaign
 from fcfs.settings import Settings, get_settings
@@ -154,7 +166,16 @@ def main(argv: list[str] | None = None) -> int:
         campaign_id, connections = args.campaign, args.connections
         target = (args.target or settings.crowd_target).rstrip("/")
         try:
-            run_id = create_run(engine, campaign_id, target, plan, connections)
+            run_id = create_run(
+                engine,
+                campaign_id=campaign_id,
+                target_url=target,
+                users=plan.users,
+                seconds=plan.seconds,
+                repeat_share=plan.repeat_share,
+                shape=plan.shape,
+                connections=connections,
+            )
         except CrowdRunning as exc:
             log.error("%s (one crowd at a time)", exc)
             return 3

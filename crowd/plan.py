@@ -5,14 +5,10 @@ from __future__ import annotations
 import math
 import random
 from dataclasses import dataclass
-from typing import Literal, NamedTuple
+from typing import NamedTuple
 
-MAX_USERS = 100_000
-MAX_SECONDS = 600.0
-MAX_REPEAT_SHARE = 0.5
-MAX_CONNECTIONS = 1_000
-Shape = Literal["flat", "rush"]
-SHAPES: tuple[Shape, ...] = ("flat", "rush")
+from fcfs.crowd_runs import MAX_REPEAT_SHARE, MAX_SECONDS, MAX_USERS, SHAPES, Shape, repeats
+
 REPEAT_DELAY_S = 1.0  # the mean wait before a user clicks again ("did it work?")
 
 
@@ -50,7 +46,7 @@ class Plan:
 
     @property
     def repeats(self) -> int:
-        return round(self.users * self.repeat_share / (1 - self.repeat_share))
+        return repeats(self.users, self.repeat_share)
 
     @property
     def clicks_total(self) -> int:

@@ -13,13 +13,13 @@ from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
-from urllib.parse import urlsplit
 
 import aiohttp
 import numpy as np
 import orjson
 
 from crowd.plan import Click
+from fcfs.crowd_runs import is_loopback
 from fcfs.simulated import HEADER, SimulationProofs
 
 log = logging.getLogger(__name__)
@@ -30,16 +30,6 @@ NO_ANSWER = "no answer"
 # the door's per-address limit sees a crowd, not one client. Linux routes all of 127.0.0.0/8 to loopback.
 ADDRESS_BASE = int(ipaddress.IPv4Address("127.77.0.1"))
 MAX_ADDRESSES = 250
-
-
-def is_loopback(url: str) -> bool:
-    host = urlsplit(url).hostname or ""
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
 
 
 class Percentiles(NamedTuple):

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Refresh the README's screenshot of the Live page: runs the browser test (real stack, headless
+# Refresh the Live page's screenshot in docs/operations.md: runs the browser test (real stack, headless
 # Chromium) and keeps its final screenshot in docs/images/dashboard-live.png.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."

@@ -1,10 +1,12 @@
-"""The files people run the system with are valid: docker-compose, Procfile, .env.example."""
+"""The files people run the system with are valid: docker-compose, Procfile, .env.example, the docs' links."""
 
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import subprocess
+from pathlib import Path
 
 import yaml
 
@@ -80,3 +82,31 @@ def test_cluster_override_gives_three_brokers_and_replication() -> None:
         "1@kafka:9093,2@kafka-2:9093,3@kafka-3:9093",
     ):
         assert needle in result.stdout, needle
+
+
+def anchors(markdown: str) -> set[str]:
+    """GitHub's anchors of a page's headings: lower case, punctuation dropped, spaces as hyphens."""
+    headings = re.findall(r"^#+ (.+)$", re.sub(r"```.*?```", "", markdown, flags=re.S), flags=re.M)
+    return {re.sub(r"[^\w\- ]", "", h.strip().lower()).replace(" ", "-") for h in headings}
+
+
+def test_every_link_of_the_readme_and_the_docs_leads_somewhere() -> None:
+    pages = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
+    linked: set[Path] = set()
+    for page in pages:
+        text = page.read_text()
+        for target in re.findall(r"\]\(([^)\s]+)\)", re.sub(r"```.*?```", "", text, flags=re.S)):
+            if re.match(r"[a-z]+://", target):
+                continue
+            path, _, anchor = target.partition("#")
+            file = (page.parent / path).resolve() if path else page
+            assert file.exists(), f"{page.name}: {target} leads nowhere"
+            linked.add(file)
+            if anchor:
+                assert anchor in anchors(file.read_text()), f"{page.name}: no heading #{anchor} in {file.name}"
+    # every page of docs/ is reachable from the README
+    from_readme = {
+        (ROOT / "docs" / p).resolve() for p in re.findall(r"\]\(docs/([^)#]+)", (ROOT / "README.md").read_text())
+    }
+    assert {p.resolve() for p in pages[1:]} <= from_readme
+    assert linked

@@ -22,14 +22,17 @@ from backend.errors import ApiError, campaign_not_found, envelope
 from backend.presenters import iso
 from backend.responses import CrowdRun, errors, link, ok
 from backend.schemas import CamelModel, CampaignId
-from crowd.plan import MAX_CONNECTIONS, MAX_REPEAT_SHARE, MAX_SECONDS, MAX_USERS, Plan
-from crowd.runner import is_loopback
-from crowd.store import (
+from fcfs.crowd_runs import (
+    MAX_CONNECTIONS,
+    MAX_REPEAT_SHARE,
+    MAX_SECONDS,
+    MAX_USERS,
     CrowdRunning,
     RunStatus,
     create_run,
-    finish,
+    end_run,
     get_run,
+    is_loopback,
     list_runs,
     request_stop,
     run_seconds,
@@ -138,22 +141,30 @@ def start_crowd(body: CrowdRequest, engine: EngineDep, settings: SettingsDep) ->
         raise ApiError(
             409, "CROWD_TARGET_NOT_LOCAL", f"{target} is not this machine; set CROWD_ALLOW_REMOTE=true to allow it"
         )
-    plan = Plan(body.users, float(body.seconds), float(body.repeat_share), body.shape)
     try:
-        run_id = create_run(engine, body.campaign_id, target, plan, body.connections)
+        run_id = create_run(
+            engine,
+            campaign_id=body.campaign_id,
+            target_url=target,
+            users=body.users,
+            seconds=float(body.seconds),
+            repeat_share=float(body.repeat_share),
+            shape=body.shape,
+            connections=body.connections,
+        )
     except CrowdRunning as exc:
         raise ApiError(409, "CROWD_RUNNING", str(exc)) from None
     try:
         spawn(run_id)
     except OSError as exc:
-        finish(engine, run_id, RunStatus.FAILED, None, f"could not start the crowd's process: {exc}")
+        end_run(engine, run_id, RunStatus.FAILED, error=f"could not start the crowd's process: {exc}")
         raise ApiError(503, "CROWD_NOT_STARTED", "could not start the crowd's process") from exc
     return envelope(run_json(_run(engine, run_id), settings), f"crowd run {run_id} starting", 202)
 
 
 @router.get("", operation_id="crowdRuns", summary="Crowd runs, newest first", responses=ok(200, list[CrowdRun]))
 def crowd_runs(engine: EngineDep, settings: SettingsDep, limit: Annotated[int, Query(ge=1, le=200)] = 20) -> Response:
-    return envelope([run_json(r, settings) for r in list_runs(engine, limit)])
+    return envelope([run_json(r, settings) for r in list_runs(engine, limit=limit)])
 
 
 @router.get(

@@ -14,7 +14,7 @@ from typing import Any
 import httpx
 from sqlalchemy import Engine, func, select
 
-from crowd.store import get_run
+from fcfs.crowd_runs import get_run
 from fcfs.kafka import end_offsets
 from fcfs.schema import campaign_intake_second, crowd_run, crowd_run_second, participation_history
 from fcfs.settings import Settings

@@ -24,7 +24,7 @@ from backend.serve import api_command
 from fcfs.settings import Settings
 from tests.support import ADMIN_TOKEN, ROOT, Api, Proc, Processes, free_port, settings_env, wait_until
 
-# Where the screenshot goes: a temporary folder, unless scripts/screenshot.sh asks for the README's image.
+# Where the screenshot goes: a temporary folder, unless scripts/screenshot.sh asks for the docs' image.
 SCREENSHOT_ENV = "DASHBOARD_SCREENSHOT"
 
 

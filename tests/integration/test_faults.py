@@ -278,7 +278,7 @@ def test_broker_restart_during_ingest(settings: Settings, database: Engine, proc
                 assert body["data"]["status"] in ("UNKNOWN", "NOT_ACCEPTED") and body["data"]["requestId"]
                 if body["data"]["status"] == "NOT_ACCEPTED":
                     not_accepted.add(body["data"]["requestId"])
-        # never a hang: the README's bound, the produce timeout + the 1 s sweep + 2.5 s of slack for the loaded machine
+        # never a hang: the documented bound, the produce timeout + the 1 s sweep + 2.5 s of slack for a loaded machine
         assert max(elapsed for _, elapsed, _ in results) < settings.kafka_produce_timeout_ms / 1000 + 1 + 2.5
         assert _accepted_since(results, restarted[0]) is not None, "no recovery after the restart"
         last = max(t for t, _, _ in results)

@@ -1,8 +1,11 @@
-"""The README's run command supervises: a crashed process comes back, the others keep serving, Ctrl-C stops all."""
+"""The README's run command: its quick start works as written, a crashed process comes back while the others
+keep serving, Ctrl-C stops all."""
 
 from __future__ import annotations
 
+import json
 import signal
+import subprocess
 import time
 from pathlib import Path
 
@@ -13,6 +16,7 @@ from sqlalchemy import Engine
 from fcfs.settings import Settings
 from tests.support import (
     ADMIN_TOKEN,
+    ROOT,
     Api,
     Processes,
     assert_counters_match_history,
@@ -20,6 +24,14 @@ from tests.support import (
     settings_env,
     wait_until,
 )
+
+
+def quick_start(api_port: int, ops_port: int) -> str:
+    """The README's quick-start commands, aimed at this test's ports instead of 8000 and 8001."""
+    section = (ROOT / "README.md").read_text().split("\n## Quick start\n", 1)[1]
+    block = section.split("```bash\n", 1)[1].split("```", 1)[0]
+    assert "localhost:8000" in block and "localhost:8001" in block
+    return block.replace("localhost:8000", f"localhost:{api_port}").replace("localhost:8001", f"localhost:{ops_port}")
 
 
 def test_a_worker_killed_under_up_sh_is_restarted_and_the_totals_stay_exact(
@@ -43,6 +55,27 @@ def test_a_worker_killed_under_up_sh_is_restarted_and_the_totals_stay_exact(
     ops = Api(f"http://127.0.0.1:{ops_port}", up)  # the operators' plane
     api.wait_live(180)  # the first run may install what is missing
     ops.wait_live(60)
+
+    # the README's quick start, as written, against the system as up.sh started it
+    done = subprocess.run(
+        ["bash", "-euo", "pipefail", "-c", quick_start(api_port, ops_port)],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr
+    bulk, looked_up, status = (json.loads(line) for line in done.stdout.splitlines())
+    assert bulk["success"] and bulk["data"]["requestCount"] == 5000, bulk
+    assert looked_up["data"]["userId"] == 123 and looked_up["data"]["status"] in ("PENDING", "SUCCESS"), looked_up
+    assert status["data"]["totalStock"] == 50, status
+    first_campaign = looked_up["data"]["campaignId"]
+    wait_until(lambda: api.status(first_campaign)["totalParticipation"] == 5001, 60, "the quick start decided")
+    assert assert_counters_match_history(database, first_campaign) == {"SUCCESS": 50, "FAIL": 4951, "DUPLICATE": 0}
+    with api.client() as client:  # user 123 came first
+        lookup = client.get(f"/api/campaigns/{first_campaign}/participation/{looked_up['data']['requestId']}")
+        assert lookup.json()["data"]["status"] == "SUCCESS"
     with api.client(admin=True) as client:  # no operator route at the door
         refused = client.post("/api/admin/campaigns", json={"name": "x", "totalStock": 1})
         assert (refused.status_code, refused.json()["errorCode"]) == (404, "NOT_FOUND")

@@ -9,9 +9,9 @@ from types import SimpleNamespace
 
 import pytest
 
-from crowd.plan import MAX_USERS, Plan
-from crowd.runner import NO_ANSWER, Tally, is_loopback, percentiles
-from crowd.store import ALIVE_WITHIN, RunStatus, status_of
+from crowd.plan import Plan
+from crowd.runner import NO_ANSWER, Tally, percentiles
+from fcfs.crowd_runs import ALIVE_WITHIN, MAX_USERS, RunStatus, is_loopback, status_of
 
 
 def test_every_user_clicks_once_and_the_repeats_come_after_their_first_click() -> None:
