@@ -1,5 +1,5 @@
-"""`python -m backend`: serve the API (see backend/serve.py)."""
+"""`python -m backend`: serve the API (see backend/app/serve.py)."""
 
-from backend.serve import main
+from backend.app.serve import main
 
 main()

@@ -25,7 +25,7 @@ from pydantic import BaseModel
 from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 
-from backend.producer import AsyncProducer, KafkaUnavailable
+from backend.door.producer import AsyncProducer, KafkaUnavailable
 from fcfs.kafka import producer_config
 from fcfs.settings import get_settings
 

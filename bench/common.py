@@ -21,7 +21,7 @@ import psutil
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
-from backend.serve import api_command
+from backend.app.serve import api_command
 from fcfs.db import server_url
 from fcfs.provision import ensure_database, migrate
 from fcfs.settings import get_settings
@@ -68,9 +68,12 @@ NEVER_LIMITED = {
 
 
 @contextmanager
-def served(command: list[str], env: dict[str, str], port: int) -> Iterator[str]:
-    """Run a server command until the block ends; yield its base URL once it answers HTTP."""
-    proc = subprocess.Popen(command, cwd=ROOT, env={**os.environ, **NEVER_LIMITED, **env, "PYTHONPATH": str(ROOT)})
+def served(command: list[str], env: dict[str, str], port: int, checkout: Path = ROOT) -> Iterator[str]:
+    """Run a server command (with the code of `checkout`, this one unless told) until the block ends; yield
+    its base URL once it answers HTTP."""
+    proc = subprocess.Popen(
+        command, cwd=checkout, env={**os.environ, **NEVER_LIMITED, **env, "PYTHONPATH": str(checkout)}
+    )
     base = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + 60

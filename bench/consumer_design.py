@@ -47,7 +47,7 @@ from fcfs.db import make_engine, utcnow
 from fcfs.decision import decide_batch
 from fcfs.events import ParticipationEvent, signed_event
 from fcfs.kafka import delete_topics, ensure_topics, producer_config
-from fcfs.ledger import INSERT_HISTORY
+from fcfs.ledger import HISTORY_COLUMNS, placeholders
 from fcfs.request_ids import RequestIdSigner
 from fcfs.schema import campaign, participation_history
 from fcfs.settings import Settings, get_settings
@@ -148,7 +148,7 @@ def measure_ceiling(
         for i, e in enumerate(events)
     ]
     reference_rows = [(e.request_id[:36], e.campaign_id, e.user_id, 1, 0, i, now) for i, e in enumerate(events)]
-    history_insert = INSERT_HISTORY.replace("participation_history", "ceiling_history")
+    history_insert = f"INSERT INTO ceiling_history ({HISTORY_COLUMNS}) VALUES ({placeholders(9)})"
     raw = engine.raw_connection()
     cur = raw.cursor()
 

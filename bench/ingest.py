@@ -12,7 +12,9 @@ figure has its baselines measured minutes apart on the same machine:
 - `product no-I/O` — the same server's `participation-noop` (everything but the publishing);
 - `bare FastAPI`, `plain ASGI`, `durable ASGI` — the baselines of `bench/baselines.py` on the same
   server: the framework alone, the server alone, and the minimal durable path (the ceiling);
-- with `--other-server`, the product and the durable callable on uvicorn as well.
+- with `--other-server`, the product and the durable callable on uvicorn as well;
+- with `--compare-with DIR …`, the product as other checkouts have it (`participation at <commit>`: a
+  `git worktree` of a former commit), served and measured in the same rounds as today's.
 
 Load: wrk (default) or vegeta, closed loop, every request a new user (`bench/loadgen.py`). Checked
 every round: no errors, and every 202 of the product is in Kafka — the topic's end offsets grow by
@@ -50,9 +52,10 @@ import psutil
 from pydantic import SecretStr
 from sqlalchemy import insert
 
-from backend.serve import api_command
+from backend.app.serve import api_command
 from bench.common import (
     EXPERIMENTS,
+    ROOT,
     api_processes,
     cpu_seconds_of,
     free_port,
@@ -87,25 +90,41 @@ class Endpoint:
     product: bool = False  # the product's own server (counts its 202s in /metrics)
     jwt: bool = False  # a server of its own with USER_AUTH=jwt; requests carry bearer tokens
     unlimited: bool = False  # a server of its own without the rate limits (not even checked)
+    checkout: Path | None = None  # the product as another checkout of the project has it (a former commit)
 
     @property
-    def server_key(self) -> tuple[str, str, bool, bool]:
-        return self.server, self.target, self.jwt, self.unlimited
+    def server_key(self) -> tuple[str, str, bool, bool, str]:
+        return self.server, self.target, self.jwt, self.unlimited, str(self.checkout or "")
 
 
-def endpoints(other_server: bool) -> list[Endpoint]:
+def checkout_label(checkout: Path) -> str:
+    """`participation at <commit>`: the product of another checkout, named by its commit."""
+    try:
+        done = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=checkout, capture_output=True, text=True)
+        revision = done.stdout.strip() or checkout.name
+    except OSError:
+        revision = checkout.name
+    return f"{PRODUCT} at {revision}"
+
+
+def endpoints(other_server: bool, compare_with: list[Path] | None = None) -> list[Endpoint]:
     wanted = [
-        Endpoint(PRODUCT, "granian", "backend.main:app", "participation", product=True),
-        Endpoint(JWT, "granian", "backend.main:app", "participation", product=True, jwt=True),
-        Endpoint(UNLIMITED, "granian", "backend.main:app", "participation", product=True, unlimited=True),
-        Endpoint("product no-I/O", "granian", "backend.main:app", "participation-noop", product=True),
+        Endpoint(PRODUCT, "granian", "backend.app.main:app", "participation", product=True),
+        Endpoint(JWT, "granian", "backend.app.main:app", "participation", product=True, jwt=True),
+        Endpoint(UNLIMITED, "granian", "backend.app.main:app", "participation", product=True, unlimited=True),
+        Endpoint("product no-I/O", "granian", "backend.app.main:app", "participation-noop", product=True),
         Endpoint("bare FastAPI", "granian", "bench.baselines:bare_fastapi", "participation"),
         Endpoint("plain ASGI", "granian", "bench.baselines:plain", "participation"),
         Endpoint(DURABLE, "granian", "bench.baselines:durable", "participation"),
     ]
+    for checkout in compare_with or []:
+        label = checkout_label(checkout)
+        wanted.append(
+            Endpoint(label, "granian", "backend.app.main:app", "participation", product=True, checkout=checkout)
+        )
     if other_server:
         wanted += [
-            Endpoint(f"{PRODUCT} (uvicorn)", "uvicorn", "backend.main:app", "participation", product=True),
+            Endpoint(f"{PRODUCT} (uvicorn)", "uvicorn", "backend.app.main:app", "participation", product=True),
             Endpoint(f"{DURABLE} (uvicorn)", "uvicorn", "bench.baselines:durable", "participation"),
         ]
     return wanted
@@ -113,7 +132,7 @@ def endpoints(other_server: bool) -> list[Endpoint]:
 
 def server_command(endpoint: Endpoint, port: int, workers: int) -> list[str]:
     """How the server of an endpoint is started: the product exactly as shipped, the baselines alike."""
-    if endpoint.server == "granian" and endpoint.target == "backend.main:app":
+    if endpoint.server == "granian" and endpoint.target == "backend.app.main:app":
         return api_command(port, workers=workers, log_level="warning")
     where = ["--host", "127.0.0.1", "--port", str(port), "--workers", str(workers), "--log-level", "warning"]
     if endpoint.server == "granian":
@@ -124,12 +143,12 @@ def server_command(endpoint: Endpoint, port: int, workers: int) -> list[str]:
 @contextmanager
 def all_servers(
     wanted: list[Endpoint], workers: int, env: dict[str, str], baseline_topic: str
-) -> Iterator[dict[tuple[str, str, bool, bool], str]]:
+) -> Iterator[dict[tuple[str, str, bool, bool, str], str]]:
     """Start one server per (server, app) and keep them all running; yield their base URLs.
 
     Each server gets its own folder of multiprocess metrics, so its /metrics sums its own processes;
     the baselines publish to a topic of their own (their messages are not participation events)."""
-    bases: dict[tuple[str, str, bool, bool], str] = {}
+    bases: dict[tuple[str, str, bool, bool, str], str] = {}
     with ExitStack() as stack:
         for e in wanted:
             if e.server_key not in bases:
@@ -143,7 +162,7 @@ def all_servers(
                     server_env.update(USER_AUTH="jwt", JWT_SECRET=JWT_SECRET)
                 if e.unlimited:
                     server_env.update(PARTICIPATION_RATE_LIMIT="0", PARTICIPATION_USER_RATE_LIMIT="0")
-                bases[e.server_key] = stack.enter_context(served(command, server_env, port))
+                bases[e.server_key] = stack.enter_context(served(command, server_env, port, e.checkout or ROOT))
         yield bases
 
 
@@ -285,6 +304,13 @@ def main() -> None:
     parser.add_argument("--load", choices=("wrk", "vegeta"), default="wrk")
     parser.add_argument("--other-server", action="store_true", help="also the product and the ceiling on uvicorn")
     parser.add_argument("--only", nargs="*", help="only these endpoints (by name)")
+    parser.add_argument(
+        "--compare-with",
+        nargs="*",
+        type=Path,
+        default=[],
+        help="also the product of these checkouts (e.g. a `git worktree` of a former commit), in the same rounds",
+    )
     parser.add_argument("--check-ids", action="store_true", help="look every 202's request id up in the topic")
     parser.add_argument("--drain-backlog", type=int, default=0, help="intake while a worker drains N requests")
     parser.add_argument("--profile", action="store_true", help="py-spy an API process in the first product round")
@@ -302,7 +328,11 @@ def main() -> None:
     )
     database_url = fresh_database(args.database)
     engine = make_engine(database_url, pool_size=1)
-    wanted = [e for e in endpoints(args.other_server) if not args.only or e.name in args.only]
+    wanted = [
+        e
+        for e in endpoints(args.other_server, [c.resolve() for c in args.compare_with])
+        if not args.only or e.name in args.only or e.checkout is not None
+    ]
     signing = settings.model_copy(update={"jwt_secret": SecretStr(JWT_SECRET)})
     wants_tokens = any(e.jwt for e in wanted)
     tokens = [mint(signing, user, ttl_s=24 * 3600) for user in range(1, TOKENS + 1)] if wants_tokens else []

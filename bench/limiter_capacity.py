@@ -14,7 +14,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from backend.rate_limit import GROUPS, KEYED, USER, SharedBuckets
+from backend.door.rate_limit import GROUPS, KEYED, USER, SharedBuckets
 from bench.common import ROOT, heading, run_header, save_json
 
 DEFAULT_KEYS = (100_000, 200_000, 400_000, 600_000, 800_000, 917_504, 1_200_000)

@@ -9,7 +9,7 @@ from sqlalchemy import Connection, Engine, create_engine, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.pool import NullPool
 
-from fcfs.settings import get_settings
+from fcfs.settings import Settings, get_settings
 
 
 def utcnow() -> dt.datetime:
@@ -18,11 +18,17 @@ def utcnow() -> dt.datetime:
 
 
 def make_engine(
-    url: str | None = None, *, isolation_level: str | None = None, pool_size: int | None = None, pooled: bool = True
+    url: str | None = None,
+    *,
+    isolation_level: str | None = None,
+    pool_size: int | None = None,
+    pooled: bool = True,
+    settings: Settings | None = None,
 ) -> Engine:
     """An engine with liveness checks; `READ COMMITTED` where a transaction must see others' commits. Not
-    `pooled`: every connection its own, closed when given back (for connections held long, e.g. a lock's)."""
-    settings = get_settings()
+    `pooled`: every connection its own, closed when given back (for connections held long, e.g. a lock's).
+    The URL and pool sizes come from `settings` (the process's own unless given)."""
+    settings = settings or get_settings()
     kwargs: dict[str, object] = {}
     if isolation_level:
         kwargs["isolation_level"] = isolation_level
@@ -65,7 +71,14 @@ def short_error(exc: BaseException, limit: int = 300) -> str:
 
 @lru_cache
 def get_engine() -> Engine:
+    """The process's pooled engine, made once from its settings."""
     return make_engine()
+
+
+def ping(engine: Engine) -> None:
+    """A round trip to the database (raises when it cannot be reached)."""
+    with engine.connect() as conn:
+        conn.execute(text("SELECT 1"))
 
 
 def server_url(url: str) -> tuple[str, str]:

@@ -121,37 +121,6 @@ class StoredDeadLetter:
     timestamp_ms: int
     letter: DeadLetter
 
-    def to_json(self, replayed: bool, preview_bytes: int | None = PREVIEW_BYTES) -> dict[str, Any]:
-        """The letter as the API shows it: with `preview_bytes`, at most that much of the key and value
-        (`valueComplete` false when cut); None: all of them."""
-        letter = self.letter
-        value, encoding = _printable(letter.value, preview_bytes)
-        return {
-            "dlqPartition": self.partition,
-            "dlqOffset": self.offset,
-            "timestamp": self.timestamp_ms,
-            "code": letter.code,
-            "reason": letter.reason,
-            "sourceTopic": letter.source_topic,
-            "sourcePartition": letter.source_partition,
-            "sourceOffset": letter.source_offset,
-            "key": _printable(letter.key, preview_bytes)[0],
-            "value": value,
-            "valueEncoding": encoding,
-            "valueSize": len(letter.value or b""),
-            "valueComplete": preview_bytes is None or len(letter.value or b"") <= preview_bytes,
-            "replayed": replayed,
-            **(
-                {
-                    "truncated": letter.truncated,
-                    "originalSize": letter.original_size,
-                    "originalSha256": letter.original_sha256,
-                }
-                if letter.truncated
-                else {}
-            ),
-        }
-
 
 # -- writing ------------------------------------------------------------------------------------------
 
@@ -188,7 +157,7 @@ def publish_dead_letters(producer: Producer, settings: Settings, letters: Sequen
 # -- reading ------------------------------------------------------------------------------------------
 
 
-def _printable(raw: bytes | None, limit: int | None = None) -> tuple[str | None, str]:
+def printable(raw: bytes | None, limit: int | None = None) -> tuple[str | None, str]:
     """Text for JSON: the bytes as UTF-8 when they are, else base64; at most `limit` bytes of them."""
     if raw is None:
         return None, "none"

@@ -25,10 +25,10 @@ from sqlalchemy import Engine, create_engine
 
 from fcfs.days import day_bounds, days_between
 from fcfs.decision import decide_batch
+from fcfs.epoch import epoch_us, from_epoch_us
 from fcfs.schema import Outcome
 
 log = logging.getLogger(__name__)
-EPOCH = dt.datetime(1970, 1, 1)
 STOCKS = (50, 100, 200, 500, 1000, 2000)
 REPEAT_SHARE = 0.15
 LOAD_COLUMNS = "(request_id, campaign_id, user_id, status, channel, kafka_partition, kafka_offset, @req_us, @dec_us)"
@@ -47,14 +47,6 @@ class Generated:
     @property
     def rows_per_s(self) -> float:
         return self.rows / self.seconds if self.seconds else 0.0
-
-
-def _us(value: dt.datetime) -> int:
-    return (value - EPOCH) // dt.timedelta(microseconds=1)
-
-
-def _from_us(us: int) -> dt.datetime:
-    return EPOCH + dt.timedelta(microseconds=us)
 
 
 def arrival_offsets_us(rng: random.Random, n: int, span_us: int) -> list[int]:
@@ -130,16 +122,16 @@ def generate_history(
                 users, next_user = campaign_requests(rng, n, next_user)
                 stock = min(rng.choice(STOCKS), max(len(set(users)) - 1, 1))
                 tally = decide_batch(stock, set(), users)
-                start_us, span_us = _us(opens), _us(day_end) - _us(opens)
+                start_us, span_us = epoch_us(opens), epoch_us(day_end) - epoch_us(opens)
                 requested = [start_us + off for off in arrival_offsets_us(rng, n, span_us)]
                 decided, last = [], 0
                 for req in requested:  # decisions follow arrivals, a few milliseconds behind
-                    last = min(max(last, req + rng.randrange(2_000, 40_000)), _us(day_end) - 1)
+                    last = min(max(last, req + rng.randrange(2_000, 40_000)), epoch_us(day_end) - 1)
                     decided.append(last)
                 sold_out_at = None
                 if tally.stock_left == 0:
                     last_win = max(i for i, o in enumerate(tally.outcomes) if o is Outcome.SUCCESS)
-                    sold_out_at = _from_us(decided[last_win])
+                    sold_out_at = from_epoch_us(decided[last_win])
                 campaign_id = loader.campaign(
                     name=f"{label}{day.isoformat()} giveaway #{len(campaign_ids) + 1}",
                     total_stock=stock,
@@ -207,7 +199,7 @@ class _Loader:
         self._cursor.executemany(
             "INSERT INTO campaign_second (campaign_id, second, success_count, fail_count, duplicate_count, "
             "stock_after) VALUES (%s, %s, %s, %s, %s, %s)",
-            [(campaign_id, _from_us(sec * 1_000_000), *counts) for sec, counts in sorted(buckets.items())],
+            [(campaign_id, from_epoch_us(sec * 1_000_000), *counts) for sec, counts in sorted(buckets.items())],
         )
 
     def flush(self) -> None:
@@ -241,7 +233,9 @@ class _Loader:
             batch = []
             for line in f:
                 rid, cid, user, status, channel, part, off, req, dec = line.rstrip("\n").split("\t")
-                batch.append((rid, cid, user, status, channel, part, off, _from_us(int(req)), _from_us(int(dec))))
+                batch.append(
+                    (rid, cid, user, status, channel, part, off, from_epoch_us(int(req)), from_epoch_us(int(dec)))
+                )
                 if len(batch) == 5000:
                     self._cursor.executemany(sql, batch)
                     batch.clear()

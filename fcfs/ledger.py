@@ -17,6 +17,7 @@ from sqlalchemy import Connection, Engine
 from fcfs.campaigns import CampaignStatus, window_refusal
 from fcfs.db import utcnow
 from fcfs.decision import Tally, decide_batch
+from fcfs.epoch import from_epoch_s
 from fcfs.events import ParticipationEvent
 from fcfs.schema import Channel, Outcome
 
@@ -116,7 +117,6 @@ def prior_participants(conn: Connection, campaign_id: int, user_ids: Iterable[in
 HISTORY_COLUMNS = (
     "request_id, campaign_id, user_id, status, channel, kafka_partition, kafka_offset, requested_at, decided_at"
 )
-INSERT_HISTORY = f"INSERT INTO participation_history ({HISTORY_COLUMNS}) VALUES ({placeholders(9)})"
 UPDATE_COUNTERS = (
     "UPDATE campaign SET current_stock = %s, success_count = success_count + %s, fail_count = fail_count + %s, "
     "duplicate_count = duplicate_count + %s, sold_out_at = COALESCE(%s, sold_out_at) WHERE id = %s"
@@ -127,13 +127,12 @@ RECORD_SECOND = (
     "success_count = success_count + VALUES(success_count), fail_count = fail_count + VALUES(fail_count), "
     "duplicate_count = duplicate_count + VALUES(duplicate_count), stock_after = LEAST(stock_after, VALUES(stock_after))"
 )
-_EPOCH = dt.datetime(1970, 1, 1)
 _PLAIN_TEXT = re.compile(r"[A-Za-z0-9._~-]*")
 
 
 @lru_cache(maxsize=4096)
 def _second_text(epoch_s: int) -> str:
-    return (_EPOCH + dt.timedelta(seconds=epoch_s)).strftime("'%Y-%m-%d %H:%M:%S")
+    return from_epoch_s(epoch_s).strftime("'%Y-%m-%d %H:%M:%S")
 
 
 def _ms_text(epoch_ms: int) -> str:

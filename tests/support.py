@@ -22,7 +22,7 @@ import psutil
 from pydantic import SecretStr
 from sqlalchemy import Engine, func, select
 
-from backend.serve import api_command
+from backend.app.serve import api_command
 from fcfs.events import ParticipationEvent, signed_event
 from fcfs.kafka import read_topic
 from fcfs.request_ids import RequestIdSigner

@@ -6,11 +6,9 @@ import datetime as dt
 import random
 
 from fastapi import APIRouter
-from sqlalchemy import select
 from starlette.responses import Response
 
-from backend.campaign_cache import window_of
-from backend.deps import (
+from backend.app.deps import (
     AdminDep,
     CampaignCacheDep,
     EngineDep,
@@ -18,16 +16,17 @@ from backend.deps import (
     SettingsDep,
     SignerDep,
 )
-from backend.errors import ApiError, envelope
-from backend.intake import ensure_taking_part
-from backend.presenters import campaign_json
-from backend.producer import KafkaUnavailable
-from backend.responses import BulkPublished, Campaign, errors, link, ok
-from backend.schemas import BulkParticipationRequest, CampaignCreate
+from backend.app.errors import envelope, invalid, kafka_unavailable
+from backend.contract.presenters import campaign_json
+from backend.contract.responses import BulkPublished, Campaign, errors, link, ok
+from backend.contract.schemas import BulkParticipationRequest, CampaignCreate
+from backend.door.campaign_cache import window_of
+from backend.door.intake import ensure_taking_part
+from backend.door.producer import KafkaUnavailable
+from backend.queries import campaigns as stored
 from fcfs.db import utcnow
 from fcfs.events import MAX_USER_ID, signed_event
-from fcfs.placement import choose_partition, live_load, placement_lock
-from fcfs.schema import Channel, campaign
+from fcfs.schema import Channel
 from fcfs.simulated import simulated_user
 
 RETRY = {"Retry-After": "1"}
@@ -75,13 +74,11 @@ def create_campaign(
         try:
             partitions = producer.partitions(settings.kafka_topic)
         except KafkaUnavailable as exc:
-            raise ApiError(503, "KAFKA_UNAVAILABLE", f"cannot place the campaign: {exc}", headers=RETRY) from None
+            raise kafka_unavailable(f"cannot place the campaign: {exc}") from None
         if body.partition is not None and body.partition >= partitions:
-            raise ApiError(
-                422, "VALIDATION_ERROR", f"partition: the topic has {partitions} partitions (0 to {partitions - 1})"
-            )
+            raise invalid("partition", f"the topic has {partitions} partitions (0 to {partitions - 1})")
     elif body.partition is not None:
-        raise ApiError(422, "VALIDATION_ERROR", "partition: a SYNC campaign does not go through Kafka")
+        raise invalid("partition", "a SYNC campaign does not go through Kafka")
     values = {
         "name": body.name.strip(),
         "total_stock": body.total_stock,
@@ -92,21 +89,14 @@ def create_campaign(
         "mode": body.mode,
         "weight": body.weight,
     }
-    with engine.connect() as conn, placement_lock(conn), conn.begin():
-        if partitions:
-            chosen = body.partition
-            values["kafka_partition"] = chosen if chosen is not None else choose_partition(live_load(conn, partitions))
-        new_id = conn.execute(campaign.insert().values(**values)).inserted_primary_key[0]  # type: ignore[index]
-        row = conn.execute(select(campaign).where(campaign.c.id == new_id)).one()
+    row = stored.create_campaign(engine, values=values, partitions=partitions, partition=body.partition)
     campaigns.remember(window_of(row))
     return envelope(campaign_json(row, settings.tz), "campaign created", 201)
 
 
 @router.get("/campaigns", summary="Every campaign, newest first", responses=ok(200, list[Campaign]))
 def list_campaigns(engine: EngineDep, settings: SettingsDep) -> Response:
-    with engine.connect() as conn:
-        rows = conn.execute(select(campaign).order_by(campaign.c.id.desc())).all()
-    return envelope([campaign_json(row, settings.tz) for row in rows])
+    return envelope([campaign_json(row, settings.tz) for row in stored.list_campaigns(engine)])
 
 
 @router.post(
@@ -126,17 +116,17 @@ async def participate_bulk(
     campaigns: CampaignCacheDep,
 ) -> Response:
     if body.count > settings.bulk_max_count:
-        raise ApiError(422, "VALIDATION_ERROR", f"count: must be at most {settings.bulk_max_count}")
+        raise invalid("count", f"must be at most {settings.bulk_max_count}")
     window = await ensure_taking_part(campaigns, body.campaign_id)
     first = simulated_user(body.user_id_start or random.randrange(1, 2**51))  # simulated users only
     if first + body.count - 1 > MAX_USER_ID:
-        raise ApiError(422, "VALIDATION_ERROR", "userIdStart: the users would run past the largest userId")
+        raise invalid("userIdStart", "the users would run past the largest userId")
     events = (signed_event(signer, body.campaign_id, user) for user in range(first, first + body.count))
     try:
         await producer.send_many(
             settings.kafka_topic, ((e.key(), e.to_json()) for e in events), body.count, window.partition
         )
     except KafkaUnavailable as exc:
-        raise ApiError(503, "KAFKA_UNAVAILABLE", f"bulk load not fully queued: {exc}", headers=RETRY) from None
+        raise kafka_unavailable(f"bulk load not fully queued: {exc}") from None
     data = {"campaignId": body.campaign_id, "requestCount": body.count, "firstUserId": first, "status": "PUBLISHED"}
     return envelope(data, f"{body.count} participation requests published", 202)

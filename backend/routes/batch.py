@@ -7,11 +7,11 @@ from typing import Annotated
 from fastapi import APIRouter, Path, Query, Request
 from starlette.responses import Response
 
-from backend.dates import AS_DATE, parse_day
-from backend.deps import AdminDep, EngineDep, SettingsDep
-from backend.errors import ApiError, envelope
-from backend.presenters import job_json
-from backend.responses import Job, JobStarted, errors, link, ok
+from backend.app.deps import AdminDep, EngineDep, SettingsDep
+from backend.app.errors import batch_already_running, batch_queue_full, envelope, job_not_found
+from backend.contract.dates import AS_DATE, parse_day
+from backend.contract.presenters import job_json
+from backend.contract.responses import Job, JobStarted, errors, link, ok
 from fcfs.aggregation import AggregationAlreadyRunning, get_job, job_history, run_job, start_job
 from fcfs.schema import JobTrigger
 
@@ -42,21 +42,13 @@ def aggregate(
     day = parse_day("date", date, settings.tz)
     runs = request.app.state.manual_runs
     if not runs.acquire(blocking=False):
-        raise ApiError(
-            429,
-            "BATCH_QUEUE_FULL",
-            f"{MAX_MANUAL_RUNS} aggregations are already running or waiting in this process; retry when one ends",
-            headers={"Retry-After": "5"},
-        )
+        raise batch_queue_full(MAX_MANUAL_RUNS)
     try:  # the date's lock is held on a connection of its own until the run ends: none of the pool's
         job = start_job(request.app.state.lock_engine, day, JobTrigger.MANUAL)
     except AggregationAlreadyRunning as exc:
         runs.release()
-        raise ApiError(
-            409,
-            "BATCH_ALREADY_RUNNING",
-            f"an aggregation of {day} is already running",
-            data={"jobExecutionId": exc.job_id, "date": day.isoformat()},
+        raise batch_already_running(
+            f"an aggregation of {day} is already running", data={"jobExecutionId": exc.job_id, "date": day.isoformat()}
         ) from None
     except BaseException:
         runs.release()
@@ -80,7 +72,7 @@ def status(
 ) -> Response:
     job = get_job(engine, job_id)
     if job is None:
-        raise ApiError(404, "JOB_NOT_FOUND", f"no job execution {job_id}")
+        raise job_not_found(job_id)
     return envelope(job_json(job, settings.tz))
 
 

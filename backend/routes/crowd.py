@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import json
 import logging
 import subprocess
 import sys
@@ -14,14 +13,23 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Query
 from fastapi import Path as PathParam
 from pydantic import Field, StrictFloat, StrictInt
-from sqlalchemy import Engine, Row, select
+from sqlalchemy import Engine, Row
 from starlette.responses import Response
 
-from backend.deps import AdminDep, EngineDep, SettingsDep
-from backend.errors import ApiError, campaign_not_found, envelope
-from backend.presenters import iso
-from backend.responses import CrowdRun, errors, link, ok
-from backend.schemas import CamelModel, CampaignId
+from backend.app.deps import AdminDep, EngineDep, SettingsDep
+from backend.app.errors import (
+    campaign_not_found,
+    crowd_not_running,
+    crowd_not_started,
+    crowd_run_not_found,
+    crowd_running,
+    crowd_target_not_local,
+    envelope,
+)
+from backend.contract.presenters import run_json
+from backend.contract.responses import CrowdRun, errors, link, ok
+from backend.contract.schemas import CamelModel, CampaignId
+from backend.queries.campaigns import campaign_exists
 from fcfs.crowd_runs import (
     MAX_CONNECTIONS,
     MAX_REPEAT_SHARE,
@@ -39,8 +47,6 @@ from fcfs.crowd_runs import (
     status_of,
 )
 from fcfs.db import utcnow
-from fcfs.schema import campaign
-from fcfs.settings import Settings
 
 log = logging.getLogger(__name__)
 router = APIRouter(prefix="/api/admin/crowd", tags=["crowd"], dependencies=[AdminDep], responses=errors(401, 503))
@@ -59,56 +65,10 @@ class CrowdRequest(CamelModel):
     connections: Annotated[StrictInt, Field(ge=1, le=MAX_CONNECTIONS, description="requests in flight at most")] = 200
 
 
-def run_json(row: Row[Any], settings: Settings, seconds: list[Row[Any]] | None = None) -> dict[str, Any]:
-    data = {
-        "runId": row.id,
-        "campaignId": row.campaign_id,
-        "targetUrl": row.target_url,
-        "users": row.users,
-        "seconds": row.seconds,
-        "repeatShare": row.repeat_share,
-        "shape": row.shape,
-        "connections": row.connections,
-        "planned": row.planned,
-        "status": status_of(row, utcnow()).value,
-        "stopRequested": bool(row.stop_requested),
-        "sent": row.sent,
-        "accepted": row.accepted,
-        "refused": row.refused,
-        "failed": row.failed,
-        "answers": json.loads(row.answers),
-        "p50Ms": row.p50_ms,
-        "p95Ms": row.p95_ms,
-        "p99Ms": row.p99_ms,
-        "maxMs": row.max_ms,
-        "behindS": row.behind_s,
-        "error": row.error,
-        "createdAt": iso(row.created_at, settings.tz),
-        "startedAt": iso(row.started_at, settings.tz),
-        "endedAt": iso(row.ended_at, settings.tz),
-        "heartbeatAt": iso(row.heartbeat_at, settings.tz),
-    }
-    if seconds is not None:
-        data["perSecond"] = [
-            {
-                "at": iso(s.second, settings.tz),
-                "sent": s.sent,
-                "accepted": s.accepted,
-                "refused": s.refused,
-                "failed": s.failed,
-                "p50Ms": s.p50_ms,
-                "p95Ms": s.p95_ms,
-                "p99Ms": s.p99_ms,
-            }
-            for s in seconds
-        ]
-    return data
-
-
 def _run(engine: Engine, run_id: int) -> Row[Any]:
     row = get_run(engine, run_id)
     if row is None:
-        raise ApiError(404, "CROWD_RUN_NOT_FOUND", f"crowd run {run_id} not found")
+        raise crowd_run_not_found(run_id)
     return row
 
 
@@ -133,14 +93,11 @@ def start_crowd(body: CrowdRequest, engine: EngineDep, settings: SettingsDep) ->
     """N users (and a share of repeat clicks) over T seconds to `POST /api/campaigns/{id}/participation`
     (`…/participation-sync` for a SYNC campaign) at `CROWD_TARGET_URL` — the public door on this machine
     unless configured otherwise, and loopback only unless `CROWD_ALLOW_REMOTE=true`."""
-    with engine.connect() as conn:
-        if conn.scalar(select(campaign.c.id).where(campaign.c.id == body.campaign_id)) is None:
-            raise campaign_not_found(body.campaign_id)
+    if not campaign_exists(engine, campaign_id=body.campaign_id):
+        raise campaign_not_found(body.campaign_id)
     target = settings.crowd_target
     if not is_loopback(target) and not settings.crowd_allow_remote:
-        raise ApiError(
-            409, "CROWD_TARGET_NOT_LOCAL", f"{target} is not this machine; set CROWD_ALLOW_REMOTE=true to allow it"
-        )
+        raise crowd_target_not_local(target)
     try:
         run_id = create_run(
             engine,
@@ -153,18 +110,18 @@ def start_crowd(body: CrowdRequest, engine: EngineDep, settings: SettingsDep) ->
             connections=body.connections,
         )
     except CrowdRunning as exc:
-        raise ApiError(409, "CROWD_RUNNING", str(exc)) from None
+        raise crowd_running(str(exc)) from None
     try:
         spawn(run_id)
     except OSError as exc:
         end_run(engine, run_id, RunStatus.FAILED, error=f"could not start the crowd's process: {exc}")
-        raise ApiError(503, "CROWD_NOT_STARTED", "could not start the crowd's process") from exc
-    return envelope(run_json(_run(engine, run_id), settings), f"crowd run {run_id} starting", 202)
+        raise crowd_not_started() from exc
+    return envelope(run_json(_run(engine, run_id), settings.tz), f"crowd run {run_id} starting", 202)
 
 
 @router.get("", operation_id="crowdRuns", summary="Crowd runs, newest first", responses=ok(200, list[CrowdRun]))
 def crowd_runs(engine: EngineDep, settings: SettingsDep, limit: Annotated[int, Query(ge=1, le=200)] = 20) -> Response:
-    return envelope([run_json(r, settings) for r in list_runs(engine, limit=limit)])
+    return envelope([run_json(r, settings.tz) for r in list_runs(engine, limit=limit)])
 
 
 @router.get(
@@ -175,7 +132,7 @@ def crowd_runs(engine: EngineDep, settings: SettingsDep, limit: Annotated[int, Q
 )
 def crowd_run(run_id: RunId, engine: EngineDep, settings: SettingsDep) -> Response:
     row = _run(engine, run_id)
-    return envelope(run_json(row, settings, list(run_seconds(engine, run_id))))
+    return envelope(run_json(row, settings.tz, run_seconds(engine, run_id)))
 
 
 @router.post(
@@ -188,6 +145,6 @@ def crowd_run(run_id: RunId, engine: EngineDep, settings: SettingsDep) -> Respon
 def stop_crowd(run_id: RunId, engine: EngineDep, settings: SettingsDep) -> Response:
     row = _run(engine, run_id)
     if status_of(row, utcnow()) not in (RunStatus.STARTING, RunStatus.RUNNING):
-        raise ApiError(409, "CROWD_NOT_RUNNING", f"crowd run {run_id} is {status_of(row, utcnow()).value}")
+        raise crowd_not_running(run_id, status_of(row, utcnow()).value)
     request_stop(engine, run_id)
-    return envelope(run_json(_run(engine, run_id), settings), f"crowd run {run_id} stopping", 202)
+    return envelope(run_json(_run(engine, run_id), settings.tz), f"crowd run {run_id} stopping", 202)

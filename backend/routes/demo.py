@@ -11,10 +11,10 @@ from fastapi import APIRouter
 from pydantic import Field, StrictInt
 from starlette.responses import Response
 
-from backend.deps import AdminDep, EngineDep, SettingsDep
-from backend.errors import ApiError, envelope
-from backend.responses import DemoHistory, errors, ok
-from backend.schemas import CamelModel
+from backend.app.deps import AdminDep, EngineDep, SettingsDep
+from backend.app.errors import batch_already_running, envelope, invalid
+from backend.contract.responses import DemoHistory, errors, ok
+from backend.contract.schemas import CamelModel
 from fcfs.aggregation import AggregationAlreadyRunning, aggregate_day
 from fcfs.days import days_between, local_today
 from fcfs.history import generate_history
@@ -40,11 +40,11 @@ def demo_history(body: DemoHistoryRequest, engine: EngineDep, settings: Settings
     """Campaigns named "[generated] …", one-day events with an opening rush and repeat clicks, decided by
     the worker's rule, written into the normal tables; then the nightly aggregation of each day."""
     if body.days > settings.demo_max_days:
-        raise ApiError(422, "VALIDATION_ERROR", f"days: must be at most {settings.demo_max_days}")
+        raise invalid("days", f"must be at most {settings.demo_max_days}")
     if body.rows > settings.demo_max_rows:
-        raise ApiError(422, "VALIDATION_ERROR", f"rows: must be at most {settings.demo_max_rows}")
+        raise invalid("rows", f"must be at most {settings.demo_max_rows}")
     if body.rows < body.days * body.campaigns_per_day:
-        raise ApiError(422, "VALIDATION_ERROR", "rows: must be at least one per campaign (days x campaignsPerDay)")
+        raise invalid("rows", "must be at least one per campaign (days x campaignsPerDay)")
     last = local_today(settings.tz) - dt.timedelta(days=1)
     result = generate_history(
         engine,
@@ -61,8 +61,8 @@ def demo_history(body: DemoHistoryRequest, engine: EngineDep, settings: Settings
         try:
             job_id, status = aggregate_day(engine, day, JobTrigger.MANUAL, settings.tz)
         except AggregationAlreadyRunning as exc:
-            raise ApiError(
-                409, "BATCH_ALREADY_RUNNING", f"an aggregation of {day} is running: history written, aggregate later"
+            raise batch_already_running(
+                f"an aggregation of {day} is running: history written, aggregate later"
             ) from exc
         jobs.append({"date": day.isoformat(), "jobExecutionId": job_id, "status": status.value})
     data = {

@@ -6,15 +6,16 @@ import asyncio
 import time
 
 from fastapi import APIRouter, Request
-from sqlalchemy import Engine, text
+from sqlalchemy import Engine
 from sqlalchemy.exc import SQLAlchemyError
 from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response
 
-from backend.deps import EngineDep, ProducerDep
-from backend.errors import envelope
-from backend.producer import AsyncProducer
-from backend.responses import Health, errors, ok
+from backend.app.deps import EngineDep, ProducerDep
+from backend.app.errors import envelope, not_ready
+from backend.contract.responses import Health, errors, ok
+from backend.door.producer import AsyncProducer
+from fcfs.db import ping
 
 router = APIRouter(prefix="/health", tags=["health"])
 
@@ -39,7 +40,7 @@ async def ready(request: Request, engine: EngineDep, producer: ProducerDep) -> R
     checks = await checked.checks()
     if all(v == "UP" for v in checks.values()):
         return envelope({"status": "UP", "checks": checks})
-    return envelope({"status": "DOWN", "checks": checks}, "not ready", 503, "NOT_READY")
+    return not_ready(checks).response()
 
 
 class Readiness:
@@ -70,8 +71,7 @@ class Readiness:
 
     def _database_ok(self) -> bool:
         try:
-            with self._engine.connect() as conn:
-                conn.execute(text("SELECT 1"))
+            ping(self._engine)
             return True
         except SQLAlchemyError:
             return False

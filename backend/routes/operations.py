@@ -8,22 +8,29 @@ from typing import Annotated, Any
 from confluent_kafka import KafkaException
 from fastapi import APIRouter, Path, Query, Request
 from pydantic import Field
-from sqlalchemy import select
 from starlette.responses import Response
 
-from backend.deps import AdminDep, EngineDep, SettingsDep
-from backend.errors import ApiError, envelope
-from backend.presenters import iso
-from backend.responses import DeadLetter, DeadLetters, KafkaState, LagHistory, Replayed, Worker, errors, ok
-from backend.schemas import CamelModel
-from backend.timeline import decided_per_second, from_epoch_s, lag_history, lag_status
+from backend.app.deps import AdminDep, EngineDep, SettingsDep
+from backend.app.errors import ApiError, dead_letter_not_found, envelope, invalid, kafka_unavailable
+from backend.contract.presenters import dead_letter_json, worker_json
+from backend.contract.responses import (
+    DeadLetterPublic,
+    DeadLetters,
+    KafkaState,
+    LagHistory,
+    Replayed,
+    Worker,
+    errors,
+    ok,
+)
+from backend.contract.schemas import CamelModel
+from backend.queries.operations import lag_series, partition_figures, recent_workers
+from backend.queries.timeline import lag_status
 from fcfs.db import utcnow
 from fcfs.dead_letters import read_dead_letter, read_dead_letters, replay, replayed_offsets
-from fcfs.placement import live_load
-from fcfs.schema import worker_heartbeat
+from fcfs.epoch import from_epoch_s
 
 router = APIRouter(prefix="/api/admin", tags=["operations"], dependencies=[AdminDep], responses=errors(401, 503))
-ALIVE_WITHIN = dt.timedelta(seconds=10)
 STATUS_WINDOW = dt.timedelta(seconds=15)
 
 
@@ -32,40 +39,9 @@ STATUS_WINDOW = dt.timedelta(seconds=15)
 )
 def workers(engine: EngineDep, settings: SettingsDep) -> Response:
     now = utcnow()
-    with engine.connect() as conn:
-        rows = conn.execute(
-            select(worker_heartbeat)
-            .where(worker_heartbeat.c.heartbeat_at > now - dt.timedelta(hours=1))
-            .order_by(worker_heartbeat.c.heartbeat_at.desc())
-        ).all()
-    data = [
-        {
-            "workerId": r.worker_id,
-            "consumerGroup": r.consumer_group,
-            "topic": r.topic,
-            "partitions": [int(p) for p in r.partitions.split(",") if p],
-            "state": r.state,
-            "status": worker_status(r.state, now - r.heartbeat_at),
-            "alive": r.state != "STOPPED" and now - r.heartbeat_at < ALIVE_WITHIN,
-            "decidedTotal": r.decided_total,
-            "deadLetteredTotal": r.dead_lettered_total,
-            "batchesTotal": r.batches_total,
-            "dbRetriesTotal": r.db_retries_total,
-            "lastBatchAt": iso(r.last_batch_at, settings.tz),
-            "heartbeatAt": iso(r.heartbeat_at, settings.tz),
-            "startedAt": iso(r.started_at, settings.tz),
-        }
-        for r in rows
-    ]
+    rows = recent_workers(engine, since=now - dt.timedelta(hours=1))
+    data = [worker_json(r, now, settings.tz) for r in rows]
     return envelope(data)
-
-
-def worker_status(state: str, silent_for: dt.timedelta) -> str:
-    """STOPPED when it left cleanly; LOST when its heartbeat is older than ALIVE_WITHIN (killed, hung, cut
-    off); else what it last reported (RUNNING, RETRYING, …)."""
-    if state == "STOPPED":
-        return "STOPPED"
-    return "LOST" if silent_for >= ALIVE_WITHIN else state
 
 
 @router.get(
@@ -77,12 +53,11 @@ def kafka(request: Request, engine: EngineDep, settings: SettingsDep) -> Respons
     try:
         view = request.app.state.kafka_view.lag()
     except (KafkaException, KeyError) as exc:
-        raise kafka_unavailable(exc) from None
+        raise kafka_silent(exc) from None
     now = utcnow()
-    with engine.connect() as conn:
-        recent = lag_history(conn, settings.kafka_topic, now - STATUS_WINDOW)
-        view["decidedPerSecond"] = decided_per_second(conn, now)
-        loads = live_load(conn, len(view["partitions"]))
+    recent, view["decidedPerSecond"], loads = partition_figures(
+        engine, topic=settings.kafka_topic, since=now - STATUS_WINDOW, now=now, partitions=len(view["partitions"])
+    )
     for partition, load in zip(view["partitions"], loads, strict=True):
         partition["status"] = lag_status(recent.get(partition["partition"], []))
         partition["liveCampaigns"], partition["liveWeight"] = load.campaigns, load.weight
@@ -107,8 +82,7 @@ def kafka_lag_history(
     since = utcnow() - dt.timedelta(seconds=seconds)
     if after is not None:
         since = max(since, from_epoch_s(after))
-    with engine.connect() as conn:
-        series = lag_history(conn, settings.kafka_topic, since)
+    series = lag_series(engine, topic=settings.kafka_topic, since=since)
     return envelope(
         {
             "topic": settings.kafka_topic,
@@ -117,8 +91,8 @@ def kafka_lag_history(
     )
 
 
-def kafka_unavailable(exc: Exception) -> ApiError:
-    return ApiError(503, "KAFKA_UNAVAILABLE", f"Kafka did not answer: {exc}", headers={"Retry-After": "1"})
+def kafka_silent(exc: Exception) -> ApiError:
+    return kafka_unavailable(f"Kafka did not answer: {exc}")
 
 
 @router.get(
@@ -132,17 +106,20 @@ def dead_letters(
     try:
         letters = read_dead_letters(settings, limit)
     except KafkaException as exc:
-        raise kafka_unavailable(exc) from None
+        raise kafka_silent(exc) from None
     done = replayed_offsets(engine, settings.dlq_topic)
     return envelope(
-        {"topic": settings.dlq_topic, "deadLetters": [d.to_json((d.partition, d.offset) in done) for d in letters]}
+        {
+            "topic": settings.dlq_topic,
+            "deadLetters": [dead_letter_json(d, (d.partition, d.offset) in done) for d in letters],
+        }
     )
 
 
 @router.get(
     "/dlq/{partition}/{offset}",
     summary="One dead letter with its whole key and value (a listing shows the first 1,024 bytes)",
-    responses={**ok(200, DeadLetter), **errors(422, _404="DEAD_LETTER_NOT_FOUND")},
+    responses={**ok(200, DeadLetterPublic), **errors(422, _404="DEAD_LETTER_NOT_FOUND")},
 )
 def dead_letter(
     engine: EngineDep,
@@ -153,11 +130,11 @@ def dead_letter(
     try:
         found = read_dead_letter(settings, partition, offset)
     except KafkaException as exc:
-        raise kafka_unavailable(exc) from None
+        raise kafka_silent(exc) from None
     if found is None:
-        raise ApiError(404, "DEAD_LETTER_NOT_FOUND", f"no dead letter at {settings.dlq_topic}/{partition}@{offset}")
+        raise dead_letter_not_found(f"{settings.dlq_topic}/{partition}@{offset}")
     replayed = (partition, offset) in replayed_offsets(engine, settings.dlq_topic)
-    return envelope(found.to_json(replayed, preview_bytes=None))
+    return envelope(dead_letter_json(found, replayed, preview_bytes=None))
 
 
 class DlqPosition(CamelModel):
@@ -185,7 +162,7 @@ def replay_dead_letters(body: ReplayRequest, engine: EngineDep, settings: Settin
             if (d.partition, d.offset) not in done
         ]
     if not positions:
-        raise ApiError(422, "VALIDATION_ERROR", "offsets: give the dead letters to replay, or allPending: true")
+        raise invalid("offsets", "give the dead letters to replay, or allPending: true")
     results: list[dict[str, Any]] = replay(settings, engine, list(dict.fromkeys(positions)))
     replayed = sum(1 for r in results if r["status"] == "REPLAYED")
     return envelope({"replayed": replayed, "results": results}, f"{replayed} dead letter(s) replayed")

@@ -6,19 +6,18 @@ import time
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Header, Path, Request
-from sqlalchemy import select
 from starlette.responses import Response
 
-from backend.deps import EngineDep, IntakeDep, SignerDep
-from backend.door import IDEMPOTENCY_KEY, IDEMPOTENCY_KEY_PROBLEM, invalid
-from backend.errors import ApiError, campaign_not_found, envelope, wrong_channel
-from backend.intake import closed, identify, reply
-from backend.responses import AcceptedParticipation, ParticipationState, SyncParticipation, errors, link, ok
-from backend.schemas import CampaignId, ParticipationRequest
+from backend.app.deps import EngineDep, IntakeDep, SignerDep
+from backend.app.errors import campaign_not_found, envelope, invalid, request_not_found, wrong_channel
+from backend.contract.responses import AcceptedParticipation, ParticipationState, SyncParticipation, errors, link, ok
+from backend.contract.schemas import CampaignId, ParticipationRequest
+from backend.door.handler import IDEMPOTENCY_KEY, IDEMPOTENCY_KEY_PROBLEM
+from backend.door.intake import closed, identify, reply
+from backend.queries.participation import decision
 from fcfs.events import signed_event
 from fcfs.ledger import CampaignClosed, UnknownCampaign, WrongChannel, decide_now
 from fcfs.request_ids import IssuedRequest, RequestIdSigner
-from fcfs.schema import participation_history
 from fcfs.simulated import HEADER
 
 router = APIRouter(prefix="/api/campaigns/{campaignId}", tags=["participation"])  # the doors (public plane)
@@ -84,7 +83,7 @@ STATE_LINK = {
     status_code=202,
     summary="Take part (Kafka path): 202 once Kafka has the request",
     operation_id="participate",
-    description="Served by the participation door (backend/door.py) in front of the app, with the same contract.",
+    description="Served by the participation door (backend/door/handler.py) in front of the app, same contract.",
     responses={
         **ok(202, AcceptedParticipation, links=STATE_LINK),
         **DOOR_ERRORS,
@@ -159,12 +158,7 @@ def participation_state(
     signer: SignerDep,
 ) -> Response:
     issued = _verified(signer, campaign_id, request_id)
-    with engine.connect() as conn:
-        row = conn.execute(
-            select(participation_history.c.status, participation_history.c.user_id).where(
-                participation_history.c.request_id == request_id
-            )
-        ).first()
+    row = decision(engine, request_id=request_id)
     data: dict[str, Any] = {
         "requestId": request_id,
         "campaignId": campaign_id,
@@ -179,5 +173,5 @@ def participation_state(
 def _verified(signer: RequestIdSigner, campaign_id: int, request_id: str) -> IssuedRequest:
     issued = signer.verify(campaign_id, request_id)
     if issued is None:
-        raise ApiError(404, "REQUEST_NOT_FOUND", "no such participation request for this campaign")
+        raise request_not_found()
     return issued

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Annotated, Any
@@ -12,11 +11,11 @@ from fastapi import APIRouter, Depends, Query
 from sqlalchemy import Connection, Engine
 from starlette.responses import Response
 
-from backend.dates import AS_DATE, Period, parse_period
-from backend.deps import AdminDep, EngineDep, SettingsDep
-from backend.errors import envelope
-from backend.responses import Statistics, errors, ok
-from backend.stats import batched_period, campaign_names, campaign_rows, merge_days, raw_period, summary
+from backend.app.deps import AdminDep, EngineDep, SettingsDep
+from backend.app.errors import envelope
+from backend.contract.dates import AS_DATE, Period, parse_period
+from backend.contract.responses import Statistics, errors, ok
+from backend.queries.stats import batched_period, campaign_rows, measured, merge_days, raw_period, summary
 
 router = APIRouter(
     prefix="/api/admin/stats",
@@ -71,11 +70,7 @@ def _measured(
     method: str, engine: Engine, q: StatsQuery, query: Callable[[Connection], dict[Any, dict[int, dict[str, Any]]]]
 ) -> dict[str, Any]:
     """Run a statistics query, timing the query alone, and build the answer around its rows."""
-    with engine.connect() as conn:
-        t0 = time.perf_counter()
-        per_day = query(conn)
-        elapsed = time.perf_counter() - t0
-        names = campaign_names(conn, {cid for day in per_day.values() for cid in day})
+    per_day, elapsed, names = measured(engine, query=query)
     return _answer(method, q.period, q.is_period, q.campaign_id, elapsed, per_day, names)
 
 

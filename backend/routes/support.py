@@ -5,17 +5,17 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Path, Query
-from sqlalchemy import Engine, select
+from sqlalchemy import Engine
 from starlette.responses import Response, StreamingResponse
 
-from backend.deps import AdminDep, EngineDep, SettingsDep, SignerDep
-from backend.errors import ApiError, campaign_not_found, envelope
-from backend.presenters import iso
-from backend.responses import Participant, Winners, errors, ok
-from backend.schemas import CampaignId
-from backend.winners import Cursor, user_requests, winner_json, winners_csv, winners_page
+from backend.app.deps import AdminDep, EngineDep, SettingsDep, SignerDep
+from backend.app.errors import bad_cursor, campaign_not_found, envelope, invalid, request_not_found
+from backend.contract.presenters import iso, winner_json
+from backend.contract.responses import ParticipantLookup, Winners, errors, ok
+from backend.contract.schemas import CampaignId
+from backend.queries.campaigns import get_campaign
+from backend.queries.winners import Cursor, user_requests, winners_csv, winners_page
 from fcfs.events import MAX_USER_ID
-from fcfs.schema import campaign
 from fcfs.simulated import is_simulated
 
 router = APIRouter(
@@ -28,8 +28,7 @@ CampaignIdPath = Annotated[CampaignId, Path(alias="campaignId")]
 
 
 def _campaign_row(engine: Engine, campaign_id: int) -> Any:
-    with engine.connect() as conn:
-        row = conn.execute(select(campaign).where(campaign.c.id == campaign_id)).first()
+    row = get_campaign(engine, campaign_id=campaign_id)
     if row is None:
         raise campaign_not_found(campaign_id)
     return row
@@ -51,9 +50,8 @@ def winners(
     try:
         after = None if cursor is None else Cursor.decode(cursor)
     except ValueError as exc:
-        raise ApiError(400, "BAD_CURSOR", f"cursor: {exc}") from None
-    with engine.connect() as conn:
-        rows, first, following = winners_page(conn, campaign_id, after, limit)
+        raise bad_cursor(str(exc)) from None
+    rows, first, following = winners_page(engine, campaign_id=campaign_id, after=after, limit=limit)
     return envelope(
         {
             "campaignId": campaign_id,
@@ -84,7 +82,7 @@ def winners_download(campaign_id: CampaignIdPath, engine: EngineDep, settings: S
     summary="Support look-up: every request of a user (by userId, or by one of their requestIds) with its outcome, "
     "its place in the log and the winners decided before it",
     responses={
-        **ok(200, Participant),
+        **ok(200, ParticipantLookup),
         **errors(422, _404="CAMPAIGN_NOT_FOUND, or REQUEST_NOT_FOUND: a requestId this system never issued"),
     },
 )
@@ -97,17 +95,16 @@ def participant(
     request_id: Annotated[str | None, Query(alias="requestId", max_length=64)] = None,
 ) -> Response:
     if (user_id is None) == (request_id is None):
-        raise ApiError(422, "VALIDATION_ERROR", "give either userId or requestId")
+        raise invalid("query", "give either userId or requestId")
     row = _campaign_row(engine, campaign_id)
     pending: list[str] = []
     if request_id is not None:
         issued = signer.verify(campaign_id, request_id)
         if issued is None:
-            raise ApiError(404, "REQUEST_NOT_FOUND", "no such participation request for this campaign")
+            raise request_not_found()
         user_id = issued.user_id
     assert user_id is not None
-    with engine.connect() as conn:
-        requests = user_requests(conn, campaign_id, user_id, settings.tz)
+    requests = user_requests(engine, campaign_id=campaign_id, user_id=user_id, tz=settings.tz)
     if request_id is not None and all(r["requestId"] != request_id for r in requests):
         pending.append(request_id)  # issued, accepted or not, and not decided (yet)
     return envelope(

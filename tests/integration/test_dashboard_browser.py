@@ -20,7 +20,7 @@ from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
 from selenium.webdriver.common.keys import Keys
 
-from backend.serve import api_command
+from backend.app.serve import api_command
 from fcfs.settings import Settings
 from tests.support import ADMIN_TOKEN, ROOT, Api, Proc, Processes, free_port, settings_env, wait_until
 

@@ -152,7 +152,7 @@ def test_a_fatal_producer_error_is_recovered_by_a_new_producer(settings: Setting
     later request 503: the producer is replaced, readiness says DOWN until it is, and requests go on."""
     from confluent_kafka import KafkaError
 
-    from backend.producer import AsyncProducer
+    from backend.door.producer import AsyncProducer
     from fcfs.kafka import producer_config
 
     async def scenario() -> None:

@@ -173,9 +173,13 @@ def test_errors_never_leak_internals(settings: Settings, processes: Processes) -
             assert not LEAKS.search(r.text), r.text
             assert r.headers["x-request-id"] == request_id
         log = api.proc.log()
-        assert re.search(r"ERROR backend.observability \[trace-500\] unhandled error on GET /api/admin/workers", log)
+        assert re.search(
+            r"ERROR backend.app.observability \[trace-500\] unhandled error on GET /api/admin/workers", log
+        )
         assert "ValueError" in log  # the trace is in the log, not in the answer
-        assert re.search(r"ERROR backend.errors \[trace-db\] database error on GET .*timeline.*campaign_second", log)
+        assert re.search(
+            r"ERROR backend.app.errors \[trace-db\] database error on GET .*timeline.*campaign_second", log
+        )
         assert '"GET /api/admin/workers' in log  # the access log is on
         assert ADMIN_TOKEN not in log
     finally:
@@ -200,7 +204,7 @@ def test_production_refuses_the_example_secrets(base_settings: Settings, secret:
         production.check_secrets(logging.getLogger("test"))
     env = settings_env(production)
     result = subprocess.run(
-        [sys.executable, "-c", "import backend.main"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=60
+        [sys.executable, "-c", "import backend.app.main"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=60
     )
     assert result.returncode != 0 and "APP_ENV=production" in result.stderr
     production.model_copy(update={secret: SecretStr("something-else")}).check_secrets(

@@ -6,9 +6,9 @@ import asyncio
 
 import pytest
 
-from backend import body_deadline
-from backend.body_deadline import PRESSED_S, BodyDeadlines
-from backend.errors import ApiError
+from backend.app.errors import ApiError
+from backend.door import body_deadline
+from backend.door.body_deadline import PRESSED_S, BodyDeadlines
 
 
 def test_a_burst_of_quick_bodies_never_counts_and_slow_ones_do() -> None:

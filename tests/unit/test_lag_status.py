@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from backend.timeline import lag_status
+from backend.queries.timeline import lag_status
 
 
 def samples(*points: tuple[int, int]) -> list[dict[str, int]]:

@@ -35,3 +35,17 @@ def test_no_process_imports_another_process_package() -> None:
 def test_the_shared_package_imports_no_process_package() -> None:
     strays = {module: names - {"fcfs"} for module, names in imported_packages("fcfs").items() if names - {"fcfs"}}
     assert not strays, strays
+
+
+def test_routes_hold_no_sql() -> None:
+    """A route calls the functions of backend/queries (or the shared package's), never a connection or a table."""
+    strays = []
+    for path in (ROOT / "backend" / "routes").glob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ImportFrom) and node.module in ("sqlalchemy", "fcfs.schema"):
+                tables = [a.name for a in node.names if a.name[0].islower()] if node.module == "fcfs.schema" else []
+                sql = [a.name for a in node.names if a.name in ("select", "text", "insert", "update", "delete")]
+                strays += [f"{path.name}: {name}" for name in tables + sql]
+            if isinstance(node, ast.Attribute) and node.attr in ("connect", "begin", "execute", "scalar"):
+                strays.append(f"{path.name}:{node.lineno} .{node.attr}")
+    assert not strays, strays

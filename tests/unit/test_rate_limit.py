@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from backend.errors import ApiError
-from backend.rate_limit import KEYED, Limits, SharedBuckets
+from backend.app.errors import ApiError
+from backend.door.rate_limit import KEYED, Limits, SharedBuckets
 from fcfs.clients import ClientAddresses
 
 

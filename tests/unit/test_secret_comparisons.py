@@ -14,8 +14,8 @@ import pytest
 from fastapi.security import HTTPAuthorizationCredentials
 from pydantic import SecretStr
 
-from backend.deps import require_admin
-from backend.errors import ApiError
+from backend.app.deps import require_admin
+from backend.app.errors import ApiError
 from fcfs.request_ids import RequestIdSigner
 from fcfs.settings import Settings
 from tests.support import ROOT
@@ -46,8 +46,8 @@ def test_no_comparison_operator_touches_a_secret() -> None:
 
 def test_every_secret_check_calls_compare_digest() -> None:
     checks = {
-        "backend/deps.py": "settings.admin_token",
-        "backend/observability.py": "token.encode()",
+        "backend/app/deps.py": "settings.admin_token",
+        "backend/app/observability.py": "token.encode()",
         "dashboard/auth.py": "_password()",
         "fcfs/request_ids.py": "self._sign(",
     }

@@ -21,7 +21,7 @@ from granian.constants import Interfaces, Loops
 from granian.http import HTTP1Settings
 from granian.log import LogLevels
 
-from backend.rate_limit import RATE_LIMIT_FILE
+from backend.door.rate_limit import RATE_LIMIT_FILE
 from fcfs.settings import Settings, get_settings
 
 SERVER_PID = "FCFS_API_SERVER_PID"  # set by the server process, read by its workers
@@ -113,7 +113,7 @@ def main(argv: list[str] | None = None) -> None:
 
 def serve(args: argparse.Namespace, settings: Settings) -> None:
     Granian(
-        "backend.main:app",
+        "backend.app.main:app",
         address=args.host,
         port=args.port,
         interface=Interfaces.ASGI,

@@ -33,7 +33,7 @@ import struct
 import threading
 import time
 
-from backend.errors import ApiError
+from backend.app.errors import rate_limited
 
 RATE_LIMIT_FILE = "FCFS_RATE_LIMIT_FILE"  # set by the server process, read by its workers
 MAGIC = b"FCFS-RL3"  # the file's first bytes, then the hash key
@@ -255,9 +255,4 @@ class Limits:
             if rate > 0:
                 wait = self.buckets.take(key, rate, burst, now=now, lease=lease, table=table)
                 if wait:
-                    raise ApiError(
-                        429,
-                        "RATE_LIMITED",
-                        f"too many participation requests from this {kind}, slow down",
-                        headers={"Retry-After": str(max(1, math.ceil(wait)))},
-                    )
+                    raise rate_limited(kind, max(1, math.ceil(wait)))

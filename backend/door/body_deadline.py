@@ -19,7 +19,7 @@ import asyncio
 import time
 from collections import deque
 
-from backend.errors import ApiError
+from backend.app.errors import too_many_pending_bodies
 
 SWEEP_S = 0.25
 SLOW_AFTER_S = 0.1  # a body still arriving this long after its headers is slow
@@ -60,7 +60,7 @@ class BodyDeadlines:
     def begin(self, client: str) -> _Read:
         """Register the body read the current task is about to do; 429 if `client` has too many slow ones."""
         if self._slow_by_client.get(client, 0) >= self.per_client:
-            raise too_many_pending(self.per_client)
+            raise too_many_pending_bodies(self.per_client)
         read = _Read(client, time.monotonic(), asyncio.current_task())
         self._young.append(read)
         if self._sweeper is None:
@@ -115,21 +115,3 @@ class BodyDeadlines:
     def close(self) -> None:
         if self._sweeper is not None:
             self._sweeper.cancel()
-
-
-def timed_out(seconds: float) -> ApiError:
-    return ApiError(
-        408,
-        "REQUEST_TIMEOUT",
-        f"the request body did not arrive within {seconds:g} s",
-        headers={"Connection": "close"},
-    )
-
-
-def too_many_pending(limit: int) -> ApiError:
-    return ApiError(
-        429,
-        "RATE_LIMITED",
-        f"this client already has {limit} requests whose body is slow to arrive; finish those first",
-        headers={"Retry-After": "1", "Connection": "close"},
-    )

@@ -1,7 +1,7 @@
 """Taking part through Kafka, the system's hot path: check, sign, publish, answer once Kafka has it.
 
 `Intake.accept` is the whole decision of the door for one request; the participation door
-(`backend/door.py`) calls it for every request, and the declared FastAPI route calls the same.
+(`backend/door/handler.py`) calls it for every request, and the declared FastAPI route calls the same.
 Everything it needs is in memory: the campaign's window from the cache, the rate limiter's buckets,
 the request-id key, the shared producer.
 """
@@ -13,13 +13,23 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from backend.campaign_cache import CampaignCache, CampaignWindow
-from backend.errors import ApiError, campaign_not_found, wrong_channel
-from backend.intake_seconds import ACCEPTED as ACCEPTED_SECOND
-from backend.intake_seconds import LIMITED, UNAVAILABLE, IntakeSeconds
-from backend.observability import BATCHED, PARTICIPATIONS, PRODUCE_SECONDS
-from backend.producer import AsyncProducer, KafkaUnavailable
-from backend.rate_limit import Limits
+from backend.app.errors import (
+    ApiError,
+    campaign_ended,
+    campaign_not_found,
+    campaign_not_started,
+    invalid,
+    kafka_unavailable,
+    unauthenticated,
+    user_mismatch,
+    wrong_channel,
+)
+from backend.app.observability import BATCHED, PARTICIPATIONS, PRODUCE_SECONDS
+from backend.door.campaign_cache import CampaignCache, CampaignWindow
+from backend.door.intake_seconds import ACCEPTED as ACCEPTED_SECOND
+from backend.door.intake_seconds import LIMITED, UNAVAILABLE, IntakeSeconds
+from backend.door.producer import AsyncProducer, KafkaUnavailable
+from backend.door.rate_limit import Limits
 from fcfs.campaigns import CampaignStatus
 from fcfs.events import ParticipationEvent, signed_event
 from fcfs.request_ids import RequestIdSigner
@@ -37,8 +47,8 @@ REFUSED = PARTICIPATIONS.labels("503")
 def closed(campaign_id: int, refusal: CampaignStatus) -> ApiError:
     """The answer to a request outside the campaign's window (sold out is not refused: it is a FAIL)."""
     if refusal is CampaignStatus.SCHEDULED:
-        return ApiError(409, "CAMPAIGN_NOT_STARTED", f"campaign {campaign_id} has not started yet")
-    return ApiError(409, "CAMPAIGN_ENDED", f"campaign {campaign_id} has ended")
+        return campaign_not_started(campaign_id)
+    return campaign_ended(campaign_id)
 
 
 def ensure_open(window: CampaignWindow | None, campaign_id: int) -> CampaignWindow:
@@ -71,18 +81,7 @@ def not_queued(data: dict[str, Any], exc: KafkaUnavailable) -> ApiError:
         status, advice = "UNKNOWN", "it may still be decided: retry with the same Idempotency-Key, or look it up"
     else:
         status, advice = "NOT_ACCEPTED", "retry"
-    return ApiError(
-        503,
-        "KAFKA_UNAVAILABLE",
-        f"the request could not be queued ({exc}); {advice}",
-        data={**data, "status": status},
-        headers={"Retry-After": "1"},
-    )
-
-
-UNAUTHENTICATED = ApiError(
-    401, "UNAUTHENTICATED", "a valid bearer token is required", headers={"WWW-Authenticate": "Bearer"}
-)
+    return kafka_unavailable(f"the request could not be queued ({exc}); {advice}", data={**data, "status": status})
 
 
 def identify(
@@ -98,32 +97,22 @@ def identify(
     simulator's proof (`simulated`, the X-Simulated-User header): 422 otherwise."""
     user = _identified(tokens, authorization, user_id)
     if user >= FIRST_SIMULATED_USER and not proofs.verify(user, simulated):
-        raise ApiError(
-            422,
-            "VALIDATION_ERROR",
-            f"userId: {RESERVED}",
-            data={"errors": [{"field": "userId", "problem": RESERVED}]},
-        )
+        raise invalid("userId", RESERVED)
     return user
 
 
 def _identified(tokens: UserTokens | None, authorization: bytes | str | None, user_id: int | None) -> int:
     if tokens is None:
         if user_id is None:
-            raise ApiError(
-                422,
-                "VALIDATION_ERROR",
-                "userId: Field required",
-                data={"errors": [{"field": "userId", "problem": "Field required"}]},
-            )
+            raise invalid("userId", "Field required")
         return user_id
     try:
         user = tokens.user(authorization)
     except Unauthenticated as exc:
         log.debug("participation refused: %s", exc)
-        raise UNAUTHENTICATED from None
+        raise unauthenticated() from None
     if user_id is not None and user_id != user:
-        raise ApiError(403, "USER_MISMATCH", "userId is not the user of the token")
+        raise user_mismatch()
     return user
 
 

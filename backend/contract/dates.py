@@ -6,7 +6,7 @@ import datetime as dt
 from dataclasses import dataclass
 from zoneinfo import ZoneInfo
 
-from backend.errors import ApiError
+from backend.app.errors import date_error
 from fcfs.days import EARLIEST_DAY, local_today
 
 MAX_PERIOD_DAYS = 366
@@ -22,11 +22,11 @@ def parse_day(name: str, value: str, tz: ZoneInfo) -> dt.date:
         if len(value) != 10:
             raise ValueError(value)
     except ValueError:
-        raise ApiError(400, "INVALID_DATE", f"{name}: '{value}' is not a date of the form YYYY-MM-DD") from None
+        raise date_error("INVALID_DATE", f"{name}: '{value}' is not a date of the form YYYY-MM-DD") from None
     if day < EARLIEST_DAY:
-        raise ApiError(400, "DATE_OUT_OF_RANGE", f"{name}: {day} is before {EARLIEST_DAY}")
+        raise date_error("DATE_OUT_OF_RANGE", f"{name}: {day} is before {EARLIEST_DAY}")
     if day > local_today(tz):
-        raise ApiError(400, "DATE_IN_FUTURE", f"{name}: {day} is in the future ({tz.key})")
+        raise date_error("DATE_IN_FUTURE", f"{name}: {day} is in the future ({tz.key})")
     return day
 
 
@@ -40,14 +40,14 @@ def parse_period(date: str | None, from_: str | None, to: str | None, tz: ZoneIn
     """Either `date`, or `from` and `to` (inclusive); returns the period and whether it was a period form."""
     if date is not None:
         if from_ is not None or to is not None:
-            raise ApiError(400, "INVALID_DATE_RANGE", "give either date, or from and to, not both")
+            raise date_error("INVALID_DATE_RANGE", "give either date, or from and to, not both")
         day = parse_day("date", date, tz)
         return Period(day, day), False
     if from_ is None or to is None:
-        raise ApiError(400, "MISSING_DATE", "give date=YYYY-MM-DD, or from=YYYY-MM-DD and to=YYYY-MM-DD")
+        raise date_error("MISSING_DATE", "give date=YYYY-MM-DD, or from=YYYY-MM-DD and to=YYYY-MM-DD")
     first, last = parse_day("from", from_, tz), parse_day("to", to, tz)
     if first > last:
-        raise ApiError(400, "INVALID_DATE_RANGE", f"from ({first}) is after to ({last})")
+        raise date_error("INVALID_DATE_RANGE", f"from ({first}) is after to ({last})")
     if (last - first).days + 1 > MAX_PERIOD_DAYS:
-        raise ApiError(400, "DATE_RANGE_TOO_LONG", f"a period covers at most {MAX_PERIOD_DAYS} days")
+        raise date_error("DATE_RANGE_TOO_LONG", f"a period covers at most {MAX_PERIOD_DAYS} days")
     return Period(first, last), True

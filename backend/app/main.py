@@ -13,20 +13,20 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 from sqlalchemy import Engine
 
-from backend.body_deadline import BodyDeadlines
-from backend.campaign_cache import CampaignCache
-from backend.door import ParticipationDoor
-from backend.errors import install_error_handlers
-from backend.intake import Intake
-from backend.intake_seconds import IntakeSeconds
-from backend.kafka_view import KafkaView
-from backend.lag_sampler import LagSampler
-from backend.observability import BATCHED, RequestContextMiddleware, configure_logging, metrics_response
-from backend.producer import AsyncProducer
-from backend.rate_limit import RATE_LIMIT_FILE, Limits, SharedBuckets
-from backend.responses import document_identity
+from backend.app.errors import install_error_handlers
+from backend.app.lag_sampler import LagSampler
+from backend.app.observability import BATCHED, RequestContextMiddleware, configure_logging, metrics_response
+from backend.app.serve import follow_server
+from backend.contract.responses import document_identity
+from backend.door.body_deadline import BodyDeadlines
+from backend.door.campaign_cache import CampaignCache
+from backend.door.handler import ParticipationDoor
+from backend.door.intake import Intake
+from backend.door.intake_seconds import IntakeSeconds
+from backend.door.producer import AsyncProducer
+from backend.door.rate_limit import RATE_LIMIT_FILE, Limits, SharedBuckets
+from backend.queries.kafka_view import KafkaView
 from backend.routes import admin, batch, campaigns, crowd, demo, health, operations, participation, stats, support
-from backend.serve import follow_server
 from fcfs.aggregation import abandon_orphaned_jobs
 from fcfs.clients import ClientAddresses
 from fcfs.db import make_engine
@@ -65,7 +65,7 @@ def create_app(settings: Settings | None = None) -> ParticipationDoor:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         follow_server()
-        engine = make_engine(isolation_level="READ COMMITTED")
+        engine = make_engine(isolation_level="READ COMMITTED", settings=settings)
         app.state.settings = settings
         app.state.engine = engine
         app.state.signer = RequestIdSigner(settings.request_id_secret.get_secret_value())
@@ -73,7 +73,9 @@ def create_app(settings: Settings | None = None) -> ParticipationDoor:
         app.state.campaigns = CampaignCache(engine, lambda: app.state.producer.partitions(settings.kafka_topic))
         app.state.batch_executor = ThreadPoolExecutor(max_workers=2, thread_name_prefix="aggregate")
         app.state.manual_runs = threading.BoundedSemaphore(batch.MAX_MANUAL_RUNS)
-        app.state.lock_engine = make_engine(pooled=False)  # connections that hold an aggregation's lock
+        app.state.lock_engine = make_engine(
+            pooled=False, settings=settings
+        )  # connections that hold an aggregation's lock
         app.state.kafka_view = KafkaView(settings)
         app.state.clients = clients
         limits = Limits(

@@ -23,10 +23,19 @@ import orjson
 from prometheus_client.metrics import Histogram
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from backend.body_deadline import BodyDeadlines, timed_out
-from backend.errors import ApiError, envelope_bytes
-from backend.intake import Intake, identify
-from backend.observability import BATCHED, HTTP_SECONDS, REQUEST_ID, request_id_of
+from backend.app.errors import (
+    ApiError,
+    body_not_received,
+    body_timed_out,
+    envelope_bytes,
+    internal_error,
+    invalid,
+    invalid_json,
+    payload_too_large,
+)
+from backend.app.observability import BATCHED, HTTP_SECONDS, REQUEST_ID, request_id_of
+from backend.door.body_deadline import BodyDeadlines
+from backend.door.intake import Intake, identify
 from fcfs.clients import ClientAddresses
 from fcfs.events import MAX_CAMPAIGN_ID, MAX_USER_ID
 
@@ -84,12 +93,12 @@ class ParticipationDoor:
         try:
             for name, value in scope["headers"]:
                 if name == b"content-length" and (not value.isdigit() or int(value) > self.max_body_bytes):
-                    raise too_large(self.max_body_bytes)
+                    raise payload_too_large(self.max_body_bytes)
             forwarded = [value for name, value in scope["headers"] if name == b"x-forwarded-for"]
             peer = scope["client"][0] if scope.get("client") else "unknown"
             body = await self._body(receive, self.clients.of(peer, b",".join(forwarded)))
         except ApiError as exc:
-            answer = envelope_bytes(exc.data, exc.message, exc.error_code)
+            answer = exc.body()
             await self._answer(send, exc.status_code, answer, request_id_of(scope["headers"]), exc.headers)
             return
         handed = False
@@ -138,12 +147,12 @@ class ParticipationDoor:
             data = await intake.accept(campaign_id, user_id, client, publish, parse_idempotency_key(key))
             status, answer = 202, envelope_bytes(data, ACCEPTED_MESSAGE[endpoint])
         except ApiError as exc:
-            status, answer, extra = exc.status_code, envelope_bytes(exc.data, exc.message, exc.error_code), exc.headers
+            status, answer, extra = exc.status_code, exc.body(), exc.headers
         except Exception:
             token = REQUEST_ID.set(request_id)
             log.exception("unhandled error on POST %s", scope["path"])
             REQUEST_ID.reset(token)
-            status, answer = 500, envelope_bytes(None, "internal error", "INTERNAL_ERROR")
+            status, answer = 500, internal_error().body()
         await self._answer(send, status, answer, request_id, extra)
         timer = self._timers.get((endpoint, status))
         if timer is None:
@@ -161,7 +170,7 @@ class ParticipationDoor:
             return body
         except asyncio.CancelledError:
             if self.bodies.expired(read):
-                raise timed_out(self.bodies.seconds) from None
+                raise body_timed_out(self.bodies.seconds) from None
             raise
         finally:
             self.bodies.end(read)
@@ -173,28 +182,17 @@ async def read_rest(receive: Receive, first: bytes, limit: int) -> bytes:
     size = len(first)
     while True:
         if size > limit:
-            raise too_large(limit)
+            raise payload_too_large(limit)
         message = await receive()
         if message["type"] != "http.request":  # the client went away
-            raise ApiError(400, "BAD_REQUEST", "the request body was not received")
+            raise body_not_received()
         chunk = message.get("body", b"")
         chunks.append(chunk)
         size += len(chunk)
         if not message.get("more_body", False):
             if size > limit:
-                raise too_large(limit)
+                raise payload_too_large(limit)
             return b"".join(chunks)
-
-
-def too_large(limit: int) -> ApiError:
-    return ApiError(413, "PAYLOAD_TOO_LARGE", f"request body larger than {limit} bytes")
-
-
-def invalid(field: str, problem: str) -> ApiError:
-    """422 VALIDATION_ERROR in the shape every other endpoint uses."""
-    return ApiError(
-        422, "VALIDATION_ERROR", f"{field}: {problem}", data={"errors": [{"field": field, "problem": problem}]}
-    )
 
 
 IDEMPOTENCY_KEY = re.compile(r"[\x21-\x7e]{1,64}")  # 1 to 64 visible ASCII characters
@@ -227,7 +225,7 @@ def parse_user_id(body: bytes, required: bool = True) -> int | None:
     try:
         doc: Any = orjson.loads(body)
     except orjson.JSONDecodeError:
-        raise ApiError(400, "INVALID_JSON", "request body is not valid JSON", data={"errors": []}) from None
+        raise invalid_json() from None
     if type(doc) is not dict:
         raise invalid("body", "Input should be an object")
     if "userId" not in doc:

@@ -14,10 +14,10 @@ from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy import Engine
 
-from backend.campaign_cache import CampaignCache
-from backend.errors import ApiError
-from backend.intake import Intake
-from backend.producer import AsyncProducer
+from backend.app.errors import unauthorized
+from backend.door.campaign_cache import CampaignCache
+from backend.door.intake import Intake
+from backend.door.producer import AsyncProducer
 from fcfs.request_ids import RequestIdSigner
 from fcfs.settings import Settings
 
@@ -44,7 +44,7 @@ async def require_admin(
     """Admin endpoints need `Authorization: Bearer <ADMIN_TOKEN>` (compared in constant time)."""
     given = credentials.credentials.encode() if credentials else b""
     if not secrets.compare_digest(given, settings.admin_token.get_secret_value().encode()):
-        raise ApiError(401, "UNAUTHORIZED", "admin token missing or wrong", headers={"WWW-Authenticate": "Bearer"})
+        raise unauthorized()
 
 
 SettingsDep = Annotated[Settings, Depends(get_settings_dep)]

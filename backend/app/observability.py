@@ -1,8 +1,8 @@
 """Request ids in every log line and response, and Prometheus metrics of the API.
 
 Each request gets an id (the caller's `X-Request-ID` if it sent a sane one) that is echoed in the
-response header and carried by every log record of the request. With several uvicorn worker
-processes, set PROMETHEUS_MULTIPROC_DIR to an empty folder so `/metrics` sums them all.
+response header and carried by every log record of the request. With several server processes
+(`API_WORKERS`), set PROMETHEUS_MULTIPROC_DIR to an empty folder so `/metrics` sums them all.
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from backend.errors import envelope
+from backend.app.errors import internal_error, unauthorized
 
 log = logging.getLogger(__name__)
 REQUEST_ID: contextvars.ContextVar[str] = contextvars.ContextVar("request_id", default="-")
@@ -171,7 +171,7 @@ class RequestContextMiddleware:
             log.exception("unhandled error on %s %s", scope["method"], scope["path"])
             if response_started:
                 raise  # too late for an answer: the server drops the connection
-            await envelope(None, "internal error", 500, "INTERNAL_ERROR")(scope, receive, send_with_id)
+            await internal_error().response()(scope, receive, send_with_id)
         finally:
             route = scope.get("route")  # a route's template, never the path a client chose
             method = scope["method"] if scope["method"] in METHODS else "other"
@@ -188,7 +188,7 @@ async def metrics_response(request: Request) -> Response:
     if token:
         given = request.headers.get("authorization", "").removeprefix("Bearer ").encode()
         if not secrets.compare_digest(given, token.encode()):
-            return envelope(None, "metrics token missing or wrong", 401, "UNAUTHORIZED", {"WWW-Authenticate": "Bearer"})
+            return unauthorized("metrics token").response()
     BATCHED.flush()
     if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
         registry = CollectorRegistry()

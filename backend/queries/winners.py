@@ -20,12 +20,12 @@ from zoneinfo import ZoneInfo
 
 from sqlalchemy import Connection, Engine, and_, func, or_, select
 
-from backend.presenters import iso
+from backend.contract.presenters import iso
+from fcfs.epoch import epoch_us, from_epoch_us
 from fcfs.schema import Outcome, campaign, participation_history
 from fcfs.simulated import is_simulated
 
 h = participation_history.c
-EPOCH = dt.datetime(1970, 1, 1)
 CSV_COLUMNS = ["position", "userId", "requestId", "decidedAt", "kafkaPartition", "kafkaOffset", "simulated"]
 
 
@@ -38,7 +38,7 @@ class Cursor:
     position: int
 
     def encode(self) -> str:
-        micros = (self.decided_at - EPOCH) // dt.timedelta(microseconds=1)
+        micros = epoch_us(self.decided_at)
         return base64.urlsafe_b64encode(f"{micros}.{self.row_id}.{self.position}".encode()).decode().rstrip("=")
 
     @classmethod
@@ -51,10 +51,18 @@ class Cursor:
             raise ValueError("not a cursor this API returned") from exc
         if min(micros, row_id, position) < 0 or micros > 253_402_300_799_999_999:
             raise ValueError("not a cursor this API returned")
-        return cls(EPOCH + dt.timedelta(microseconds=micros), row_id, position)
+        return cls(from_epoch_us(micros), row_id, position)
 
 
 def winners_page(
+    engine: Engine, *, campaign_id: int, after: Cursor | None, limit: int
+) -> tuple[list[Any], int, Cursor | None]:
+    """Up to `limit` winners after the cursor, in decision order: (rows, position of the first, next cursor)."""
+    with engine.connect() as conn:
+        return _winners_page(conn, campaign_id, after, limit)
+
+
+def _winners_page(
     conn: Connection, campaign_id: int, after: Cursor | None, limit: int
 ) -> tuple[list[Any], int, Cursor | None]:
     """Up to `limit` winners after the cursor, in decision order: (rows, position of the first, next cursor)."""
@@ -80,18 +88,6 @@ def winners_page(
     return rows, first, following
 
 
-def winner_json(row: Any, position: int, tz: ZoneInfo) -> dict[str, Any]:
-    return {
-        "position": position,
-        "userId": row.user_id,
-        "requestId": row.request_id,
-        "decidedAt": iso(row.decided_at, tz),
-        "kafkaPartition": row.kafka_partition,
-        "kafkaOffset": row.kafka_offset,
-        "simulated": is_simulated(row.user_id),
-    }
-
-
 FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 
 
@@ -110,7 +106,7 @@ def winners_csv(engine: Engine, campaign_id: int, tz: ZoneInfo, chunk: int = 10_
     cursor: Cursor | None = None
     while True:
         with engine.connect() as conn:  # one short read per page: no transaction held over the download
-            rows, first, cursor = winners_page(conn, campaign_id, cursor, chunk)
+            rows, first, cursor = _winners_page(conn, campaign_id, cursor, chunk)
         for position, row in enumerate(rows, start=first):
             writer.writerow(
                 [
@@ -130,8 +126,13 @@ def winners_csv(engine: Engine, campaign_id: int, tz: ZoneInfo, chunk: int = 10_
             return
 
 
-def user_requests(conn: Connection, campaign_id: int, user_id: int, tz: ZoneInfo) -> list[dict[str, Any]]:
+def user_requests(engine: Engine, *, campaign_id: int, user_id: int, tz: ZoneInfo) -> list[dict[str, Any]]:
     """Every decided request of a user in a campaign, in decision order, with the winners decided before it."""
+    with engine.connect() as conn:
+        return _user_requests(conn, campaign_id, user_id, tz)
+
+
+def _user_requests(conn: Connection, campaign_id: int, user_id: int, tz: ZoneInfo) -> list[dict[str, Any]]:
     c = conn.execute(select(campaign.c.sold_out_at, campaign.c.success_count).where(campaign.c.id == campaign_id)).one()
     rows = conn.execute(
         select(participation_history)

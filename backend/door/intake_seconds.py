@@ -4,13 +4,11 @@ The Live page shows them next to the decisions per second: what the crowd is sen
 accepts (202), and what it refuses because Kafka is unavailable (503) or the client is over its rate
 (429). Counting is a dict increment on the hot path; every API process adds its counts to the same
 rows. When the database is away the counts are kept (up to an hour of seconds) and written once it is back,
-with the seconds it was away (backend/outages.py).
+with the seconds it was away (backend/app/outages.py).
 """
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import datetime as dt
 import logging
 import time
@@ -18,10 +16,11 @@ import time
 from sqlalchemy import Connection, Engine, delete, select
 from sqlalchemy.dialects.mysql import insert as mysql_insert
 from sqlalchemy.exc import OperationalError
-from starlette.concurrency import run_in_threadpool
 
-from backend.outages import DATABASE_OUTAGES, write_outages
+from backend.app.outages import DATABASE_OUTAGES, write_outages
+from backend.app.periodic import Periodic
 from fcfs.db import utcnow
+from fcfs.epoch import epoch_s, from_epoch_s
 from fcfs.schema import campaign_intake_second, dependency_outage_second
 
 log = logging.getLogger(__name__)
@@ -29,16 +28,21 @@ ACCEPTED, UNAVAILABLE, LIMITED = 0, 1, 2
 COLUMNS = ("accepted", "unavailable", "limited")
 KEEP = dt.timedelta(days=7)
 MAX_PENDING = 3600 * 50  # (campaign, second) keys kept while the database is away
-EPOCH = dt.datetime(1970, 1, 1)
 
 
 class IntakeSeconds:
     def __init__(self, engine: Engine, interval_s: float = 1.0) -> None:
         self.engine = engine
-        self.interval_s = interval_s
         self._counts: dict[tuple[int, int], list[int]] = {}
-        self._task: asyncio.Task[None] | None = None
         self._next_prune = 0.0
+        # the last second's counts are written at stop; a failed write is logged in flush and kept for the next
+        self._periodic = Periodic("intake-seconds", self.flush, interval_s, at_stop=True)
+
+    def start(self) -> None:
+        self._periodic.start()
+
+    async def stop(self) -> None:
+        await self._periodic.stop()
 
     def count(self, campaign_id: int, answer: int) -> None:
         key = (campaign_id, int(time.time()))
@@ -46,24 +50,6 @@ class IntakeSeconds:
         if counts is None:
             counts = self._counts[key] = [0, 0, 0]
         counts[answer] += 1
-
-    def start(self) -> None:
-        if self.interval_s > 0:
-            self._task = asyncio.create_task(self._run(), name="intake-seconds")
-
-    async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-        with contextlib.suppress(Exception):
-            await run_in_threadpool(self.flush)  # the last second's counts
-
-    async def _run(self) -> None:
-        while True:
-            await asyncio.sleep(self.interval_s)
-            with contextlib.suppress(Exception):  # logged in flush; the counts wait for the next tick
-                await run_in_threadpool(self.flush)
 
     def flush(self) -> None:
         """Add the counts so far (and the seconds the database was found away) to the database; keep
@@ -73,7 +59,7 @@ class IntakeSeconds:
         if not (taken or outages):
             return
         rows = [
-            {"campaign_id": cid, "second": EPOCH + dt.timedelta(seconds=second), **dict(zip(COLUMNS, c, strict=True))}
+            {"campaign_id": cid, "second": from_epoch_s(second), **dict(zip(COLUMNS, c, strict=True))}
             for (cid, second), c in taken.items()
         ]
         statement = mysql_insert(campaign_intake_second)
@@ -116,7 +102,7 @@ def intake_points(conn: Connection, campaign_id: int, after: dt.datetime | None,
     rows = conn.execute(query).all()
     return [
         {
-            "ts": int((r.second - EPOCH).total_seconds()),
+            "ts": epoch_s(r.second),
             "accepted": r.accepted,
             "unavailable": r.unavailable,
             "limited": r.limited,

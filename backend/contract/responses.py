@@ -9,8 +9,10 @@ from typing import Any, Generic, Literal, TypeVar
 from fastapi import FastAPI
 from pydantic import BaseModel, Field
 
+from backend.app.errors import CODES
+
 T = TypeVar("T")
-Outcome = Literal["SUCCESS", "FAIL", "DUPLICATE"]
+OutcomeName = Literal["SUCCESS", "FAIL", "DUPLICATE"]
 CampaignState = Literal["SCHEDULED", "OPEN", "SOLD_OUT", "ENDED"]
 
 
@@ -37,7 +39,7 @@ class SyncParticipation(BaseModel):
     requestId: str
     campaignId: int
     userId: int
-    status: Outcome
+    status: OutcomeName
     method: Literal["SYNC"]
 
 
@@ -67,7 +69,7 @@ class Campaign(BaseModel):
     createdAt: str | None
 
 
-class CampaignStatus(BaseModel):
+class CampaignStatusPublic(BaseModel):
     campaignId: int
     campaignName: str
     totalStock: int
@@ -134,7 +136,7 @@ class Winners(BaseModel):
 
 class UserRequest(BaseModel):
     requestId: str
-    status: Outcome
+    status: OutcomeName
     channel: Literal["KAFKA", "SYNC"]
     requestedAt: str | None
     decidedAt: str | None
@@ -143,7 +145,7 @@ class UserRequest(BaseModel):
     winnersBefore: int
 
 
-class Participant(BaseModel):
+class ParticipantLookup(BaseModel):
     campaignId: int
     userId: int
     simulated: bool
@@ -234,7 +236,7 @@ class Job(BaseModel):
     error: str | None
 
 
-class Counts(BaseModel):
+class CountsPublic(BaseModel):
     successCount: int
     failCount: int
     duplicateCount: int
@@ -242,11 +244,11 @@ class Counts(BaseModel):
     successRate: float
 
 
-class Summary(Counts):
+class Summary(CountsPublic):
     campaignCount: int
 
 
-class CampaignStats(Counts):
+class CampaignStats(CountsPublic):
     campaignId: int
     campaignName: str
     uniqueUsers: int | None = None
@@ -331,7 +333,7 @@ class LagHistory(BaseModel):
     partitions: list[PartitionLagHistory]
 
 
-class DeadLetter(BaseModel):
+class DeadLetterPublic(BaseModel):
     dlqPartition: int
     dlqOffset: int
     timestamp: int | None
@@ -353,7 +355,7 @@ class DeadLetter(BaseModel):
 
 class DeadLetters(BaseModel):
     topic: str
-    deadLetters: list[DeadLetter]
+    deadLetters: list[DeadLetterPublic]
 
 
 class ReplayResult(BaseModel):
@@ -393,18 +395,24 @@ class ErrorResponse(BaseModel):
     data: Any = None
 
 
-_ERRORS: dict[int, str] = {
-    400: "malformed input: INVALID_JSON, BAD_REQUEST, INVALID_DATE, DATE_OUT_OF_RANGE, DATE_IN_FUTURE, "
-    "INVALID_DATE_RANGE, MISSING_DATE, DATE_RANGE_TOO_LONG",
-    401: "UNAUTHORIZED: the admin token is missing or wrong (WWW-Authenticate: Bearer)",
-    404: "not found: CAMPAIGN_NOT_FOUND, REQUEST_NOT_FOUND, JOB_NOT_FOUND, DEAD_LETTER_NOT_FOUND, CROWD_RUN_NOT_FOUND",
-    409: "conflict: WRONG_CHANNEL, CAMPAIGN_NOT_STARTED, CAMPAIGN_ENDED, BATCH_ALREADY_RUNNING, CROWD_RUNNING, "
-    "CROWD_NOT_RUNNING, CROWD_TARGET_NOT_LOCAL",
-    408: "REQUEST_TIMEOUT: the body did not arrive within BODY_TIMEOUT_S (the connection is closed)",
-    413: "PAYLOAD_TOO_LARGE: the body is over MAX_BODY_BYTES",
-    422: "VALIDATION_ERROR: data.errors lists each field and its problem",
-    503: "a dependency is down, try again (Retry-After): DATABASE_UNAVAILABLE, DATABASE_ERROR, KAFKA_UNAVAILABLE, "
-    "CROWD_NOT_STARTED",
+_NOTES = {
+    400: "malformed input",
+    401: "not signed in (WWW-Authenticate: Bearer)",
+    403: "not yours",
+    404: "not found",
+    405: "method not allowed",
+    408: "the body did not arrive within BODY_TIMEOUT_S (the connection is closed)",
+    409: "conflict",
+    413: "the body is over MAX_BODY_BYTES",
+    415: "unsupported media type",
+    422: "data.errors lists each field and its problem",
+    429: "too many, slow down (Retry-After)",
+    500: "no details (the log has them)",
+    503: "a dependency is down, try again (Retry-After)",
+}
+# each status's description names its codes, from the error catalogue
+_ERRORS = {
+    status: f"{note}: {', '.join(c for c, of in CODES.items() if of == status)}" for status, note in _NOTES.items()
 }
 
 

@@ -23,6 +23,7 @@ from sqlalchemy import Engine, select, update
 from starlette.concurrency import run_in_threadpool
 
 from fcfs.campaigns import CampaignStatus
+from fcfs.epoch import epoch_seconds
 from fcfs.placement import key_partition
 from fcfs.schema import Channel, campaign
 
@@ -54,7 +55,7 @@ class CampaignWindow:
 
 
 def _epoch_s(value: dt.datetime | None, default: float) -> float:
-    return default if value is None else value.replace(tzinfo=dt.UTC).timestamp()
+    return default if value is None else epoch_seconds(value)
 
 
 class CampaignCache:

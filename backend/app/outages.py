@@ -10,10 +10,10 @@ import time
 from sqlalchemy import Connection, select
 from sqlalchemy.dialects.mysql import insert as mysql_insert
 
+from fcfs.epoch import epoch_s, from_epoch_s
 from fcfs.schema import dependency_outage_second
 
 DATABASE = "DATABASE"
-EPOCH = dt.datetime(1970, 1, 1)
 MAX_KEPT = 86_400  # seconds kept while the database is away (a day); the oldest go first
 
 
@@ -41,7 +41,7 @@ DATABASE_OUTAGES = Outages()  # one per process: the request handlers and the fl
 
 
 def write_outages(conn: Connection, seconds: set[int]) -> None:
-    rows = [{"dependency": DATABASE, "second": EPOCH + dt.timedelta(seconds=s)} for s in sorted(seconds)]
+    rows = [{"dependency": DATABASE, "second": from_epoch_s(s)} for s in sorted(seconds)]
     conn.execute(mysql_insert(dependency_outage_second).prefix_with("IGNORE"), rows)
 
 
@@ -51,4 +51,4 @@ def outage_seconds(conn: Connection, after: dt.datetime, limit: int) -> list[int
     rows = conn.execute(
         select(c.second).where(c.dependency == DATABASE, c.second > after).order_by(c.second.desc()).limit(limit)
     ).scalars()
-    return sorted(int((second - EPOCH).total_seconds()) for second in rows)
+    return sorted(epoch_s(second) for second in rows)

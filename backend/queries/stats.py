@@ -7,11 +7,13 @@ covering index (decided_at, campaign_id, status), the batched form reads one row
 from __future__ import annotations
 
 import datetime as dt
+import time
 from collections import defaultdict
+from collections.abc import Callable
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import Connection, case, func, select
+from sqlalchemy import Connection, Engine, case, func, select
 
 from fcfs.days import day_bounds, days_between
 from fcfs.schema import Outcome, campaign, campaign_stats, participation_history
@@ -119,3 +121,15 @@ def merge_days(per_day: dict[dt.date, dict[int, dict[str, Any]]]) -> dict[int, d
             for key in into:
                 into[key] += counts[key]
     return merged
+
+
+def measured(
+    engine: Engine, *, query: Callable[[Connection], dict[Any, dict[int, dict[str, Any]]]]
+) -> tuple[dict[Any, dict[int, dict[str, Any]]], float, dict[int, str]]:
+    """Run a statistics query, timing the query alone: (its rows per day and campaign, seconds, campaign names)."""
+    with engine.connect() as conn:
+        t0 = time.perf_counter()
+        per_day = query(conn)
+        elapsed = time.perf_counter() - t0
+        names = campaign_names(conn, {cid for day in per_day.values() for cid in day})
+    return per_day, elapsed, names

@@ -9,17 +9,8 @@ from typing import Any
 from sqlalchemy import Connection, delete, func, select
 from sqlalchemy.dialects.mysql import insert as mysql_insert
 
+from fcfs.epoch import epoch_s
 from fcfs.schema import campaign, campaign_second, consumer_lag_sample
-
-EPOCH = dt.datetime(1970, 1, 1)
-
-
-def epoch_s(value: dt.datetime) -> int:
-    return int((value - EPOCH).total_seconds())
-
-
-def from_epoch_s(seconds: float) -> dt.datetime:
-    return EPOCH + dt.timedelta(seconds=int(seconds))
 
 
 def campaign_timeline(

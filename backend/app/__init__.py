@@ -1,0 +1,1 @@
+"""The API's plumbing: the FastAPI app, its server, dependencies, errors, observability, background jobs."""

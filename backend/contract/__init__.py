@@ -1,0 +1,1 @@
+"""The HTTP contract: response models, request schemas, JSON presenters, date parameters."""

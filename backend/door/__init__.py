@@ -1,0 +1,1 @@
+"""The hot path: the participation door and what it needs."""

@@ -1,0 +1,1 @@
+"""What the routes read and write: one module per resource, called with keyword arguments."""
