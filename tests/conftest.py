@@ -16,7 +16,8 @@ from fcfs.db import make_engine, server_url
 from fcfs.kafka import delete_topics, ensure_topics
 from fcfs.provision import ensure_database, migrate
 from fcfs.settings import Settings
-from tests.support import ADMIN_TOKEN, Processes
+from tests.support import ADMIN_TOKEN
+from tests.support.processes import Processes
 
 
 def _test_database_url() -> str:

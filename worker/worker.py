@@ -45,6 +45,7 @@ class ParticipationWorker:
         self.drain = drain
         self._signer = RequestIdSigner(settings.request_id_secret.get_secret_value())
         self.stats = WorkerStats()
+        metrics.COUNTERS.track(self.stats)
         self._stopping = False
         self._consumer: Consumer | None = None
         self._dlq: Producer | None = None
@@ -211,10 +212,6 @@ class ParticipationWorker:
 
     def _observe(self, result: BatchResult, batch: Batch, size: int) -> None:
         metrics.BATCH_SIZE.observe(size)
-        metrics.DECISIONS.labels("SUCCESS").inc(result.successes)
-        metrics.DECISIONS.labels("FAIL").inc(result.fails)
-        metrics.DECISIONS.labels("DUPLICATE").inc(result.duplicates)
-        metrics.REDELIVERED.inc(result.redelivered)
         metrics.LAST_BATCH.set_to_current_time()
         if batch.delivered:
             oldest = min(d.event.requested_at_ms for d in batch.delivered)
@@ -244,7 +241,6 @@ class ParticipationWorker:
                     log.warning("stopping with an undecided batch; it will be redelivered: %s", exc)
                     raise SystemExit(1) from exc
                 self.stats.db_retries += 1
-                metrics.DB_RETRIES.inc()
                 self._beat("RETRYING")
                 log.warning("batch not recorded, retrying in %.1f s: %s", backoff, short_error(exc))
                 # No poll() while waiting: it would hand out the next message and skip it. Heartbeats run
@@ -257,7 +253,6 @@ class ParticipationWorker:
             for partition, offset in batch.next_offsets.items():
                 self._recorded_up_to[partition] = max(self._recorded_up_to.get(partition, 0), offset)
             self.stats.dead_lettered += len(recorded.dead_letters)
-            metrics.DEAD_LETTERS.inc(len(recorded.dead_letters))
             return recorded.result
 
     def _dead_letter(self, letters: Sequence[DeadLetter]) -> None:

@@ -78,6 +78,12 @@ STATE_LINK = {
 }
 
 
+def served_by_the_door() -> Exception:
+    """The two Kafka-path operations are declared here for the OpenAPI document only: the participation door
+    (backend/door/handler.py) answers their path before a request reaches the app, so their bodies never run."""
+    return RuntimeError("POST …/participation is answered by the participation door, never by the app")
+
+
 @router.post(
     "/participation",
     status_code=202,
@@ -94,11 +100,8 @@ STATE_LINK = {
         ),
     },
 )
-async def participate(
-    campaign_id: CampaignIdPath, user_id: Participant, intake: IntakeDep, request: Request, key: IdempotencyKey
-) -> Response:
-    data = await intake.accept(campaign_id, user_id, _client(request), idempotency_key=key)
-    return envelope(data, "participation request accepted", 202)
+async def participate(campaign_id: CampaignIdPath, user_id: Participant, key: IdempotencyKey) -> Response:
+    raise served_by_the_door()
 
 
 @bench_router.post(
@@ -107,11 +110,8 @@ async def participate(
     summary="Benchmark baseline (BENCH_ENDPOINTS=true): the Kafka path without Kafka; nothing is recorded",
     responses={**ok(202, AcceptedParticipation), **DOOR_ERRORS},
 )
-async def participate_noop(
-    campaign_id: CampaignIdPath, user_id: Participant, intake: IntakeDep, request: Request
-) -> Response:
-    data = await intake.accept(campaign_id, user_id, _client(request), publish=False)
-    return envelope(data, "participation request accepted (not queued: benchmark baseline)", 202)
+async def participate_noop(campaign_id: CampaignIdPath, user_id: Participant) -> Response:
+    raise served_by_the_door()
 
 
 @router.post(

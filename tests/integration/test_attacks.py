@@ -17,7 +17,8 @@ from sqlalchemy import Engine, text
 
 from fcfs.kafka import end_offsets
 from fcfs.settings import Settings
-from tests.support import Api, Processes, settings_env, wait_until
+from tests.support import settings_env, wait_until
+from tests.support.processes import Api, Processes
 
 
 async def _paced(api: Api, campaign_id: int, users: list[int], rate: float, local: str = "127.0.0.1") -> list[int]:

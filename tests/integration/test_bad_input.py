@@ -11,7 +11,9 @@ from sqlalchemy import Engine
 
 from fcfs.kafka import end_offsets
 from fcfs.settings import Settings
-from tests.support import ADMIN_TOKEN, Api, Processes, history_counts
+from tests.support import ADMIN_TOKEN
+from tests.support.ledger import history_counts
+from tests.support.processes import Api, Processes
 
 
 @pytest.fixture

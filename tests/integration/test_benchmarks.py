@@ -9,7 +9,8 @@ from pathlib import Path
 
 from bench.partitions import requests as bench_requests
 from fcfs.settings import Settings
-from tests.support import ROOT, Processes, settings_env
+from tests.support import ROOT, settings_env
+from tests.support.processes import Processes
 
 
 def run_bench(settings: Settings, module: str, args: list[str], timeout_s: int) -> None:

@@ -7,7 +7,9 @@ from sqlalchemy import Engine
 
 from fcfs.kafka import end_offsets, producer_config, read_topic
 from fcfs.settings import Settings
-from tests.support import Processes, assert_counters_match_history, history_counts, signed
+from tests.support import signed
+from tests.support.ledger import assert_counters_match_history, history_counts
+from tests.support.processes import Processes
 
 
 def test_each_path_refuses_the_other_doors_campaigns(

@@ -18,16 +18,9 @@ from fcfs.crowd_runs import get_run
 from fcfs.kafka import end_offsets
 from fcfs.schema import campaign_intake_second, crowd_run, crowd_run_second, participation_history
 from fcfs.settings import Settings
-from tests.support import (
-    Api,
-    Processes,
-    assert_counters_match_history,
-    assert_decided_as_the_log_says,
-    decided_count,
-    free_port,
-    settings_env,
-    wait_until,
-)
+from tests.support import free_port, settings_env, wait_until
+from tests.support.ledger import assert_counters_match_history, assert_decided_as_the_log_says, decided_count
+from tests.support.processes import Api, Processes
 
 CROWD = [sys.executable, "-m", "crowd"]
 

@@ -10,7 +10,8 @@ from streamlit.testing.v1 import AppTest
 from dashboard import auth
 from fcfs.settings import Settings, get_settings
 from fcfs.simulated import simulated_user
-from tests.support import ADMIN_TOKEN, ROOT, Api, Processes, free_port, wait_until
+from tests.support import ADMIN_TOKEN, ROOT, free_port, wait_until
+from tests.support.processes import Api, Processes
 
 PAGES = ROOT / "dashboard" / "views"
 

@@ -22,7 +22,8 @@ from selenium.webdriver.common.keys import Keys
 
 from backend.app.serve import api_command
 from fcfs.settings import Settings
-from tests.support import ADMIN_TOKEN, ROOT, Api, Proc, Processes, free_port, settings_env, wait_until
+from tests.support import ADMIN_TOKEN, ROOT, free_port, settings_env, wait_until
+from tests.support.processes import Api, Proc, Processes
 
 # Where the screenshot goes: a temporary folder, unless scripts/screenshot.sh asks for the docs' image.
 SCREENSHOT_ENV = "DASHBOARD_SCREENSHOT"

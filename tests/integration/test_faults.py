@@ -24,20 +24,15 @@ from fcfs.kafka import admin_client, ensure_topics, reader_config
 from fcfs.provision import ensure_database, migrate
 from fcfs.schema import consumer_offset
 from fcfs.settings import Settings
-from tests.support import (
-    ROOT,
-    Api,
-    Processes,
+from tests.support import ROOT, free_ports, wait_until
+from tests.support.ledger import (
     assert_counters_match_history,
     assert_decided_as_the_log_says,
     decided_count,
-    free_ports,
     history_rows,
-    stack_broker,
-    stack_cluster,
-    stack_database,
-    wait_until,
 )
+from tests.support.processes import Api, Processes
+from tests.support.stack import stack_broker, stack_cluster, stack_database
 
 
 def _committed(settings: Settings) -> int:

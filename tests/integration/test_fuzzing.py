@@ -17,7 +17,8 @@ from hypothesis import settings as hypothesis_settings
 from hypothesis import strategies as st
 
 from fcfs.settings import Settings
-from tests.support import ADMIN_TOKEN, Processes
+from tests.support import ADMIN_TOKEN
+from tests.support.processes import Processes
 
 
 @pytest.mark.parametrize("with_token", [True, False], ids=["admin", "anonymous"])

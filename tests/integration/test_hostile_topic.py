@@ -26,7 +26,9 @@ from sqlalchemy import Engine
 from fcfs.events import MAX_USER_ID, ParticipationEvent
 from fcfs.kafka import delete_topics, ensure_topics, producer_config, read_topic
 from fcfs.settings import Settings
-from tests.support import Processes, assert_counters_match_history, history_rows, signed
+from tests.support import signed
+from tests.support.ledger import assert_counters_match_history, history_rows
+from tests.support.processes import Processes
 from worker.worker import ParticipationWorker
 
 UNKNOWN_CAMPAIGN = 987_654_321

@@ -12,7 +12,9 @@ from sqlalchemy import Engine
 
 from fcfs.kafka import end_offsets
 from fcfs.settings import Settings
-from tests.support import ROOT, Processes, history_rows, settings_env
+from tests.support import ROOT, settings_env
+from tests.support.ledger import history_rows
+from tests.support.processes import Processes
 
 SECRET = "identity-test-secret-of-enough-length"
 

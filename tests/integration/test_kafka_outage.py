@@ -13,7 +13,10 @@ from sqlalchemy import Engine
 
 from fcfs.kafka import ensure_topics, read_topic
 from fcfs.settings import Settings
-from tests.support import ROOT, Api, Processes, free_ports, history_rows, stack_broker, wait_until
+from tests.support import ROOT, free_ports, wait_until
+from tests.support.ledger import history_rows
+from tests.support.processes import Api, Processes
+from tests.support.stack import stack_broker
 
 
 async def _burst(api: Api, campaign_id: int, users: range) -> list[tuple[float, Any]]:

@@ -10,7 +10,9 @@ import httpx
 from sqlalchemy import Engine
 
 from fcfs.settings import Settings
-from tests.support import Processes, assert_counters_match_history, wait_until
+from tests.support import wait_until
+from tests.support.ledger import assert_counters_match_history
+from tests.support.processes import Processes
 
 
 def test_timeline_adds_up_to_the_counters(settings: Settings, database: Engine, processes: Processes) -> None:

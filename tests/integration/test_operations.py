@@ -18,7 +18,9 @@ from fcfs.db import utcnow
 from fcfs.kafka import producer_config
 from fcfs.schema import campaign
 from fcfs.settings import Settings
-from tests.support import Processes, free_port, history_rows, signed, wait_until
+from tests.support import free_port, signed, wait_until
+from tests.support.ledger import history_rows
+from tests.support.processes import Processes
 
 RESTORED_CAMPAIGN = 555_000_111
 

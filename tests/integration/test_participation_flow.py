@@ -11,13 +11,9 @@ from sqlalchemy import Engine
 
 from fcfs.kafka import read_topic
 from fcfs.settings import Settings
-from tests.support import (
-    Processes,
-    assert_counters_match_history,
-    assert_decided_as_the_log_says,
-    history_rows,
-    signed,
-)
+from tests.support import signed
+from tests.support.ledger import assert_counters_match_history, assert_decided_as_the_log_says, history_rows
+from tests.support.processes import Processes
 
 
 async def _participate(api_client: httpx.AsyncClient, campaign_id: int, users: list[int]) -> list[httpx.Response]:

@@ -18,17 +18,9 @@ from fcfs.kafka import producer_config, read_topic
 from fcfs.placement import key_partition
 from fcfs.schema import campaign, participation_history, worker_heartbeat
 from fcfs.settings import Settings
-from tests.support import (
-    ROOT,
-    Api,
-    Processes,
-    assert_decided_as_the_log_says,
-    campaign_row,
-    decided_count,
-    settings_env,
-    signed,
-    wait_until,
-)
+from tests.support import ROOT, settings_env, signed, wait_until
+from tests.support.ledger import assert_decided_as_the_log_says, campaign_row, decided_count
+from tests.support.processes import Api, Processes
 
 
 def _provision(settings: Settings, *args: str) -> subprocess.CompletedProcess[str]:

@@ -19,7 +19,8 @@ from fcfs.kafka import end_offsets
 from fcfs.provision import ensure_database, migrate
 from fcfs.schema import worker_heartbeat
 from fcfs.settings import EXAMPLE_ADMIN_TOKEN, EXAMPLE_REQUEST_ID_SECRET, Settings
-from tests.support import ADMIN_TOKEN, ROOT, Api, Processes, free_port, settings_env, wait_until
+from tests.support import ADMIN_TOKEN, ROOT, free_port, settings_env, wait_until
+from tests.support.processes import Api, Processes
 
 
 def test_participation_is_rate_limited_per_client(settings: Settings, processes: Processes) -> None:

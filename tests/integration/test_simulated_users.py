@@ -13,7 +13,9 @@ from sqlalchemy import Engine
 from fcfs.settings import Settings
 from fcfs.simulated import FIRST_SIMULATED_USER, HEADER, SimulationProofs
 from fcfs.tokens import mint
-from tests.support import Processes, history_rows, settings_env
+from tests.support import settings_env
+from tests.support.ledger import history_rows
+from tests.support.processes import Processes
 
 SECRET = "simulated-users-test-secret-of-enough-length"
 

@@ -36,15 +36,9 @@ from fcfs.schema import (
     participation_history,
 )
 from fcfs.settings import Settings
-from tests.support import (
-    Api,
-    Processes,
-    assert_counters_match_history,
-    campaign_row,
-    history_counts,
-    settings_env,
-    wait_until,
-)
+from tests.support import settings_env, wait_until
+from tests.support.ledger import assert_counters_match_history, campaign_row, history_counts
+from tests.support.processes import Api, Processes
 
 # A stretch of the past no other test writes history into.
 GENERATED_LAST_DAY = dt.date(2025, 3, 10)

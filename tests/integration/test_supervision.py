@@ -14,16 +14,9 @@ import psutil
 from sqlalchemy import Engine
 
 from fcfs.settings import Settings
-from tests.support import (
-    ADMIN_TOKEN,
-    ROOT,
-    Api,
-    Processes,
-    assert_counters_match_history,
-    free_port,
-    settings_env,
-    wait_until,
-)
+from tests.support import ADMIN_TOKEN, ROOT, free_port, settings_env, wait_until
+from tests.support.ledger import assert_counters_match_history
+from tests.support.processes import Api, Processes
 
 
 def quick_start(api_port: int, ops_port: int) -> str:

@@ -12,7 +12,9 @@ from sqlalchemy import Engine
 
 from fcfs.kafka import read_topic
 from fcfs.settings import Settings
-from tests.support import Api, Processes, history_rows, signed
+from tests.support import signed
+from tests.support.ledger import history_rows
+from tests.support.processes import Api, Processes
 
 STOCK = 30
 

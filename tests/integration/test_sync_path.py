@@ -9,7 +9,8 @@ from typing import Any
 from sqlalchemy import Engine
 
 from fcfs.settings import Settings
-from tests.support import Api, Processes, assert_counters_match_history, history_rows
+from tests.support.ledger import assert_counters_match_history, history_rows
+from tests.support.processes import Api, Processes
 
 
 async def _hammer(api: Api, campaign_id: int, users: list[int]) -> list[Any]:

@@ -11,7 +11,9 @@ from sqlalchemy import Engine
 
 from fcfs.kafka import admin_client, producer_config, read_topic, reader_config
 from fcfs.settings import Settings
-from tests.support import Processes, assert_counters_match_history, history_rows, signed, wait_until
+from tests.support import signed, wait_until
+from tests.support.ledger import assert_counters_match_history, history_rows
+from tests.support.processes import Processes
 from worker.store import load_offsets
 
 

@@ -7,14 +7,14 @@ import time
 from sqlalchemy import Engine
 
 from fcfs.settings import Settings
-from tests.support import (
-    Processes,
+from tests.support import wait_until
+from tests.support.ledger import (
     assert_counters_match_history,
     assert_decided_as_the_log_says,
     history_counts,
     history_rows,
-    wait_until,
 )
+from tests.support.processes import Processes
 
 
 def test_sigkill_mid_run_loses_nothing_and_counts_nothing_twice(
