@@ -5,52 +5,45 @@ from __future__ import annotations
 import os
 import subprocess
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from typing import Any
 
 from tests.support import ROOT
 
 
 @contextmanager
-def stack_broker(name: str, port: int) -> Iterator[tuple[str, Any, Any]]:
-    """A throwaway single-node Kafka broker from the project's stack script, with start/stop controls."""
-    env = {k: v for k, v in os.environ.items() if k != "KAFKA_BOOTSTRAP_SERVERS"}
-    env.update(STACK_KAFKA_NAME=name, STACK_KAFKA_PORT=str(port), STACK_KAFKA_HEAP="384m")
+def _stack_service(
+    name: str, kind: str, drop: str, settings: dict[str, str], address: str
+) -> Iterator[tuple[str, Any, Any]]:
+    """One throwaway service of the stack script (`kind`-start / `kind`-stop), its folder removed afterwards."""
+    env = {k: v for k, v in os.environ.items() if k != drop}
+    env.update(settings)
     script = str(ROOT / "stack" / "stack.sh")
 
     def start() -> None:
-        subprocess.run(["bash", script, "kafka-start"], env=env, check=True, timeout=120)
+        subprocess.run(["bash", script, f"{kind}-start"], env=env, check=True, timeout=120)
 
     def stop() -> None:
-        subprocess.run(["bash", script, "kafka-stop"], env=env, check=True, timeout=60)
+        subprocess.run(["bash", script, f"{kind}-stop"], env=env, check=True, timeout=60)
 
     start()
     try:
-        yield f"127.0.0.1:{port}", start, stop
+        yield address, start, stop
     finally:
         stop()
         subprocess.run(["rm", "-rf", str(ROOT / ".stack" / name)], check=False)
 
 
-@contextmanager
-def stack_database(name: str, port: int) -> Iterator[tuple[str, Any, Any]]:
+def stack_broker(name: str, port: int) -> AbstractContextManager[tuple[str, Any, Any]]:
+    """A throwaway single-node Kafka broker from the project's stack script; yields (bootstrap, start, stop)."""
+    settings = {"STACK_KAFKA_NAME": name, "STACK_KAFKA_PORT": str(port), "STACK_KAFKA_HEAP": "384m"}
+    return _stack_service(name, "kafka", "KAFKA_BOOTSTRAP_SERVERS", settings, f"127.0.0.1:{port}")
+
+
+def stack_database(name: str, port: int) -> AbstractContextManager[tuple[str, Any, Any]]:
     """A throwaway MariaDB server from the project's stack script; yields (server URL, start, stop)."""
-    env = {k: v for k, v in os.environ.items() if k != "DATABASE_URL"}
-    env.update(STACK_DB_NAME=name, STACK_DB_PORT=str(port))
-    script = str(ROOT / "stack" / "stack.sh")
-
-    def start() -> None:
-        subprocess.run(["bash", script, "db-start"], env=env, check=True, timeout=120)
-
-    def stop() -> None:
-        subprocess.run(["bash", script, "db-stop"], env=env, check=True, timeout=60)
-
-    start()
-    try:
-        yield f"mysql+pymysql://fcfs:fcfs@127.0.0.1:{port}/", start, stop
-    finally:
-        stop()
-        subprocess.run(["rm", "-rf", str(ROOT / ".stack" / name)], check=False)
+    settings = {"STACK_DB_NAME": name, "STACK_DB_PORT": str(port)}
+    return _stack_service(name, "db", "DATABASE_URL", settings, f"mysql+pymysql://fcfs:fcfs@127.0.0.1:{port}/")
 
 
 @contextmanager
