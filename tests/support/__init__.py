@@ -18,6 +18,9 @@ from fcfs.request_ids import RequestIdSigner
 from fcfs.settings import Settings
 
 ROOT = Path(__file__).resolve().parents[2]
+# The code the processes a test starts run: this checkout, or another one (TEST_SERVER_CHECKOUT, e.g. a
+# `git worktree` of a former commit) to see a new test fail against the code it was written against.
+SERVER_CHECKOUT = Path(os.environ.get("TEST_SERVER_CHECKOUT") or ROOT).resolve()
 
 ADMIN_TOKEN = "test-admin-token"
 
@@ -57,7 +60,7 @@ def settings_env(settings: Settings, **extra: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("KAFKA_", "DATABASE_", "WORKER_", "DB_"))}
     for name, value in settings.model_dump(exclude={"dlq_topic"}).items():
         env[name.upper()] = value.get_secret_value() if isinstance(value, SecretStr) else str(value)
-    env["PYTHONPATH"] = str(ROOT)
+    env["PYTHONPATH"] = str(SERVER_CHECKOUT)
     env.update(extra)
     return env
 

@@ -17,7 +17,7 @@ import psutil
 
 from backend.app.serve import api_command
 from fcfs.settings import Settings
-from tests.support import ADMIN_TOKEN, ROOT, free_port, settings_env
+from tests.support import ADMIN_TOKEN, SERVER_CHECKOUT, free_port, settings_env
 
 
 @dataclass
@@ -68,7 +68,7 @@ class Processes:
         log_path = self.tmp / f"{name}-{len(self.started)}.log"
         handle = log_path.open("wb")
         popen = subprocess.Popen(
-            args, cwd=ROOT, env=env, stdout=handle, stderr=subprocess.STDOUT, start_new_session=group
+            args, cwd=SERVER_CHECKOUT, env=env, stdout=handle, stderr=subprocess.STDOUT, start_new_session=group
         )
         proc = Proc(popen, log_path, name)
         self.started.append(proc)
