@@ -157,7 +157,7 @@ def main() -> None:
     parser.add_argument("--clients", type=int, default=1000)
     parser.add_argument("--stock", type=int, default=50)
     parser.add_argument("--rounds", type=int, default=3)
-    parser.add_argument("--workers", type=int, default=2, help="uvicorn worker processes")
+    parser.add_argument("--workers", type=int, default=2, help="API server processes (`python -m backend`)")
     parser.add_argument("--database", default="fcfs_bench_sync_kafka")
     parser.add_argument("--out-dir", type=Path, default=EXPERIMENTS)
     args = parser.parse_args()
