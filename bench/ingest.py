@@ -300,6 +300,7 @@ def main() -> None:
     parser.add_argument("--clients", type=int, default=1000)
     parser.add_argument("--duration", type=int, default=15, help="seconds of each run")
     parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--warmup", type=int, default=3, help="seconds of load on each server before the rounds")
     parser.add_argument("--workers", type=int, default=2, help="processes of every server")
     parser.add_argument("--load", choices=("wrk", "vegeta"), default="wrk")
     parser.add_argument("--other-server", action="store_true", help="also the product and the ceiling on uvicorn")
@@ -357,8 +358,22 @@ def main() -> None:
     try:
         with all_servers(wanted, args.workers, env, baseline_topic(settings)) as bases:
             user = 1
+            for e in wanted if args.warmup else []:  # every server warmed up alike, not counted
+                base = bases[e.server_key]
+                attack(
+                    f"{base}/api/campaigns/{campaign_id}/{e.path}",
+                    clients=args.clients,
+                    duration_s=args.warmup,
+                    first_user=user,
+                    watched=api_processes(base),
+                    tool=args.load,
+                    tokens=tokens if e.jwt else None,
+                )
+                user += 10_000_000
+            time.sleep(2 if args.warmup else 0)  # the warm-up's last answers counted and delivered before round 1
             for round_ in range(args.rounds):
-                for e in wanted:
+                shift = round_ % len(wanted)  # each round starts with another endpoint: none always goes first
+                for e in wanted[shift:] + wanted[:shift]:
                     profiling = args.profile and round_ == 0 and e.name == PRODUCT
                     run = one_round(args, e, bases[e.server_key], settings, campaign_id, user, profiling, tokens)
                     user += 10_000_000

@@ -59,7 +59,10 @@ def test_user_ids_chosen_to_collide_do_not_switch_the_address_limit_off(
     address's group under the old hash (which evicted the address's bucket and handed it back full): the
     address gets its burst + rate x time, within 15%, over 2 server processes."""
     rate, burst, seconds = 100, 200, 6
-    api = processes.api(settings, 2, False, PARTICIPATION_RATE_LIMIT=str(rate), PARTICIPATION_RATE_BURST=str(burst))
+    limits = {"PARTICIPATION_RATE_LIMIT": str(rate), "PARTICIPATION_RATE_BURST": str(burst)}
+    # the user limit on as shipped (2/s, burst 5: no aimed user is refused by it): its keys take slots too
+    limits |= {"PARTICIPATION_USER_RATE_LIMIT": "2", "PARTICIPATION_USER_RATE_BURST": "5"}
+    api = processes.api(settings, 2, False, **limits)
     campaign_id = api.create_campaign(total_stock=10)
     aimed = _aimed_at(b"a:127.0.0.1", 1_000)
     users = [aimed[n // 2 % len(aimed)] if n % 2 else 50_000_000 + n for n in range(1_000 * seconds)]
