@@ -17,7 +17,7 @@ from fcfs.kafka import delete_topics, ensure_topics
 from fcfs.provision import ensure_database, migrate
 from fcfs.settings import Settings
 from tests.support import ADMIN_TOKEN
-from tests.support.processes import Processes
+from tests.support.processes import Api, Processes
 
 
 def _test_database_url() -> str:
@@ -72,3 +72,9 @@ def processes(tmp_path: Path) -> Iterator[Processes]:
     procs = Processes(tmp_path)
     yield procs
     procs.stop_all()
+
+
+@pytest.fixture
+def api(settings: Settings, processes: Processes) -> Api:
+    """One API process serving every route, on this test's settings."""
+    return processes.api(settings)

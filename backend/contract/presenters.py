@@ -195,3 +195,17 @@ def dead_letter_json(
             else {}
         ),
     }
+
+
+def user_request_json(row: Row[Any], winners_before: int, tz: ZoneInfo) -> dict[str, Any]:
+    """One of a user's decided requests, as the support look-up shows it."""
+    return {
+        "requestId": row.request_id,
+        "status": row.status.value,
+        "channel": row.channel.value,
+        "requestedAt": iso(row.requested_at, tz),
+        "decidedAt": iso(row.decided_at, tz),
+        "kafkaPartition": row.kafka_partition,
+        "kafkaOffset": row.kafka_offset,
+        "winnersBefore": winners_before,
+    }

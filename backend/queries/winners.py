@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import Connection, Engine, and_, func, or_, select
+from sqlalchemy import Connection, Engine, Row, and_, func, or_, select
 
 from backend.contract.presenters import iso
 from fcfs.epoch import epoch_us, from_epoch_us
@@ -126,13 +126,13 @@ def winners_csv(engine: Engine, campaign_id: int, tz: ZoneInfo, chunk: int = 10_
             return
 
 
-def user_requests(engine: Engine, *, campaign_id: int, user_id: int, tz: ZoneInfo) -> list[dict[str, Any]]:
+def user_requests(engine: Engine, *, campaign_id: int, user_id: int) -> list[tuple[Row[Any], int]]:
     """Every decided request of a user in a campaign, in decision order, with the winners decided before it."""
     with engine.connect() as conn:
-        return _user_requests(conn, campaign_id, user_id, tz)
+        return _user_requests(conn, campaign_id, user_id)
 
 
-def _user_requests(conn: Connection, campaign_id: int, user_id: int, tz: ZoneInfo) -> list[dict[str, Any]]:
+def _user_requests(conn: Connection, campaign_id: int, user_id: int) -> list[tuple[Row[Any], int]]:
     c = conn.execute(select(campaign.c.sold_out_at, campaign.c.success_count).where(campaign.c.id == campaign_id)).one()
     rows = conn.execute(
         select(participation_history)
@@ -156,16 +156,5 @@ def _user_requests(conn: Connection, campaign_id: int, user_id: int, tz: ZoneInf
                 )
                 or 0
             )
-        answers.append(
-            {
-                "requestId": row.request_id,
-                "status": row.status.value,
-                "channel": row.channel.value,
-                "requestedAt": iso(row.requested_at, tz),
-                "decidedAt": iso(row.decided_at, tz),
-                "kafkaPartition": row.kafka_partition,
-                "kafkaOffset": row.kafka_offset,
-                "winnersBefore": before,
-            }
-        )
+        answers.append((row, before))
     return answers

@@ -10,7 +10,7 @@ from starlette.responses import Response, StreamingResponse
 
 from backend.app.deps import AdminDep, EngineDep, SettingsDep, SignerDep
 from backend.app.errors import bad_cursor, campaign_not_found, envelope, invalid, request_not_found
-from backend.contract.presenters import iso, winner_json
+from backend.contract.presenters import iso, user_request_json, winner_json
 from backend.contract.responses import ParticipantLookup, Winners, errors, ok
 from backend.contract.schemas import CampaignId
 from backend.queries.campaigns import get_campaign
@@ -104,7 +104,10 @@ def participant(
             raise request_not_found()
         user_id = issued.user_id
     assert user_id is not None
-    requests = user_requests(engine, campaign_id=campaign_id, user_id=user_id, tz=settings.tz)
+    requests = [
+        user_request_json(row, before, settings.tz)
+        for row, before in user_requests(engine, campaign_id=campaign_id, user_id=user_id)
+    ]
     if request_id is not None and all(r["requestId"] != request_id for r in requests):
         pending.append(request_id)  # issued, accepted or not, and not decided (yet)
     return envelope(

@@ -15,12 +15,6 @@ from tests.support import ADMIN_TOKEN
 from tests.support.ledger import history_counts
 from tests.support.processes import Api, Processes
 
-
-@pytest.fixture
-def api(settings: Settings, processes: Processes) -> Api:
-    return processes.api(settings)
-
-
 BAD_BODIES = [
     ("wrong type: string", {"userId": "123"}, 422, "VALIDATION_ERROR"),
     ("wrong type: float", {"userId": 1.5}, 422, "VALIDATION_ERROR"),

@@ -25,8 +25,8 @@ def fresh_settings() -> Iterator[None]:
 
 
 @pytest.fixture
-def api(settings: Settings, processes: Processes, monkeypatch: pytest.MonkeyPatch) -> Iterator[Api]:
-    api = processes.api(settings)
+def api(api: Api, monkeypatch: pytest.MonkeyPatch) -> Iterator[Api]:
+    """The shared API, with the pages pointed at it."""
     monkeypatch.setenv("API_BASE_URL", api.base_url)
     monkeypatch.setenv("ADMIN_TOKEN", ADMIN_TOKEN)
     get_settings.cache_clear()

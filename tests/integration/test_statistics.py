@@ -99,11 +99,6 @@ def _a_day_that_lasts(tz: ZoneInfo, minutes: float) -> dt.date:
     return local_today(tz)
 
 
-@pytest.fixture
-def api(settings: Settings, processes: Processes) -> Api:
-    return processes.api(settings)
-
-
 def test_batched_numbers_equal_raw_numbers_for_data_from_the_real_flow(
     api: Api, settings: Settings, database: Engine, processes: Processes
 ) -> None:
