@@ -10,7 +10,10 @@ this for every request): no timer per request.
 
 A body still arriving a tenth of a second after its headers is slow; a client with `per_client` slow bodies
 is answered `429` for its next request, without reading it, and that connection is closed too. A burst of
-requests whose bodies are all there (a thousand connections behind one address) never counts.
+requests whose bodies are all there (a thousand connections behind one address) never counts: while the
+process is busy taking or finishing reads (more than PROGRESS begun or over since the last sweep), a read
+still waiting may be waiting for the process, not for its client, and counts as slow only once it is half
+its deadline old.
 """
 
 from __future__ import annotations
@@ -27,6 +30,9 @@ SLOW_AFTER_S = 0.1  # a body still arriving this long after its headers is slow
 # on purpose free the server's places in waves a quarter of the usual length.
 PRESSURE = 256
 PRESSED_S = 0.5
+# More reads than this begun or over between two sweeps: the process is busy with bodies, and the reads
+# still waiting may be waiting for it (a burst on a loaded process), not for their clients
+PROGRESS = 16
 
 
 class _Read:
@@ -54,6 +60,8 @@ class BodyDeadlines:
         self._slow: deque[_Read] = deque()
         self._slow_by_client: dict[str, int] = {}
         self.slow = 0  # slow bodies still arriving
+        self.moves = 0  # reads begun or over, ever (the activity a sweep sees)
+        self._moves_at_sweep = 0
         self._previous_sweep = float("-inf")
         self._sweeper: asyncio.Task[None] | None = None
 
@@ -63,6 +71,7 @@ class BodyDeadlines:
             raise too_many_pending_bodies(self.per_client)
         read = _Read(client, time.monotonic(), asyncio.current_task())
         self._young.append(read)
+        self.moves += 1
         if self._sweeper is None:
             self._sweeper = asyncio.get_running_loop().create_task(self._sweep())
         return read
@@ -72,6 +81,7 @@ class BodyDeadlines:
         if read.done:
             return
         read.done = True
+        self.moves += 1
         if read.slow:
             self.slow -= 1
             left = self._slow_by_client.pop(read.client, 1) - 1
@@ -92,7 +102,11 @@ class BodyDeadlines:
         young, slow = self._young, self._slow
         since = min(now - SLOW_AFTER_S, self._previous_sweep)
         self._previous_sweep = now
-        while young and (young[0].done or young[0].started <= since):
+        busy = self.moves - self._moves_at_sweep > PROGRESS
+        self._moves_at_sweep = self.moves
+        # while the process is busy with bodies, a read is slow once half its deadline old (and cut below)
+        cutoff = now - self.seconds / 2 if busy else since
+        while young and (young[0].done or young[0].started <= cutoff):
             read = young.popleft()
             if not read.done:
                 read.slow = True

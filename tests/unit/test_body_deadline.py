@@ -88,3 +88,39 @@ def test_registering_needs_a_running_loop_for_its_sweeper() -> None:
         return bodies.slow
 
     assert asyncio.run(one()) == 0
+
+
+def test_reads_waiting_on_a_busy_process_are_not_slow_clients_but_still_have_a_deadline() -> None:
+    asyncio.run(_busy())
+
+
+async def _busy() -> None:
+    """A thousand requests from one address on a loaded process: no read is over in the first half second (the
+    process is still taking them), then they finish steadily; none is counted slow (no 429), and one that
+    never finishes is still cut at the deadline."""
+    bodies = BodyDeadlines(seconds=2.0, per_client=64)
+    cancelled: list[bool] = []
+
+    class Task:
+        def cancel(self) -> None:
+            cancelled.append(True)
+
+    stuck = bodies.begin("10.9.9.9")
+    stuck.task = Task()  # type: ignore[assignment]
+    t0 = stuck.started
+    first = [bodies.begin("10.9.9.9") for _ in range(600)]
+    bodies.sweep(t0 + 0.25)
+    second = [bodies.begin("10.9.9.9") for _ in range(400)]  # still taking them, none over yet
+    bodies.sweep(t0 + 0.5)
+    assert bodies.slow == 0
+    backlog = first + second
+    for n in (3, 4):  # then the process works through them, 500 a quarter second
+        for read in backlog[(n - 3) * 500 : (n - 2) * 500]:
+            bodies.end(read)
+        bodies.sweep(t0 + 0.25 * n)
+        assert bodies.slow <= 1, n  # at most the one that never comes, once half its deadline old
+    bodies.sweep(t0 + 1.25)
+    assert bodies.slow == 1
+    bodies.end(bodies.begin("10.9.9.9"))  # the address is not refused
+    bodies.sweep(t0 + 2.1)
+    assert stuck.timed_out and cancelled == [True]  # the one that never came: cut at its deadline
