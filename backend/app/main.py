@@ -26,6 +26,7 @@ from backend.door.intake_seconds import IntakeSeconds
 from backend.door.producer import AsyncProducer
 from backend.door.rate_limit import RATE_LIMIT_FILE, Limits, SharedBuckets
 from backend.queries.kafka_view import KafkaView
+from backend.queries.participation import DecidedAnswers
 from backend.routes import admin, batch, campaigns, crowd, demo, health, operations, participation, stats, support
 from fcfs.aggregation import abandon_orphaned_jobs
 from fcfs.clients import ClientAddresses
@@ -69,6 +70,7 @@ def create_app(settings: Settings | None = None) -> ParticipationDoor:
         app.state.settings = settings
         app.state.engine = engine
         app.state.signer = RequestIdSigner(settings.request_id_secret.get_secret_value())
+        app.state.decided = DecidedAnswers()  # the look-up's answers for decided requests
         app.state.producer = AsyncProducer(producer_config(settings), settings.kafka_produce_timeout_ms / 1000)
         app.state.campaigns = CampaignCache(engine, lambda: app.state.producer.partitions(settings.kafka_topic))
         app.state.batch_executor = ThreadPoolExecutor(max_workers=2, thread_name_prefix="aggregate")

@@ -29,10 +29,15 @@ class ApiResponse(BaseModel, Generic[T]):
 
 
 class AcceptedParticipation(BaseModel):
+    """The request is in the log: `partition` and `offset` are its place there as Kafka assigned it (its ticket:
+    the worker decides the campaign's requests in this order)."""
+
     requestId: str
     campaignId: int
     userId: int
     status: Literal["PENDING"]
+    partition: int | None = Field(None, description="the Kafka partition holding the request (absent: not queued)")
+    offset: int | None = Field(None, description="its offset in that partition: its place in line")
 
 
 class SyncParticipation(BaseModel):
@@ -48,7 +53,17 @@ class ParticipationState(BaseModel):
     campaignId: int
     userId: int
     status: Literal["PENDING", "SUCCESS", "FAIL", "DUPLICATE"]
-    waitingMs: int | None = None
+    waitingMs: int | None = Field(None, description="PENDING: since the id was issued (absent for a keyed id)")
+    ahead: int | None = Field(
+        None, description="PENDING, with the ticket: requests of its partition still to be decided before it"
+    )
+    etaSeconds: float | None = Field(
+        None, description="PENDING, with the ticket: ahead ÷ the partition's recent decisions per second (null: none)"
+    )
+    place: int | None = Field(None, description="decided: its place among the campaign's decided requests, from 1")
+    winnersBefore: int | None = Field(None, description="decided: the campaign's winners decided before it")
+    partition: int | None = Field(None, description="decided: the Kafka partition it was decided from")
+    offset: int | None = Field(None, description="decided: its offset there")
 
 
 # -- campaigns -----------------------------------------------------------------------------------------

@@ -157,7 +157,9 @@ class Intake:
             return data
         started = time.perf_counter()
         try:
-            await self.producer.send(self.topic, event.key(), value, window.partition)
+            data["partition"], data["offset"] = await self.producer.send(
+                self.topic, event.key(), value, window.partition
+            )
         except KafkaUnavailable as exc:
             BATCHED.inc(REFUSED)
             if self.seconds is not None:

@@ -24,7 +24,10 @@ from confluent_kafka import KafkaError, KafkaException, Message, Producer
 log = logging.getLogger(__name__)
 
 # A settled request: the loop that waits, its future, and the error Kafka reported (None: acknowledged).
-Settled = tuple[asyncio.AbstractEventLoop, "asyncio.Future[None]", str | None]
+# where Kafka put a message: (partition, offset), the request's ticket
+Place = tuple[int, int]
+# a wait settled by librdkafka: its loop, its future, the error (None: acknowledged) and the place
+Settled = tuple[asyncio.AbstractEventLoop, "asyncio.Future[Any]", str | None, Place | None]
 
 
 class KafkaUnavailable(Exception):
@@ -52,7 +55,7 @@ class AsyncProducer:
         self._settled: list[Settled] = []
         self._settled_lock = threading.Lock()
         # futures in the order they were sent, with the moment they give up (deadlines only grow)
-        self._deadlines: collections.deque[tuple[float, asyncio.Future[None]]] = collections.deque()
+        self._deadlines: collections.deque[tuple[float, asyncio.Future[Any]]] = collections.deque()
         self._thread = threading.Thread(target=self._serve_reports, name="kafka-delivery", daemon=True)
         self._thread.start()
         self._sweeper: asyncio.Task[None] | None = None
@@ -108,9 +111,11 @@ class AsyncProducer:
             with contextlib.suppress(RuntimeError):  # a loop that has closed: nobody waits any more
                 loop.call_soon_threadsafe(_settle_all, items)
 
-    def _report(self, loop: asyncio.AbstractEventLoop, done: asyncio.Future[None], error: str | None) -> None:
+    def _report(
+        self, loop: asyncio.AbstractEventLoop, done: asyncio.Future[Any], error: str | None, place: Place | None = None
+    ) -> None:
         with self._settled_lock:
-            self._settled.append((loop, done, error))
+            self._settled.append((loop, done, error, place))
 
     async def _sweep(self) -> None:
         """Fail the waits that outlived the produce timeout by a second (only if a report never came)."""
@@ -122,7 +127,7 @@ class AsyncProducer:
                 if not done.done():
                     done.set_exception(KafkaUnavailable("no acknowledgement from Kafka in time"))
 
-    def _wait_for(self, done: asyncio.Future[None], extra_s: float = 0.0) -> None:
+    def _wait_for(self, done: asyncio.Future[Any], extra_s: float = 0.0) -> None:
         if self._sweeper is None or self._sweeper.done():
             self._sweeper = asyncio.get_running_loop().create_task(self._sweep())
         self._deadlines.append((time.monotonic() + self._timeout_s + 1.0 + extra_s, done))
@@ -145,15 +150,19 @@ class AsyncProducer:
             return False
         return bool(brokers)
 
-    async def send(self, topic: str, key: bytes, value: bytes, partition: int = -1) -> None:
-        """Publish one message (to `partition`, or by key when -1); return once every in-sync replica has it,
-        else raise KafkaUnavailable — within the produce timeout and the sweep's second, whatever happens."""
+    async def send(self, topic: str, key: bytes, value: bytes, partition: int = -1) -> Place:
+        """Publish one message (to `partition`, or by key when -1); once every in-sync replica has it, its place
+        in the log, else raise KafkaUnavailable — within the produce timeout and the sweep's second, whatever
+        happens."""
         loop = asyncio.get_running_loop()
-        done: asyncio.Future[None] = loop.create_future()
+        done: asyncio.Future[Place] = loop.create_future()
         report = self._report
 
-        def on_delivery(err: KafkaError | None, _msg: Message) -> None:
-            report(loop, done, None if err is None else str(err))
+        def on_delivery(err: KafkaError | None, msg: Message) -> None:
+            if err is None:
+                report(loop, done, None, (msg.partition() or 0, msg.offset() or 0))  # both set once acknowledged
+            else:
+                report(loop, done, str(err))
 
         try:
             try:
@@ -161,14 +170,13 @@ class AsyncProducer:
             except KafkaException as exc:
                 if exc.args[0].code() != KafkaError._UNKNOWN_PARTITION:
                     raise
-                await self._send_after_refresh(topic, key, value, partition, done, on_delivery)
-                return
+                return await self._send_after_refresh(topic, key, value, partition, done, on_delivery)
         except BufferError:
             raise KafkaUnavailable("the producer queue is full", maybe_written=False) from None
         except KafkaException as exc:
             raise KafkaUnavailable(str(exc), maybe_written=False) from None
         self._wait_for(done)
-        await done
+        return await done
 
     async def _send_after_refresh(
         self,
@@ -176,9 +184,9 @@ class AsyncProducer:
         key: bytes,
         value: bytes,
         partition: int,
-        done: asyncio.Future[None],
+        done: asyncio.Future[Place],
         on_delivery: Callable[[KafkaError | None, Message], None],
-    ) -> None:
+    ) -> Place:
         """A partition added since this process last read the topic's metadata: read it and produce again,
         all within the request's one budget (the produce timeout, and the sweep's second for the answer) —
         a broker that does not answer the metadata request must not stretch I5's bound. Rare: its own timer."""
@@ -188,7 +196,7 @@ class AsyncProducer:
             raise KafkaUnavailable("no metadata from Kafka in time", maybe_written=False)
         self._producer.produce(topic, value, key, partition, on_delivery=on_delivery)
         try:
-            await asyncio.wait_for(done, started + self._timeout_s + 1.0 - time.monotonic())
+            return await asyncio.wait_for(done, started + self._timeout_s + 1.0 - time.monotonic())
         except TimeoutError:
             raise KafkaUnavailable("no acknowledgement from Kafka in time") from None
 
@@ -247,9 +255,9 @@ class AsyncProducer:
 
 
 def _settle_all(items: list[Settled]) -> None:
-    for _loop, done, error in items:
+    for _loop, done, error, place in items:
         if not done.done():
             if error is None:
-                done.set_result(None)
+                done.set_result(place)
             else:
                 done.set_exception(KafkaUnavailable(error))

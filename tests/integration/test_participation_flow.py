@@ -69,13 +69,59 @@ def test_thousand_concurrent_requests_pick_exactly_the_first_fifty_distinct_user
     assert status["stockUsageRate"] == "100.00%"
     assert status["status"] == "SOLD_OUT"
 
-    # every requestId answered 202 now reports its terminal outcome
+    # each 202's ticket is the place in the log the worker recorded for it
+    tickets = {
+        r.json()["data"]["requestId"]: (r.json()["data"]["partition"], r.json()["data"]["offset"]) for r in responses
+    }
+    assert tickets == {r.request_id: (r.kafka_partition, r.kafka_offset) for r in rows}
+
+    # every requestId answered 202 now reports its terminal outcome, its place and the winners before it
+    in_order = sorted(rows, key=lambda r: (r.decided_at, r.id))
+    place = {r.request_id: n for n, r in enumerate(in_order, start=1)}
+    winners_before = {}
+    for r in in_order:
+        winners_before[r.request_id] = sum(
+            1 for w in in_order[: place[r.request_id] - 1] if w.status.value == "SUCCESS"
+        )
     by_request = {r.request_id: r.status.value for r in rows}
     with api.client() as client:
         for request_id in accepted:
             data = client.get(f"/api/campaigns/{campaign_id}/participation/{request_id}").json()["data"]
             assert data["status"] == by_request[request_id]
             assert data["userId"] == accepted[request_id]
+            assert (data["place"], data["winnersBefore"]) == (place[request_id], winners_before[request_id])
+            assert (data["partition"], data["offset"]) == tickets[request_id]
+
+
+def test_a_waiting_request_knows_how_many_are_ahead_of_it(
+    settings: Settings, database: Engine, processes: Processes
+) -> None:
+    """Before the worker runs, the ticket says how far the worker is from each request: `ahead` is exactly its
+    offset (nothing of the fresh topic decided yet); after, `ahead` is gone and the place is given."""
+    api = processes.api(settings)
+    campaign_id = api.create_campaign(total_stock=3)
+    with api.client() as client:
+        tickets = [
+            client.post(f"/api/campaigns/{campaign_id}/participation", json={"userId": u}).json()["data"]
+            for u in range(1, 11)
+        ]
+        offsets = [t["offset"] for t in tickets]
+        assert offsets == sorted(offsets) and len(set(offsets)) == 10  # one after the other, in order
+        for t in tickets:
+            url = f"/api/campaigns/{campaign_id}/participation/{t['requestId']}"
+            waiting = client.get(url, params={"partition": t["partition"], "offset": t["offset"]}).json()["data"]
+            assert waiting["status"] == "PENDING" and waiting["ahead"] == t["offset"], waiting
+            assert "ahead" not in client.get(url, params={"offset": t["offset"]}).json()["data"]  # no partition
+        refused = client.get(f"/api/campaigns/{campaign_id}/participation/{tickets[0]['requestId']}?offset=-1")
+        assert (refused.status_code, refused.json()["errorCode"]) == (422, "VALIDATION_ERROR")
+
+        assert processes.worker(settings, "--drain").wait(120) == 0
+        for n, t in enumerate(tickets):
+            url = f"/api/campaigns/{campaign_id}/participation/{t['requestId']}"
+            decided = client.get(url, params={"partition": t["partition"], "offset": t["offset"]}).json()["data"]
+            assert decided["status"] == ("SUCCESS" if n < 3 else "FAIL") and "ahead" not in decided
+            assert (decided["place"], decided["winnersBefore"]) == (n + 1, min(n, 3))
+            assert client.get(url).json()["data"] == decided  # again: the same answer (kept by the process)
 
 
 def test_redelivered_messages_change_nothing(settings: Settings, database: Engine, processes: Processes) -> None:
