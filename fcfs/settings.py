@@ -60,7 +60,7 @@ class Settings(BaseSettings):
     # a request's whole body must arrive within this time (408 and the connection closed after it), and one
     # client may have at most this many bodies still arriving at once (429 for the next)
     body_timeout_s: float = Field(default=2.0, ge=0.5, le=120)
-    body_pending_per_client: int = Field(default=64, ge=1, le=100_000)
+    body_pending_per_client: int = Field(default=1024, ge=1, le=100_000)
     # a keep-alive connection with no request coming is closed after this long (and a request's headers must
     # arrive within it)
     idle_timeout_s: float = Field(default=30.0, ge=1, le=3600)
