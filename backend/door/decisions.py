@@ -1,0 +1,311 @@
+"""What an API process knows of the worker's decisions, learned in bulk: the decision feed.
+
+The worker writes a partition's decisions and its next offset in one transaction (I4), so the rows of a
+partition below its stored next offset are all there will ever be below it. Every interval the feed reads
+the stored next offsets (one small query) and, for each partition that moved, its new rows as ranges of
+the index `(kafka_partition, kafka_offset)`. That is the process's whole cost of knowing every decision,
+however many people wait. From it:
+
+- `answer()`: the look-up's answer of every request decided since the process started (the newest
+  `DECIDED_CACHE_SIZE`; older ones are read from the database once, then kept too), so polling a decided
+  request costs no database read;
+- `hold()`: a look-up with `waitSeconds` waits on a future that the feed resolves on the event loop when
+  its request's decision is published — no database read per held request, however many are held;
+- `position()` and `rate()`: how far the worker is in each partition and how fast it moves, for `ahead`
+  and `etaSeconds` without a database read.
+
+A decision is published on the event loop, and a look-up checks and registers on the event loop without
+an await in between, so no decision falls between a look-up's check and its wait.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import math
+import time
+from collections import Counter, deque
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager, suppress
+from typing import Any, NamedTuple
+
+from sqlalchemy import Engine, select
+
+from backend.app.errors import ApiError, too_many_waiting, waiting_full
+from backend.app.observability import DECISIONS_LEARNED, LOOKUPS_HELD
+from backend.queries.participation import place_among
+from fcfs.schema import consumer_offset, participation_history
+
+log = logging.getLogger(__name__)
+h = participation_history.c
+READ_ROWS = 10_000  # rows per range query
+PUBLISH_ROWS = 50_000  # rows per feed round at most (the rest in the next round, at once)
+RATE_WINDOW_S = 10.0  # a partition's decision rate: its progress over about this long
+
+
+class Decided(NamedTuple):
+    """One decided request, as the look-up tells it (a tuple: a process keeps hundreds of thousands)."""
+
+    campaign_id: int
+    user_id: int
+    status: str
+    place: int
+    winners_before: int
+    partition: int | None
+    offset: int | None
+
+    def answer(self, request_id: str) -> dict[str, Any]:
+        return {
+            "requestId": request_id,
+            "campaignId": self.campaign_id,
+            "userId": self.user_id,
+            "status": self.status,
+            "place": self.place,
+            "winnersBefore": self.winners_before,
+            "partition": self.partition,
+            "offset": self.offset,
+        }
+
+
+class Answers:
+    """Decided requests by id, at most `size`; when full, the older half goes at once (dicts keep order)."""
+
+    def __init__(self, size: int) -> None:
+        self.size = size
+        self._by_id: dict[str, Decided] = {}
+
+    def __len__(self) -> int:
+        return len(self._by_id)
+
+    def get(self, request_id: str) -> Decided | None:
+        return self._by_id.get(request_id)
+
+    def put(self, request_id: str, decided: Decided) -> None:
+        if len(self._by_id) >= self.size:
+            for old in list(self._by_id)[: max(self.size // 2, 1)]:
+                del self._by_id[old]
+        self._by_id[request_id] = decided
+
+
+class Round(NamedTuple):
+    """What one feed round read: each partition's stored next offset, how far it published, the rows."""
+
+    stored: dict[int, int]
+    published: dict[int, int]
+    decided: list[tuple[str, Decided]]
+
+
+class TooManyHeld(Exception):
+    """A held look-up over a bound: `per_client` True for the client's bound, False for the process's."""
+
+    def __init__(self, per_client: bool, limit: int) -> None:
+        super().__init__(limit)
+        self.per_client = per_client
+        self.limit = limit
+
+
+class DecisionFeed:
+    def __init__(
+        self,
+        engine: Engine,
+        *,
+        group: str,
+        topic: str,
+        interval_s: float,
+        cache_size: int,
+        held_max: int,
+        held_per_client: int,
+    ) -> None:
+        self.engine = engine
+        self.group = group
+        self.topic = topic
+        self.interval_s = interval_s
+        self.answers = Answers(cache_size)
+        self.held_max = held_max
+        self.held_per_client = held_per_client
+        self._positions: dict[int, int] = {}  # per partition: every decision below it is published
+        self._progress: dict[int, deque[tuple[float, int]]] = {}  # per partition: (when, stored next offset)
+        self._fresh_until = 0.0  # monotonic: the feed is current until then (a round went through lately)
+        self._waiters: dict[str, list[asyncio.Future[Decided]]] = {}
+        self._held_by: Counter[str] = Counter()
+        self.held = 0
+        # read by the feed's thread only: where each partition's reading stands, the campaigns' running places
+        self._cursors: dict[int, int] | None = None
+        self._places: dict[int, tuple[int, int]] = {}  # campaign -> (requests decided so far, winners so far)
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="decision-feed")
+        self._task: asyncio.Task[None] | None = None
+        self.rounds = 0
+        self.rows_read = 0
+
+    # -- the feed -----------------------------------------------------------------------------------------
+
+    def start(self) -> None:
+        self._task = asyncio.get_running_loop().create_task(self._run(), name="decision-feed")
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with suppress(asyncio.CancelledError):
+                await self._task
+        self._executor.shutdown(wait=True, cancel_futures=True)
+
+    async def _run(self) -> None:
+        loop = asyncio.get_running_loop()
+        failing = False
+        while True:
+            try:
+                round_ = await loop.run_in_executor(self._executor, self.read_round)
+            except Exception as exc:  # noqa: BLE001 - the database may be away; look-ups fall back to it meanwhile
+                if not failing:
+                    log.warning("decision feed: cannot read the decisions (look-ups read the database): %s", exc)
+                failing = True
+                await asyncio.sleep(max(self.interval_s, 1.0))
+                continue
+            if failing:
+                log.info("decision feed: reading the decisions again")
+                failing = False
+            self.publish(round_)
+            more = any(round_.published.get(p, n) < n for p, n in round_.stored.items())
+            if not more:
+                await asyncio.sleep(self.interval_s)
+
+    def read_round(self) -> Round:
+        """In the feed's thread: the stored next offsets, then each moved partition's new rows (in order)."""
+        with self.engine.connect() as conn:
+            stored = {
+                int(p): int(n)
+                for p, n in conn.execute(
+                    select(consumer_offset.c.partition_id, consumer_offset.c.next_offset).where(
+                        consumer_offset.c.consumer_group == self.group, consumer_offset.c.topic == self.topic
+                    )
+                )
+            }
+        if self._cursors is None:  # the first round: what was decided before is read from the database on demand
+            self._cursors = dict(stored)
+            return Round(stored, dict(stored), [])
+        decided: list[tuple[str, Decided]] = []
+        for partition, next_offset in sorted(stored.items()):
+            cursor = self._cursors.get(partition, 0)
+            while cursor < next_offset and len(decided) < PUBLISH_ROWS:
+                rows = self._rows(partition, cursor, next_offset)
+                for row in rows:
+                    decided.append((row.request_id, self._decided(row, partition)))
+                cursor = rows[-1].kafka_offset + 1 if len(rows) == READ_ROWS else next_offset
+            self._cursors[partition] = cursor
+        self.rows_read += len(decided)
+        return Round(stored, dict(self._cursors), decided)
+
+    def _rows(self, partition: int, start: int, end: int) -> list[Any]:
+        with self.engine.connect() as conn:
+            return list(
+                conn.execute(
+                    select(h.id, h.request_id, h.campaign_id, h.user_id, h.status, h.kafka_offset, h.decided_at)
+                    .where(h.kafka_partition == partition, h.kafka_offset >= start, h.kafka_offset < end)
+                    .order_by(h.kafka_offset)
+                    .limit(READ_ROWS)
+                )
+            )
+
+    def _decided(self, row: Any, partition: int) -> Decided:
+        """The row with its place: a campaign's rows come in log order (one partition, one worker at a time),
+        so after the first one (counted in the database) each place is the previous one + 1."""
+        known = self._places.get(row.campaign_id)
+        if known is None:
+            place, winners = place_among(self.engine, campaign_id=row.campaign_id, decided=row)
+            count, winners_before = place - 1, winners
+        else:
+            count, winners_before = known
+        won = row.status.value == "SUCCESS"
+        self._places[row.campaign_id] = (count + 1, winners_before + won)
+        return Decided(
+            row.campaign_id, row.user_id, row.status.value, count + 1, winners_before, partition, row.kafka_offset
+        )
+
+    def publish(self, round_: Round) -> None:
+        """On the event loop: the round's decisions become answers and wake their held look-ups."""
+        now = time.monotonic()
+        for partition, next_offset in round_.stored.items():
+            progress = self._progress.setdefault(partition, deque())
+            progress.append((now, next_offset))
+            while len(progress) > 2 and now - progress[1][0] >= RATE_WINDOW_S:
+                progress.popleft()
+        self._positions = round_.published
+        answers = self.answers
+        waiters = self._waiters
+        for request_id, decided in round_.decided:
+            answers.put(request_id, decided)
+            held = waiters.pop(request_id, None)
+            if held is not None:
+                for future in held:
+                    if not future.done():
+                        future.set_result(decided)
+        self._fresh_until = now + max(3 * self.interval_s, 2.0)
+        self.rounds += 1
+        if round_.decided:
+            DECISIONS_LEARNED.inc(len(round_.decided))
+
+    # -- what a look-up asks ------------------------------------------------------------------------------
+
+    def fresh(self) -> bool:
+        """Whether the feed is current (a round went through lately): only then may it say "not decided"."""
+        return time.monotonic() < self._fresh_until
+
+    def position(self, partition: int) -> int:
+        """Every decision of `partition` below this offset is published (0: none decided yet)."""
+        return self._positions.get(partition, 0)
+
+    def rate(self, partition: int) -> float | None:
+        """The partition's decisions per second lately (its stored offset's progress); None: not known."""
+        progress = self._progress.get(partition)
+        if not progress or len(progress) < 2:
+            return None
+        (t0, n0), (t1, n1) = progress[0], progress[-1]
+        return (n1 - n0) / (t1 - t0) if t1 - t0 >= 1.0 else None
+
+    def pending_in_feed(self, partition: int | None, offset: int | None) -> bool:
+        """Whether the feed alone can say the request with this ticket is not decided yet."""
+        return partition is not None and offset is not None and self.fresh() and offset >= self.position(partition)
+
+    def line(self, partition: int, offset: int) -> tuple[int, float | None]:
+        """(`ahead`, `etaSeconds`) of a pending ticket, from the feed."""
+        ahead = max(offset - self.position(partition), 0)
+        rate = self.rate(partition)
+        eta = round(ahead / rate, 1) if rate else (0.0 if ahead == 0 and rate is not None else None)
+        return ahead, eta if eta is None or math.isfinite(eta) else None
+
+    @contextmanager
+    def hold(self, request_id: str, client: str) -> Iterator[asyncio.Future[Decided]]:
+        """A future resolved with the request's decision when the feed publishes it (the caller bounds the
+        wait). Raises TooManyHeld past the process's or the client's bound."""
+        if self.held >= self.held_max:
+            raise TooManyHeld(False, self.held_max)
+        if self._held_by[client] >= self.held_per_client:
+            raise TooManyHeld(True, self.held_per_client)
+        future: asyncio.Future[Decided] = asyncio.get_running_loop().create_future()
+        self._waiters.setdefault(request_id, []).append(future)
+        self._held_by[client] += 1
+        self.held += 1
+        LOOKUPS_HELD.inc()
+        try:
+            yield future
+        finally:
+            self.held -= 1
+            LOOKUPS_HELD.dec()
+            left = self._held_by[client] - 1
+            if left:
+                self._held_by[client] = left
+            else:
+                del self._held_by[client]
+            held = self._waiters.get(request_id)
+            if held is not None:
+                with suppress(ValueError):
+                    held.remove(future)
+                if not held:
+                    del self._waiters[request_id]
+            future.cancel()
+
+
+def refusal(exc: TooManyHeld) -> ApiError:
+    """429 TOO_MANY_WAITING for a client over its bound, 503 WAITING_FULL for a process over its own."""
+    return too_many_waiting(exc.limit) if exc.per_client else waiting_full(exc.limit)
