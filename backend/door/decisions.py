@@ -42,6 +42,7 @@ h = participation_history.c
 READ_ROWS = 10_000  # rows per range query
 PUBLISH_ROWS = 50_000  # rows per feed round at most (the rest in the next round, at once)
 RATE_WINDOW_S = 10.0  # a partition's decision rate: its progress over about this long
+IDLE_INTERVAL_S = 1.0  # the rounds' interval while nothing moves and nobody waits
 
 
 class Decided(NamedTuple):
@@ -135,12 +136,15 @@ class DecisionFeed:
         self._places: dict[int, tuple[int, int]] = {}  # campaign -> (requests decided so far, winners so far)
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="decision-feed")
         self._task: asyncio.Task[None] | None = None
+        self._wake: asyncio.Event | None = None  # set by a new held look-up: a round at once
+        self._last_stored: dict[int, int] = {}
         self.rounds = 0
         self.rows_read = 0
 
     # -- the feed -----------------------------------------------------------------------------------------
 
     def start(self) -> None:
+        self._wake = asyncio.Event()
         self._task = asyncio.get_running_loop().create_task(self._run(), name="decision-feed")
 
     async def stop(self) -> None:
@@ -166,12 +170,22 @@ class DecisionFeed:
                 log.info("decision feed: reading the decisions again")
                 failing = False
             self.publish(round_)
-            more = any(round_.published.get(p, n) < n for p, n in round_.stored.items())
-            if not more:
-                await asyncio.sleep(self.interval_s)
+            if any(round_.published.get(p, n) < n for p, n in round_.stored.items()):
+                continue  # more to read at once
+            moved, self._last_stored = round_.stored != self._last_stored, round_.stored
+            # every interval while decisions come or somebody waits; otherwise once a second (or at once when
+            # a look-up starts to wait)
+            await self._pause(self.interval_s if moved or self.held else max(self.interval_s, IDLE_INTERVAL_S))
+
+    async def _pause(self, seconds: float) -> None:
+        assert self._wake is not None
+        with suppress(TimeoutError):
+            await asyncio.wait_for(self._wake.wait(), seconds)
+        self._wake.clear()
 
     def read_round(self) -> Round:
-        """In the feed's thread: the stored next offsets, then each moved partition's new rows (in order)."""
+        """In the feed's thread: the stored next offsets, then each moved partition's new rows (in order).
+        Its positions and the campaigns' running places change only once the whole round is read."""
         with self.engine.connect() as conn:
             stored = {
                 int(p): int(n)
@@ -185,16 +199,18 @@ class DecisionFeed:
             self._cursors = dict(stored)
             return Round(stored, dict(stored), [])
         decided: list[tuple[str, Decided]] = []
+        cursors, places = dict(self._cursors), dict(self._places)
         for partition, next_offset in sorted(stored.items()):
-            cursor = self._cursors.get(partition, 0)
+            cursor = cursors.get(partition, 0)
             while cursor < next_offset and len(decided) < PUBLISH_ROWS:
                 rows = self._rows(partition, cursor, next_offset)
                 for row in rows:
-                    decided.append((row.request_id, self._decided(row, partition)))
+                    decided.append((row.request_id, self._decided(row, partition, places)))
                 cursor = rows[-1].kafka_offset + 1 if len(rows) == READ_ROWS else next_offset
-            self._cursors[partition] = cursor
+            cursors[partition] = cursor
+        self._cursors, self._places = cursors, places
         self.rows_read += len(decided)
-        return Round(stored, dict(self._cursors), decided)
+        return Round(stored, dict(cursors), decided)
 
     def _rows(self, partition: int, start: int, end: int) -> list[Any]:
         with self.engine.connect() as conn:
@@ -207,17 +223,17 @@ class DecisionFeed:
                 )
             )
 
-    def _decided(self, row: Any, partition: int) -> Decided:
+    def _decided(self, row: Any, partition: int, places: dict[int, tuple[int, int]]) -> Decided:
         """The row with its place: a campaign's rows come in log order (one partition, one worker at a time),
         so after the first one (counted in the database) each place is the previous one + 1."""
-        known = self._places.get(row.campaign_id)
+        known = places.get(row.campaign_id)
         if known is None:
             place, winners = place_among(self.engine, campaign_id=row.campaign_id, decided=row)
             count, winners_before = place - 1, winners
         else:
             count, winners_before = known
         won = row.status.value == "SUCCESS"
-        self._places[row.campaign_id] = (count + 1, winners_before + won)
+        places[row.campaign_id] = (count + 1, winners_before + won)
         return Decided(
             row.campaign_id, row.user_id, row.status.value, count + 1, winners_before, partition, row.kafka_offset
         )
@@ -240,7 +256,7 @@ class DecisionFeed:
                 for future in held:
                     if not future.done():
                         future.set_result(decided)
-        self._fresh_until = now + max(3 * self.interval_s, 2.0)
+        self._fresh_until = now + 3 * max(self.interval_s, IDLE_INTERVAL_S)  # a few rounds missed: not current
         self.rounds += 1
         if round_.decided:
             DECISIONS_LEARNED.inc(len(round_.decided))
@@ -283,6 +299,8 @@ class DecisionFeed:
         if self._held_by[client] >= self.held_per_client:
             raise TooManyHeld(True, self.held_per_client)
         future: asyncio.Future[Decided] = asyncio.get_running_loop().create_future()
+        if self._wake is not None and not self.held:
+            self._wake.set()  # the feed was idle: a round now, then every interval while somebody waits
         self._waiters.setdefault(request_id, []).append(future)
         self._held_by[client] += 1
         self.held += 1
