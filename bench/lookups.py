@@ -172,7 +172,7 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
                 return int(created.json()["data"]["id"])
 
             watched = api_processes(base)
-            intake_campaign = campaign("intake", 1_000_000_000)
+            intake_campaign = campaign("intake", 100_000_000)
             participate = f"{base}/api/campaigns/{intake_campaign}/participation"
             polled = campaign("polled", max(args.requests // 20, 1))
             tickets = asyncio.run(click_all(base, polled, range(1, args.requests + 1)))

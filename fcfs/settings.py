@@ -108,6 +108,9 @@ class Settings(BaseSettings):
     # it), and per client address (429 TOO_MANY_WAITING; generous: many people may share one address)
     wait_max_held: int = Field(default=20_000, ge=0, le=1_000_000)
     wait_max_per_client: int = Field(default=1024, ge=1, le=1_000_000)
+    # the longest a look-up is held (a longer waitSeconds is held this long, then answered PENDING: the client
+    # asks again, as it does after any PENDING)
+    wait_max_s: float = Field(default=30.0, ge=0, le=30)
     # CPU niceness added to this server's processes (0: none): on a machine shared with the operators' plane,
     # the crowd's door at a lower priority leaves the operators' calls the CPU they need during a storm
     api_nice: int = Field(default=0, ge=0, le=19)

@@ -98,6 +98,7 @@ def create_app(settings: Settings | None = None) -> ParticipationDoor:
             feed,
             group=settings.kafka_consumer_group,
             topic=settings.kafka_topic,
+            max_wait_s=settings.wait_max_s,
         )
         app.state.producer = AsyncProducer(producer_config(settings), settings.kafka_produce_timeout_ms / 1000)
         app.state.campaigns = CampaignCache(engine, lambda: app.state.producer.partitions(settings.kafka_topic))

@@ -138,6 +138,8 @@ class DecisionFeed:
         self._task: asyncio.Task[None] | None = None
         self._wake: asyncio.Event | None = None  # set by a new held look-up: a round at once
         self._last_stored: dict[int, int] = {}
+        self._round_at = float("-inf")  # monotonic: when the last round was published
+        self._next_round: list[asyncio.Future[None]] = []  # look-ups waiting for a round (the feed was idle)
         self.rounds = 0
         self.rows_read = 0
 
@@ -257,6 +259,11 @@ class DecisionFeed:
                     if not future.done():
                         future.set_result(decided)
         self._fresh_until = now + 3 * max(self.interval_s, IDLE_INTERVAL_S)  # a few rounds missed: not current
+        self._round_at = now
+        asked, self._next_round = self._next_round, []
+        for round_done in asked:
+            if not round_done.done():
+                round_done.set_result(None)
         self.rounds += 1
         if round_.decided:
             DECISIONS_LEARNED.inc(len(round_.decided))
@@ -266,6 +273,18 @@ class DecisionFeed:
     def fresh(self) -> bool:
         """Whether the feed is current (a round went through lately): only then may it say "not decided"."""
         return time.monotonic() < self._fresh_until
+
+    async def current(self) -> None:
+        """At most DECISION_FEED_INTERVAL_S old: while the feed idles (nothing moved lately, nobody held), a
+        look-up that would answer from it waits for a round, which it asks for now (one round for all who ask;
+        at most an idle interval)."""
+        if time.monotonic() - self._round_at <= self.interval_s or self._wake is None:
+            return
+        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._next_round.append(future)
+        self._wake.set()
+        with suppress(TimeoutError):
+            await asyncio.wait_for(future, IDLE_INTERVAL_S)
 
     def position(self, partition: int) -> int:
         """Every decision of `partition` below this offset is published (0: none decided yet)."""

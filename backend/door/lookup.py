@@ -29,13 +29,23 @@ T = TypeVar("T")
 
 
 class Lookups:
-    def __init__(self, engine: Engine, signer: RequestIdSigner, feed: DecisionFeed, *, group: str, topic: str) -> None:
+    def __init__(
+        self,
+        engine: Engine,
+        signer: RequestIdSigner,
+        feed: DecisionFeed,
+        *,
+        group: str,
+        topic: str,
+        max_wait_s: float = MAX_WAIT_S,
+    ) -> None:
         self.engine = engine
+        self.max_wait_s = max_wait_s
         self.signer = signer
         self.feed = feed
         self.group = group
         self.topic = topic
-        self._executor = ThreadPoolExecutor(max_workers=4, thread_name_prefix="look-up")
+        self._executor = ThreadPoolExecutor(max_workers=8, thread_name_prefix="look-up")
 
     def close(self) -> None:
         self._executor.shutdown(wait=False, cancel_futures=True)
@@ -59,6 +69,11 @@ class Lookups:
         known = feed.answers.get(request_id)
         if known is not None:
             return known.answer(request_id)
+        if feed.pending_in_feed(partition, offset):
+            await feed.current()  # (a round at once if the feed was idling)
+            known = feed.answers.get(request_id)
+            if known is not None:
+                return known.answer(request_id)
         if not feed.pending_in_feed(partition, offset):
             found = await self._from_database(request_id, campaign_id)
             if found is not None:
@@ -66,7 +81,8 @@ class Lookups:
             known = feed.answers.get(request_id)  # published while the database was read
             if known is not None:
                 return known.answer(request_id)
-        if wait_s > 0 and (feed.fresh() or feed.pending_in_feed(partition, offset)):
+        wait_s = min(wait_s, self.max_wait_s)
+        if wait_s > 0 and feed.fresh():
             try:
                 with feed.hold(request_id, client) as decided:
                     done, _ = await asyncio.wait((decided,), timeout=wait_s)

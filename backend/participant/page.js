@@ -41,8 +41,10 @@
   function idempotencyKey() {  // a retry of the click (a reload, a lost answer) is the same request
     const name = `fcfs-key-${campaign}`;
     let key = store.getItem(name);
-    if (!key) {
-      key = window.crypto.randomUUID();
+    if (!key) {  // (crypto.randomUUID needs https; a phone on the venue's network may reach the door over http)
+      const bytes = new Uint8Array(16);
+      window.crypto.getRandomValues(bytes);
+      key = Array.from(bytes, (b) => b.toString(16).padStart(2, "0")).join("");
       store.setItem(name, key);
     }
     return key;
@@ -96,6 +98,11 @@
         if (data.status !== "PENDING") return outcome(data);
         say("PENDING", "You are in line.");
         showLine(data);
+      } else if (response.status === 404 || response.status === 422) {  // not a request of this door (any more)
+        store.removeItem(`fcfs-request-${campaign}`);
+        ticket.hidden = true;
+        button.disabled = false;
+        return say("READY", "First come, first served: one try per person.");
       } else {
         say("PENDING", "Still in line (the server is busy)…");
         await pause(retryAfter(response));
