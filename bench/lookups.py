@@ -7,9 +7,11 @@ the order swapped every round. The database's own statement counter (`Com_select
 round gives its reads per look-up (the API's own background work included).
 
 **Held.** Each round: `--waiters` clicks not yet decided (no worker running), and as many users waiting
-for them at once (aiohttp, `waitSeconds=30`, asked again until decided, from 64 loopback addresses); the
-intake measured while they are held, and alone before them; then the worker decides everything and each
-waiting user's answer is compared with its row's `decided_at` (the time from the decision to the answer).
+for them at once (aiohttp in processes of 8,000, `waitSeconds=30`, asked again until decided, from 64
+loopback addresses each); the intake measured while they are held, and alone (before them, or after them:
+the order swapped every round); then the worker decides everything and each waiting user's answer is
+compared with its row's `decided_at` (the time from the decision to the answer, the worker's commit
+included).
 
 Writes docs/benchmarks/lookups.{md,json}.
 
@@ -23,13 +25,14 @@ import asyncio
 import contextlib
 import datetime as dt
 import ipaddress
+import multiprocessing
 import os
 import resource
+import shutil
 import statistics
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 import uuid
 from pathlib import Path
@@ -91,63 +94,94 @@ def drain(env: dict[str, str]) -> None:
     subprocess.run([sys.executable, "-m", "worker", "--drain"], cwd=ROOT, env=env, check=True, timeout=600)
 
 
-class Waiters:
-    """Users waiting for their outcome at once, each by held look-ups until decided: when each learned it."""
+WAITERS_PER_PROCESS = 8_000  # a process may open 20,000 files here: the waiting users go in several processes
 
-    def __init__(self, base: str, campaign_id: int, tickets: list[dict[str, Any]]) -> None:
-        self.base = base
-        self.campaign_id = campaign_id
-        self.tickets = tickets
-        self.answered: dict[str, float] = {}
-        self.errors = 0
-        self.sent = 0
-        self._thread = threading.Thread(target=lambda: asyncio.run(self._all()), daemon=True)
+
+class Waiters:
+    """Users waiting for their outcome at once, each by held look-ups until decided, in processes of their own
+    (a process here may not open 20,000 sockets): when each learned it."""
+
+    def __init__(self, base: str, campaign_id: int, tickets: list[dict[str, Any]], folder: Path) -> None:
+        context = multiprocessing.get_context("spawn")
+        chunks = [tickets[n : n + WAITERS_PER_PROCESS] for n in range(0, len(tickets), WAITERS_PER_PROCESS)]
+        self.outputs = [folder / f"waiters-{campaign_id}-{n}.json" for n in range(len(chunks))]
+        self.processes = [
+            context.Process(target=wait_all, args=(base, campaign_id, chunk, n, str(out)), daemon=True)
+            for n, (chunk, out) in enumerate(zip(chunks, self.outputs, strict=True))
+        ]
 
     def start(self) -> None:
-        self._thread.start()
+        for p in self.processes:
+            p.start()
 
-    def join(self, timeout_s: float) -> None:
-        self._thread.join(timeout_s)
+    def join(self, timeout_s: float) -> tuple[dict[str, float], int]:
+        """When each waiting user learned the outcome, and the errors they met."""
+        answered: dict[str, float] = {}
+        errors = 0
+        deadline = time.monotonic() + timeout_s
+        for p, out in zip(self.processes, self.outputs, strict=True):
+            p.join(max(deadline - time.monotonic(), 0))
+            if p.is_alive():
+                p.kill()
+                continue
+            found = orjson.loads(out.read_bytes())
+            answered |= found["answered"]
+            errors += found["errors"]
+        return answered, errors
 
-    async def _all(self) -> None:
-        per = len(self.tickets) // ADDRESSES + 1
+
+def wait_all(base: str, campaign_id: int, tickets: list[dict[str, Any]], index: int, out: str) -> None:
+    """In a process of its own: each ticket's user waits (held look-ups, waitSeconds=30, again until decided)."""
+    answered: dict[str, float] = {}
+    errors = 0
+
+    async def wait(session: aiohttp.ClientSession, ticket: dict[str, Any]) -> None:
+        nonlocal errors
+        url = (
+            f"{base}/api/campaigns/{campaign_id}/participation/{ticket['requestId']}"
+            f"?partition={ticket['partition']}&offset={ticket['offset']}&waitSeconds=30"
+        )
+        while True:
+            try:
+                async with session.get(url) as response:
+                    payload = await response.read()
+                    status = response.status
+            except (aiohttp.ClientError, TimeoutError, OSError):
+                errors += 1
+                await asyncio.sleep(1)
+                continue
+            if status != 200:
+                errors += 1
+                await asyncio.sleep(1)
+                continue
+            if orjson.loads(payload)["data"]["status"] != "PENDING":
+                answered[ticket["requestId"]] = time.time()
+                return
+
+    async def everyone() -> None:
+        per = len(tickets) // ADDRESSES + 1
         sessions = [
             aiohttp.ClientSession(
-                connector=aiohttp.TCPConnector(limit=per, local_addr=(str(ipaddress.IPv4Address(ADDRESS_BASE + n)), 0)),
+                connector=aiohttp.TCPConnector(
+                    limit=per, local_addr=(str(ipaddress.IPv4Address(ADDRESS_BASE + index * ADDRESSES + n)), 0)
+                ),
                 timeout=aiohttp.ClientTimeout(total=45),
             )
             for n in range(ADDRESSES)
         ]
         try:
-            await asyncio.gather(*(self._wait(sessions[n % ADDRESSES], t) for n, t in enumerate(self.tickets)))
+            await asyncio.gather(*(wait(sessions[n % ADDRESSES], t) for n, t in enumerate(tickets)))
         finally:
             await asyncio.gather(*(s.close() for s in sessions))
 
-    async def _wait(self, session: aiohttp.ClientSession, ticket: dict[str, Any]) -> None:
-        url = (
-            f"{self.base}/api/campaigns/{self.campaign_id}/participation/{ticket['requestId']}"
-            f"?partition={ticket['partition']}&offset={ticket['offset']}&waitSeconds=30"
-        )
-        first = True
-        while True:
-            try:
-                async with session.get(url) as response:
-                    if first:
-                        self.sent += 1
-                        first = False
-                    payload = await response.read()
-                    status = response.status
-            except (aiohttp.ClientError, TimeoutError, OSError):
-                self.errors += 1
-                await asyncio.sleep(1)
-                continue
-            if status != 200:
-                self.errors += 1
-                await asyncio.sleep(1)
-                continue
-            if orjson.loads(payload)["data"]["status"] != "PENDING":
-                self.answered[ticket["requestId"]] = time.time()
-                return
+    asyncio.run(everyone())
+    Path(out).write_bytes(orjson.dumps({"answered": answered, "errors": errors}))
+
+
+def held_now(base: str) -> float:
+    """The look-ups the API's processes hold now (multiprocess metrics: summed over them)."""
+    text = httpx.get(f"{base}/metrics", timeout=10).text
+    return sum(float(line.split()[-1]) for line in text.splitlines() if line.startswith("fcfs_lookups_held"))
 
 
 def measure(args: argparse.Namespace) -> dict[str, Any]:
@@ -160,9 +194,12 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
     worker_env = {**os.environ, **env, "WORKER_METRICS_PORT": "0"}
     ensure_topics(topic_settings)
     h = participation_history.c
+    folder = Path(tempfile.mkdtemp(prefix="bench-lookups-"))
+    metrics = folder / "metrics"
+    metrics.mkdir()
     try:
         with (
-            served_api(env, workers=2) as (base, token),
+            served_api({**env, "PROMETHEUS_MULTIPROC_DIR": str(metrics)}, workers=2) as (base, token),
             httpx.Client(base_url=base, headers={"Authorization": f"Bearer {token}"}, timeout=60) as admin,
         ):
 
@@ -213,24 +250,26 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
 
             held_rounds: list[dict[str, Any]] = []
             for n in range(args.rounds):
-                user += 10**8
-                alone = attack(
-                    participate, clients=args.clients, duration_s=args.duration, first_user=user, watched=watched
-                )
+                alone_first = n % 2 == 0  # alone before the waiters, or after them: the order swapped every round
+                if alone_first:
+                    user += 10**8
+                    alone = attack(
+                        participate, clients=args.clients, duration_s=args.duration, first_user=user, watched=watched
+                    )
                 waited_campaign = campaign(f"held {n}", max(args.waiters // 20, 1))
                 pending = asyncio.run(click_all(base, waited_campaign, range(1, args.waiters + 1)))
-                waiters = Waiters(base, waited_campaign, pending)
+                waiters = Waiters(base, waited_campaign, pending, folder)
                 waiters.start()
-                deadline = time.monotonic() + 60
-                while waiters.sent < len(pending) and time.monotonic() < deadline:
+                deadline = time.monotonic() + 90
+                while held_now(base) < len(pending) and time.monotonic() < deadline:
                     time.sleep(0.5)
-                time.sleep(2)  # every look-up held (sent, then parked by the door)
+                held_at_start = held_now(base)
                 user += 10**8
                 held = attack(
                     participate, clients=args.clients, duration_s=args.duration, first_user=user, watched=watched
                 )
                 drain(worker_env)
-                waiters.join(120)
+                answered, waiting_errors = waiters.join(120)
                 with engine.connect() as conn:
                     decided = {  # stored naive, in UTC
                         rid: at.replace(tzinfo=dt.UTC).timestamp()
@@ -238,11 +277,17 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
                             select(h.request_id, h.decided_at).where(h.campaign_id == waited_campaign)
                         )
                     }
-                late_ms = [(at - decided[rid]) * 1000 for rid, at in waiters.answered.items() if rid in decided]
+                late_ms = [(at - decided[rid]) * 1000 for rid, at in answered.items() if rid in decided]
+                if not alone_first:
+                    user += 10**8
+                    alone = attack(
+                        participate, clients=args.clients, duration_s=args.duration, first_user=user, watched=watched
+                    )
                 result = {
                     "waiters": len(pending),
-                    "answered": len(waiters.answered),
-                    "errors": waiters.errors,
+                    "held_before_intake": round(held_at_start),
+                    "answered": len(answered),
+                    "errors": waiting_errors,
                     "answer_after_decision_ms": {
                         "p50": round(percentile(late_ms, 50)),
                         "p99": round(percentile(late_ms, 99)),
@@ -259,6 +304,7 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
     finally:
         delete_topics(topic_settings, [topic, topic_settings.dlq_topic])
         engine.dispose()
+        shutil.rmtree(folder, ignore_errors=True)
     return {"lookups": lookups, "intake": intakes, "held": held_rounds}
 
 
@@ -273,8 +319,8 @@ def main() -> None:
     parser.add_argument("--out-dir", type=Path, default=OUT)
     args = parser.parse_args()
     _, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    with contextlib.suppress(ValueError, OSError):  # the waiters' sockets, the servers' (inherited)
-        resource.setrlimit(resource.RLIMIT_NOFILE, (max(hard, 65536), max(hard, 65536)))
+    with contextlib.suppress(ValueError, OSError):  # the servers' sockets (inherited): as many as allowed
+        resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
     figures = {**run_header(args), **measure(args)}
     save_json(args.out_dir / "lookups.json", figures)
     (args.out_dir / "lookups.md").write_text("\n".join(report(figures)) + "\n")
@@ -318,7 +364,8 @@ def report(r: dict[str, Any]) -> list[str]:
         + ".",
         "",
         f"**Held**: {s['waiters']:,} users waiting at once (held look-ups, `waitSeconds=30`) for requests not yet "
-        "decided; the intake while they are held and alone just before; then the worker decides, and each answer's "
+        "decided; the intake while they are held and alone (before or after them, in turn); then the worker "
+        "decides, and each answer's "
         "arrival is compared with its row's `decided_at`.",
         "",
         "| round | waiting | answered | answer after the decision p50 / p99 / max ms | intake alone /s "

@@ -105,7 +105,7 @@ participation_history = Table(
     UniqueConstraint("campaign_id", "participant_user_id", name="uq_history_one_attempt_per_user"),
     Index("ix_history_campaign_decided", "campaign_id", "decided_at"),
     Index("ix_history_decided_campaign_status", "decided_at", "campaign_id", "status"),
-    Index("ix_history_log_place", "kafka_partition", "kafka_offset"),  # the decision feed's ranges (0011)
+    Index("ix_history_campaign_log", "campaign_id", "kafka_offset"),  # the decision feed's ranges (0011)
 )
 
 consumer_offset = Table(

@@ -1,21 +1,23 @@
 """What an API process knows of the worker's decisions, learned in bulk: the decision feed.
 
 The worker writes a partition's decisions and its next offset in one transaction (I4), so the rows of a
-partition below its stored next offset are all there will ever be below it. Every interval the feed reads
-the stored next offsets (one small query) and, for each partition that moved, its new rows as ranges of
-the index `(kafka_partition, kafka_offset)`. That is the process's whole cost of knowing every decision,
-however many people wait. From it:
+partition below its stored next offset are all there will ever be below it. The feed follows the campaigns
+people ask about (looked up in the last FOLLOW_FOR_S, at most FOLLOWED): every interval it reads the stored
+next offsets (one small query) and, for each followed campaign whose partition moved, the campaign's new
+rows as one range of the index `(campaign_id, kafka_offset)`. Its cost grows with the decisions of the
+campaigns people wait for, not with everything the workers decide, nor with how many people wait. From it:
 
-- `answer()`: the look-up's answer of every request decided since the process started (the newest
-  `DECIDED_CACHE_SIZE`; older ones are read from the database once, then kept too), so polling a decided
+- `answers`: the look-up's answer of every request of a followed campaign decided since it was followed (the
+  newest `DECIDED_CACHE_SIZE`; others are read from the database once, then kept too), so polling a decided
   request costs no database read;
-- `hold()`: a look-up with `waitSeconds` waits on a future that the feed resolves on the event loop when
-  its request's decision is published — no database read per held request, however many are held;
-- `position()` and `rate()`: how far the worker is in each partition and how fast it moves, for `ahead`
-  and `etaSeconds` without a database read.
+- `hold()`: a look-up with `waitSeconds` waits on a future that the feed resolves on the event loop when its
+  request's decision is published — no database read per held request, however many are held;
+- `line()`: how far the worker is in the request's partition and how fast it moves (`ahead`, `etaSeconds`).
 
-A decision is published on the event loop, and a look-up checks and registers on the event loop without
-an await in between, so no decision falls between a look-up's check and its wait.
+A campaign is followed from the stored next offset of its partition when the feed first reads it (`since`):
+the requests below it were decided before (the database says how), those at or above it are published as
+they are decided. Decisions are published on the event loop, and a look-up checks and registers on the
+event loop without an await in between, so no decision falls between a look-up's check and its wait.
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ from collections import Counter, deque
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager, suppress
+from dataclasses import dataclass
 from typing import Any, NamedTuple
 
 from sqlalchemy import Engine, select
@@ -35,7 +38,7 @@ from sqlalchemy import Engine, select
 from backend.app.errors import ApiError, too_many_waiting, waiting_full
 from backend.app.observability import DECISIONS_LEARNED, LOOKUPS_HELD
 from backend.queries.participation import place_among
-from fcfs.schema import consumer_offset, participation_history
+from fcfs.schema import campaign, consumer_offset, participation_history
 
 log = logging.getLogger(__name__)
 h = participation_history.c
@@ -43,6 +46,8 @@ READ_ROWS = 10_000  # rows per range query
 PUBLISH_ROWS = 50_000  # rows per feed round at most (the rest in the next round, at once)
 RATE_WINDOW_S = 10.0  # a partition's decision rate: its progress over about this long
 IDLE_INTERVAL_S = 1.0  # the rounds' interval while nothing moves and nobody waits
+FOLLOW_FOR_S = 600.0  # a campaign is followed this long after its last look-up
+FOLLOWED = 1000  # campaigns followed at most (the ones asked about most lately)
 
 
 class Decided(NamedTuple):
@@ -89,12 +94,22 @@ class Answers:
         self._by_id[request_id] = decided
 
 
+@dataclass(frozen=True, slots=True)
+class Followed:
+    """A campaign the feed follows: its partition, where following began, and how far it is published."""
+
+    partition: int
+    since: int  # its requests at or above this offset are published as they are decided
+    position: int  # every decision of the campaign below this offset is published
+
+
 class Round(NamedTuple):
-    """What one feed round read: each partition's stored next offset, how far it published, the rows."""
+    """What one feed round read: each partition's stored next offset, the followed campaigns, the rows."""
 
     stored: dict[int, int]
-    published: dict[int, int]
+    followed: dict[int, Followed]
     decided: list[tuple[str, Decided]]
+    more: bool  # rows left for the next round (the round read PUBLISH_ROWS)
 
 
 class TooManyHeld(Exception):
@@ -125,21 +140,24 @@ class DecisionFeed:
         self.answers = Answers(cache_size)
         self.held_max = held_max
         self.held_per_client = held_per_client
-        self._positions: dict[int, int] = {}  # per partition: every decision below it is published
+        # on the event loop: what the last round published, who asks and who waits
+        self._stored: dict[int, int] = {}
+        self._followed: dict[int, Followed] = {}
+        self._asked: dict[int, float] = {}  # campaign -> when it was last looked up (monotonic)
         self._progress: dict[int, deque[tuple[float, int]]] = {}  # per partition: (when, stored next offset)
         self._fresh_until = 0.0  # monotonic: the feed is current until then (a round went through lately)
+        self._round_at = float("-inf")  # monotonic: when the last round was published
+        self._next_round: list[asyncio.Future[None]] = []  # look-ups waiting for a round
         self._waiters: dict[str, list[asyncio.Future[Decided]]] = {}
         self._held_by: Counter[str] = Counter()
         self.held = 0
-        # read by the feed's thread only: where each partition's reading stands, the campaigns' running places
-        self._cursors: dict[int, int] | None = None
+        # in the feed's thread only: each followed campaign's reading and running places
+        self._reading: dict[int, Followed] = {}
         self._places: dict[int, tuple[int, int]] = {}  # campaign -> (requests decided so far, winners so far)
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="decision-feed")
         self._task: asyncio.Task[None] | None = None
-        self._wake: asyncio.Event | None = None  # set by a new held look-up: a round at once
+        self._wake: asyncio.Event | None = None  # a round at once (somebody asks about a campaign not followed)
         self._last_stored: dict[int, int] = {}
-        self._round_at = float("-inf")  # monotonic: when the last round was published
-        self._next_round: list[asyncio.Future[None]] = []  # look-ups waiting for a round (the feed was idle)
         self.rounds = 0
         self.rows_read = 0
 
@@ -160,8 +178,13 @@ class DecisionFeed:
         loop = asyncio.get_running_loop()
         failing = False
         while True:
+            now = time.monotonic()
+            asked = {c for c, at in self._asked.items() if now - at < FOLLOW_FOR_S}
+            if len(asked) > FOLLOWED:
+                asked = set(sorted(asked, key=self._asked.__getitem__)[-FOLLOWED:])
+            self._asked = {c: self._asked[c] for c in asked}
             try:
-                round_ = await loop.run_in_executor(self._executor, self.read_round)
+                round_ = await loop.run_in_executor(self._executor, self.read_round, asked)
             except Exception as exc:  # noqa: BLE001 - the database may be away; look-ups fall back to it meanwhile
                 if not failing:
                     log.warning("decision feed: cannot read the decisions (look-ups read the database): %s", exc)
@@ -172,11 +195,11 @@ class DecisionFeed:
                 log.info("decision feed: reading the decisions again")
                 failing = False
             self.publish(round_)
-            if any(round_.published.get(p, n) < n for p, n in round_.stored.items()):
-                continue  # more to read at once
+            if round_.more:
+                continue
             moved, self._last_stored = round_.stored != self._last_stored, round_.stored
             # every interval while decisions come or somebody waits; otherwise once a second (or at once when
-            # a look-up starts to wait)
+            # a look-up asks about a campaign not followed yet)
             await self._pause(self.interval_s if moved or self.held else max(self.interval_s, IDLE_INTERVAL_S))
 
     async def _pause(self, seconds: float) -> None:
@@ -185,9 +208,9 @@ class DecisionFeed:
             await asyncio.wait_for(self._wake.wait(), seconds)
         self._wake.clear()
 
-    def read_round(self) -> Round:
-        """In the feed's thread: the stored next offsets, then each moved partition's new rows (in order).
-        Its positions and the campaigns' running places change only once the whole round is read."""
+    def read_round(self, asked: set[int]) -> Round:
+        """In the feed's thread: the stored next offsets, then each followed campaign's new rows (in log order).
+        What it follows changes only once the whole round is read."""
         with self.engine.connect() as conn:
             stored = {
                 int(p): int(n)
@@ -197,48 +220,61 @@ class DecisionFeed:
                     )
                 )
             }
-        if self._cursors is None:  # the first round: what was decided before is read from the database on demand
-            self._cursors = dict(stored)
-            return Round(stored, dict(stored), [])
+            new = sorted(asked - self._reading.keys())
+            partitions = (
+                {
+                    int(c): p
+                    for c, p in conn.execute(
+                        select(campaign.c.id, campaign.c.kafka_partition).where(campaign.c.id.in_(new))
+                    )
+                }
+                if new
+                else {}
+            )
+        reading = {c: f for c, f in self._reading.items() if c in asked}
+        for c in new:
+            if partitions.get(c) is not None:  # (a campaign without one goes by key: not followed, read on demand)
+                start = stored.get(partitions[c], 0)
+                reading[c] = Followed(partitions[c], start, start)
+        places = {c: p for c, p in self._places.items() if c in reading}
         decided: list[tuple[str, Decided]] = []
-        cursors, places = dict(self._cursors), dict(self._places)
-        for partition, next_offset in sorted(stored.items()):
-            cursor = cursors.get(partition, 0)
-            while cursor < next_offset and len(decided) < PUBLISH_ROWS:
-                rows = self._rows(partition, cursor, next_offset)
+        for c, followed in reading.items():
+            end = stored.get(followed.partition, 0)
+            cursor = followed.position
+            while cursor < end and len(decided) < PUBLISH_ROWS:
+                rows = self._rows(c, cursor, end)
                 for row in rows:
-                    decided.append((row.request_id, self._decided(row, partition, places)))
-                cursor = rows[-1].kafka_offset + 1 if len(rows) == READ_ROWS else next_offset
-            cursors[partition] = cursor
-        self._cursors, self._places = cursors, places
+                    decided.append((row.request_id, self._decided(c, row, followed.partition, places)))
+                cursor = rows[-1].kafka_offset + 1 if len(rows) == READ_ROWS else end
+            reading[c] = Followed(followed.partition, followed.since, cursor)
+        more = any(f.position < stored.get(f.partition, 0) for f in reading.values())
+        self._reading, self._places = reading, places
         self.rows_read += len(decided)
-        return Round(stored, dict(cursors), decided)
+        return Round(stored, dict(reading), decided, more)
 
-    def _rows(self, partition: int, start: int, end: int) -> list[Any]:
+    def _rows(self, campaign_id: int, start: int, end: int) -> list[Any]:
         with self.engine.connect() as conn:
             return list(
                 conn.execute(
-                    select(h.id, h.request_id, h.campaign_id, h.user_id, h.status, h.kafka_offset, h.decided_at)
-                    .where(h.kafka_partition == partition, h.kafka_offset >= start, h.kafka_offset < end)
+                    select(h.id, h.request_id, h.user_id, h.status, h.kafka_offset, h.decided_at)
+                    .where(h.campaign_id == campaign_id, h.kafka_offset >= start, h.kafka_offset < end)
                     .order_by(h.kafka_offset)
                     .limit(READ_ROWS)
                 )
             )
 
-    def _decided(self, row: Any, partition: int, places: dict[int, tuple[int, int]]) -> Decided:
+    def _decided(self, campaign_id: int, row: Any, partition: int, places: dict[int, tuple[int, int]]) -> Decided:
         """The row with its place: a campaign's rows come in log order (one partition, one worker at a time),
         so after the first one (counted in the database) each place is the previous one + 1."""
-        known = places.get(row.campaign_id)
+        known = places.get(campaign_id)
         if known is None:
-            place, winners = place_among(self.engine, campaign_id=row.campaign_id, decided=row)
+            place, winners = place_among(self.engine, campaign_id=campaign_id, decided=row)
             count, winners_before = place - 1, winners
         else:
             count, winners_before = known
-        won = row.status.value == "SUCCESS"
-        places[row.campaign_id] = (count + 1, winners_before + won)
-        return Decided(
-            row.campaign_id, row.user_id, row.status.value, count + 1, winners_before, partition, row.kafka_offset
-        )
+        status = row.status.value
+        places[campaign_id] = (count + 1, winners_before + (status == "SUCCESS"))
+        return Decided(campaign_id, row.user_id, status, count + 1, winners_before, partition, row.kafka_offset)
 
     def publish(self, round_: Round) -> None:
         """On the event loop: the round's decisions become answers and wake their held look-ups."""
@@ -248,7 +284,7 @@ class DecisionFeed:
             progress.append((now, next_offset))
             while len(progress) > 2 and now - progress[1][0] >= RATE_WINDOW_S:
                 progress.popleft()
-        self._positions = round_.published
+        self._stored, self._followed = round_.stored, round_.followed
         answers = self.answers
         waiters = self._waiters
         for request_id, decided in round_.decided:
@@ -270,25 +306,54 @@ class DecisionFeed:
 
     # -- what a look-up asks ------------------------------------------------------------------------------
 
+    def ask(self, campaign_id: int) -> None:
+        """A look-up of the campaign: followed from the next round on (asking again keeps it followed)."""
+        known = campaign_id in self._asked
+        self._asked[campaign_id] = time.monotonic()
+        if not known and self._wake is not None:
+            self._wake.set()
+
     def fresh(self) -> bool:
         """Whether the feed is current (a round went through lately): only then may it say "not decided"."""
         return time.monotonic() < self._fresh_until
 
-    async def current(self) -> None:
-        """At most DECISION_FEED_INTERVAL_S old: while the feed idles (nothing moved lately, nobody held), a
-        look-up that would answer from it waits for a round, which it asks for now (one round for all who ask;
-        at most an idle interval)."""
-        if time.monotonic() - self._round_at <= self.interval_s or self._wake is None:
+    def following(self, campaign_id: int) -> bool:
+        return campaign_id in self._followed
+
+    async def current(self, campaign_id: int | None = None) -> None:
+        """At most DECISION_FEED_INTERVAL_S old and, given a campaign, following it: otherwise wait for a round,
+        asked for now (one round for all who ask; at most an idle interval)."""
+        recent = time.monotonic() - self._round_at <= self.interval_s
+        if self._wake is None or (recent and (campaign_id is None or campaign_id in self._followed)):
             return
         future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self._next_round.append(future)
         self._wake.set()
         with suppress(TimeoutError):
-            await asyncio.wait_for(future, IDLE_INTERVAL_S)
+            await asyncio.wait_for(future, IDLE_INTERVAL_S + self.interval_s)
 
-    def position(self, partition: int) -> int:
-        """Every decision of `partition` below this offset is published (0: none decided yet)."""
-        return self._positions.get(partition, 0)
+    def pending_in_feed(self, campaign_id: int, partition: int | None, offset: int | None) -> bool:
+        """Whether the feed alone can say the request with this ticket is not decided yet: the campaign followed
+        since before the ticket, on the ticket's partition, and nothing of it published at or past the ticket."""
+        followed = self._followed.get(campaign_id)
+        return (
+            followed is not None
+            and partition == followed.partition
+            and offset is not None
+            and offset >= max(followed.since, followed.position)
+            and self.fresh()
+        )
+
+    def published_in_feed(self, campaign_id: int, partition: int | None, offset: int | None) -> bool:
+        """Whether the request with this ticket was decided while the campaign was followed (so its answer was
+        published: in `answers` unless evicted since)."""
+        followed = self._followed.get(campaign_id)
+        return (
+            followed is not None
+            and partition == followed.partition
+            and offset is not None
+            and followed.since <= offset < followed.position
+        )
 
     def rate(self, partition: int) -> float | None:
         """The partition's decisions per second lately (its stored offset's progress); None: not known."""
@@ -298,13 +363,10 @@ class DecisionFeed:
         (t0, n0), (t1, n1) = progress[0], progress[-1]
         return (n1 - n0) / (t1 - t0) if t1 - t0 >= 1.0 else None
 
-    def pending_in_feed(self, partition: int | None, offset: int | None) -> bool:
-        """Whether the feed alone can say the request with this ticket is not decided yet."""
-        return partition is not None and offset is not None and self.fresh() and offset >= self.position(partition)
-
     def line(self, partition: int, offset: int) -> tuple[int, float | None]:
-        """(`ahead`, `etaSeconds`) of a pending ticket, from the feed."""
-        ahead = max(offset - self.position(partition), 0)
+        """(`ahead`, `etaSeconds`) of a pending ticket: the partition's messages the workers have still to
+        decide before it, and when at the partition's recent rate."""
+        ahead = max(offset - self._stored.get(partition, 0), 0)
         rate = self.rate(partition)
         eta = round(ahead / rate, 1) if rate else (0.0 if ahead == 0 and rate is not None else None)
         return ahead, eta if eta is None or math.isfinite(eta) else None
@@ -318,8 +380,6 @@ class DecisionFeed:
         if self._held_by[client] >= self.held_per_client:
             raise TooManyHeld(True, self.held_per_client)
         future: asyncio.Future[Decided] = asyncio.get_running_loop().create_future()
-        if self._wake is not None and not self.held:
-            self._wake.set()  # the feed was idle: a round now, then every interval while somebody waits
         self._waiters.setdefault(request_id, []).append(future)
         self._held_by[client] += 1
         self.held += 1

@@ -66,23 +66,30 @@ class Lookups:
         if issued is None:
             raise request_not_found()
         feed = self.feed
+        feed.ask(campaign_id)
         known = feed.answers.get(request_id)
         if known is not None:
             return known.answer(request_id)
-        if feed.pending_in_feed(partition, offset):
-            await feed.current()  # (a round at once if the feed was idling)
+        ticket = partition is not None and offset is not None
+        if ticket and not feed.pending_in_feed(campaign_id, partition, offset):
+            await feed.current(campaign_id)  # a round at once if the feed idles or does not follow it yet
             known = feed.answers.get(request_id)
             if known is not None:
                 return known.answer(request_id)
-        if not feed.pending_in_feed(partition, offset):
-            found = await self._from_database(request_id, campaign_id)
+        followed = feed.following(campaign_id)
+        if not feed.pending_in_feed(campaign_id, partition, offset):
+            found = await self._decision(request_id, campaign_id)
             if found is not None:
                 return found.answer(request_id)
-            known = feed.answers.get(request_id)  # published while the database was read
-            if known is not None:
-                return known.answer(request_id)
         wait_s = min(wait_s, self.max_wait_s)
         if wait_s > 0 and feed.fresh():
+            if not followed:  # it may have been decided before the feed began to follow its campaign: once more
+                await feed.current(campaign_id)
+                if not feed.following(campaign_id):  # (a campaign placed by key: looked up, not held)
+                    return await self._pending(issued, campaign_id, request_id, partition, offset)
+                found = await self._decision(request_id, campaign_id)
+                if found is not None:
+                    return found.answer(request_id)
             try:
                 with feed.hold(request_id, client) as decided:
                     done, _ = await asyncio.wait((decided,), timeout=wait_s)
@@ -91,10 +98,18 @@ class Lookups:
             except TooManyHeld as exc:
                 raise refusal(exc) from None
             if not feed.fresh():  # the feed stopped while we waited: the database says
-                found = await self._from_database(request_id, campaign_id)
+                found = await self._decision(request_id, campaign_id)
                 if found is not None:
                     return found.answer(request_id)
         return await self._pending(issued, campaign_id, request_id, partition, offset)
+
+    async def _decision(self, request_id: str, campaign_id: int) -> Decided | None:
+        """Known to the feed by now, or read from the database (None: not decided)."""
+        known = self.feed.answers.get(request_id)
+        if known is not None:
+            return known
+        found = await self._from_database(request_id, campaign_id)
+        return found if found is not None else self.feed.answers.get(request_id)  # (published meanwhile)
 
     async def _pending(
         self, issued: IssuedRequest, campaign_id: int, request_id: str, partition: int | None, offset: int | None

@@ -1,6 +1,6 @@
 """The decision feed's bookkeeping on the event loop: published decisions wake their held look-ups, the bounds
-refuse, the feed says "not decided" only while current and only above what it published. (The feed against
-the real database and worker: tests/integration/test_participant.py.)"""
+refuse, the feed says "not decided" only for a followed campaign, while current, at or above where it began to
+follow and what it published. (The feed against the real database and worker: tests/integration/test_participant.py.)"""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from backend.door.decisions import Answers, Decided, DecisionFeed, Round, TooManyHeld
+from backend.door.decisions import Answers, Decided, DecisionFeed, Followed, Round, TooManyHeld
 
 
 def feed(**bounds: Any) -> DecisionFeed:
@@ -24,10 +24,10 @@ def decided(place: int, offset: int) -> Decided:
 def test_a_published_decision_wakes_every_look_up_held_for_it() -> None:
     async def scenario() -> None:
         f = feed()
-        f.publish(Round({0: 10}, {0: 10}, []))
+        f.publish(Round({0: 10}, {7: Followed(0, 10, 10)}, [], False))
         with f.hold("a", "1.1.1.1") as first, f.hold("a", "2.2.2.2") as second, f.hold("b", "1.1.1.1") as other:
             assert f.held == 3
-            f.publish(Round({0: 12}, {0: 12}, [("a", decided(1, 10))]))
+            f.publish(Round({0: 12}, {7: Followed(0, 10, 12)}, [("a", decided(1, 10))], False))
             assert first.result() == second.result() == decided(1, 10)
             assert not other.done()
             assert f.answers.get("a") == decided(1, 10)
@@ -53,29 +53,46 @@ def test_the_bounds_refuse_past_the_client_and_the_process() -> None:
     asyncio.run(scenario())
 
 
-def test_the_feed_says_not_decided_only_when_current_and_above_what_it_published() -> None:
+def test_the_feed_says_not_decided_only_when_it_can_know() -> None:
     f = feed()
-    assert not f.pending_in_feed(0, 50)  # no round yet: the database must say
-    f.publish(Round({0: 40}, {0: 30}, []))  # stored 40, published up to 30 (the rest in the next round)
-    assert f.pending_in_feed(0, 30) and f.pending_in_feed(0, 99)
-    assert not f.pending_in_feed(0, 29)  # below: decided (or no decision at all) — the database says which
-    assert not f.pending_in_feed(None, 30) and not f.pending_in_feed(0, None)  # no ticket
-    assert f.pending_in_feed(3, 0)  # a partition nothing was decided in yet
+    assert not f.pending_in_feed(7, 0, 50)  # no round yet: the database must say
+    # campaign 7 on partition 0, followed since offset 20, published up to 30 (the partition stored at 40)
+    f.publish(Round({0: 40}, {7: Followed(0, 20, 30)}, [], True))
+    assert f.pending_in_feed(7, 0, 30) and f.pending_in_feed(7, 0, 99)
+    assert not f.pending_in_feed(7, 0, 29)  # published: decided (or no decision at all) — in answers or the database
+    assert f.published_in_feed(7, 0, 25) and not f.published_in_feed(7, 0, 19)  # below `since`: before following
+    assert not f.pending_in_feed(7, 0, 19)
+    assert not f.pending_in_feed(7, None, 30) and not f.pending_in_feed(7, 0, None)  # no ticket
+    assert not f.pending_in_feed(7, 1, 99)  # a ticket of another partition than the campaign's: made up
+    assert not f.pending_in_feed(8, 0, 99)  # a campaign not followed
     f._fresh_until = 0.0  # no round for a while (the database away)
-    assert not f.pending_in_feed(0, 99)
+    assert not f.pending_in_feed(7, 0, 99)
 
 
 def test_ahead_and_the_eta_come_from_the_partitions_progress() -> None:
     f = feed()
-    f.publish(Round({0: 100}, {0: 100}, []))
+    f.publish(Round({0: 100}, {}, [], False))
     assert f.line(0, 150) == (50, None)  # one observation: no rate yet
     first, _ = f._progress[0][0]
     f._progress[0].clear()
     f._progress[0].extend([(first - 2.0, 100), (first, 300)])  # 200 decided in 2 s
-    f._positions = {0: 300}
+    f._stored = {0: 300}
     assert f.rate(0) == 100.0
     assert f.line(0, 550) == (250, 2.5)
     assert f.line(0, 10) == (0, 0.0)
+
+
+def test_a_campaign_asked_about_is_followed_and_the_feed_woken() -> None:
+    async def scenario() -> None:
+        f = feed()
+        f._wake = asyncio.Event()
+        f.ask(7)
+        assert f._wake.is_set() and 7 in f._asked
+        f._wake.clear()
+        f.ask(7)  # asked again: kept, no new round needed
+        assert not f._wake.is_set()
+
+    asyncio.run(scenario())
 
 
 def test_answers_keep_the_newest_when_full() -> None:
