@@ -7,17 +7,19 @@ next offsets (one small query) and, for each followed campaign whose partition m
 rows as one range of the index `(campaign_id, kafka_offset)`. Its cost grows with the decisions of the
 campaigns people wait for, not with everything the workers decide, nor with how many people wait. From it:
 
-- `answers`: the look-up's answer of every request of a followed campaign decided since it was followed (the
-  newest `DECIDED_CACHE_SIZE`; others are read from the database once, then kept too), so polling a decided
-  request costs no database read;
+- `answers`: the look-up's answer of every decided request of a followed campaign (the newest
+  `DECIDED_CACHE_SIZE`; others are read from the database once, then kept too), so polling a decided request
+  costs no database read;
 - `hold()`: a look-up with `waitSeconds` waits on a future that the feed resolves on the event loop when its
   request's decision is published — no database read per held request, however many are held;
 - `line()`: how far the worker is in the request's partition and how fast it moves (`ahead`, `etaSeconds`).
 
-A campaign is followed from the stored next offset of its partition when the feed first reads it (`since`):
-the requests below it were decided before (the database says how), those at or above it are published as
-they are decided. Decisions are published on the event loop, and a look-up checks and registers on the
-event loop without an await in between, so no decision falls between a look-up's check and its wait.
+A campaign newly followed is read from its first request on (its places counted here, its answers kept),
+then as its requests are decided: a look-up says "not decided" from the feed only at or above the stored
+next offset of the campaign's partition when the feed began to follow it (`since`) and above what it has
+published; below, the answer is published or the database says. Decisions are published on the event loop,
+and a look-up checks and registers on the event loop without an await in between, so no decision falls
+between a look-up's check and its wait.
 """
 
 from __future__ import annotations
@@ -37,7 +39,6 @@ from sqlalchemy import Engine, select
 
 from backend.app.errors import ApiError, too_many_waiting, waiting_full
 from backend.app.observability import DECISIONS_LEARNED, LOOKUPS_HELD
-from backend.queries.participation import place_among
 from fcfs.schema import campaign, consumer_offset, participation_history
 
 log = logging.getLogger(__name__)
@@ -232,11 +233,12 @@ class DecisionFeed:
                 else {}
             )
         reading = {c: f for c, f in self._reading.items() if c in asked}
+        places = {c: p for c, p in self._places.items() if c in reading}
         for c in new:
             if partitions.get(c) is not None:  # (a campaign without one goes by key: not followed, read on demand)
-                start = stored.get(partitions[c], 0)
-                reading[c] = Followed(partitions[c], start, start)
-        places = {c: p for c, p in self._places.items() if c in reading}
+                # read from its first request on, so every place is counted here (and the answers kept)
+                reading[c] = Followed(partitions[c], stored.get(partitions[c], 0), 0)
+                places[c] = (0, 0)
         decided: list[tuple[str, Decided]] = []
         for c, followed in reading.items():
             end = stored.get(followed.partition, 0)
@@ -263,15 +265,11 @@ class DecisionFeed:
                 )
             )
 
-    def _decided(self, campaign_id: int, row: Any, partition: int, places: dict[int, tuple[int, int]]) -> Decided:
-        """The row with its place: a campaign's rows come in log order (one partition, one worker at a time),
-        so after the first one (counted in the database) each place is the previous one + 1."""
-        known = places.get(campaign_id)
-        if known is None:
-            place, winners = place_among(self.engine, campaign_id=campaign_id, decided=row)
-            count, winners_before = place - 1, winners
-        else:
-            count, winners_before = known
+    @staticmethod
+    def _decided(campaign_id: int, row: Any, partition: int, places: dict[int, tuple[int, int]]) -> Decided:
+        """The row with its place: a campaign's rows come in log order (one partition, one worker at a time)
+        and are read from its first one on, so each place is the previous one + 1."""
+        count, winners_before = places[campaign_id]
         status = row.status.value
         places[campaign_id] = (count + 1, winners_before + (status == "SUCCESS"))
         return Decided(campaign_id, row.user_id, status, count + 1, winners_before, partition, row.kafka_offset)

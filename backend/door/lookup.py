@@ -71,8 +71,8 @@ class Lookups:
         if known is not None:
             return known.answer(request_id)
         ticket = partition is not None and offset is not None
-        if ticket and not feed.pending_in_feed(campaign_id, partition, offset):
-            await feed.current(campaign_id)  # a round at once if the feed idles or does not follow it yet
+        if ticket and (not feed.following(campaign_id) or feed.pending_in_feed(campaign_id, partition, offset)):
+            await feed.current(campaign_id)  # a round at once if the feed does not follow it yet, or idles
             known = feed.answers.get(request_id)
             if known is not None:
                 return known.answer(request_id)
