@@ -39,12 +39,15 @@ from sqlalchemy import Engine, select
 
 from backend.app.errors import ApiError, too_many_waiting, waiting_full
 from backend.app.observability import DECISIONS_LEARNED, LOOKUPS_HELD
-from fcfs.schema import campaign, consumer_offset, participation_history
+from fcfs.schema import campaign, consumer_offset
 
 log = logging.getLogger(__name__)
-h = participation_history.c
-READ_ROWS = 10_000  # rows per range query
-PUBLISH_ROWS = 50_000  # rows per feed round at most (the rest in the next round, at once)
+READ_ROWS = 5_000  # rows per range query
+PUBLISH_ROWS = 10_000  # rows per feed round at most (the rest in the next round, at once): published in waves
+ROWS = (
+    "SELECT request_id, user_id, status, kafka_offset FROM participation_history "
+    "WHERE campaign_id = %s AND kafka_offset >= %s AND kafka_offset < %s ORDER BY kafka_offset LIMIT %s"
+)
 RATE_WINDOW_S = 10.0  # a partition's decision rate: its progress over about this long
 IDLE_INTERVAL_S = 1.0  # the rounds' interval while nothing moves and nobody waits
 FOLLOW_FOR_S = 600.0  # a campaign is followed this long after its last look-up
@@ -244,35 +247,31 @@ class DecisionFeed:
             end = stored.get(followed.partition, 0)
             cursor = followed.position
             while cursor < end and len(decided) < PUBLISH_ROWS:
-                rows = self._rows(c, cursor, end)
-                for row in rows:
-                    decided.append((row.request_id, self._decided(c, row, followed.partition, places)))
-                cursor = rows[-1].kafka_offset + 1 if len(rows) == READ_ROWS else end
+                read, cursor = self._read(c, followed.partition, cursor, end, places)
+                decided += read
             reading[c] = Followed(followed.partition, followed.since, cursor)
         more = any(f.position < stored.get(f.partition, 0) for f in reading.values())
         self._reading, self._places = reading, places
         self.rows_read += len(decided)
         return Round(stored, dict(reading), decided, more)
 
-    def _rows(self, campaign_id: int, start: int, end: int) -> list[Any]:
+    def _read(
+        self, campaign_id: int, partition: int, start: int, end: int, places: dict[int, tuple[int, int]]
+    ) -> tuple[list[tuple[str, Decided]], int]:
+        """The campaign's decided requests in [start, end) of the log (READ_ROWS at most), each with its place — a
+        campaign's rows come in log order (one partition, one worker at a time) and are read from its first one
+        on, so each place is the previous one + 1 — and where the next read starts. Plain tuples from the driver:
+        the feed reads every decision of the campaigns people wait for."""
         with self.engine.connect() as conn:
-            return list(
-                conn.execute(
-                    select(h.id, h.request_id, h.user_id, h.status, h.kafka_offset, h.decided_at)
-                    .where(h.campaign_id == campaign_id, h.kafka_offset >= start, h.kafka_offset < end)
-                    .order_by(h.kafka_offset)
-                    .limit(READ_ROWS)
-                )
-            )
-
-    @staticmethod
-    def _decided(campaign_id: int, row: Any, partition: int, places: dict[int, tuple[int, int]]) -> Decided:
-        """The row with its place: a campaign's rows come in log order (one partition, one worker at a time)
-        and are read from its first one on, so each place is the previous one + 1."""
-        count, winners_before = places[campaign_id]
-        status = row.status.value
-        places[campaign_id] = (count + 1, winners_before + (status == "SUCCESS"))
-        return Decided(campaign_id, row.user_id, status, count + 1, winners_before, partition, row.kafka_offset)
+            rows = conn.exec_driver_sql(ROWS, (campaign_id, start, end, READ_ROWS)).all()
+        count, winners = places[campaign_id]
+        decided = []
+        for request_id, user_id, status, offset in rows:
+            count += 1
+            decided.append((request_id, Decided(campaign_id, user_id, status, count, winners, partition, offset)))
+            winners += status == "SUCCESS"
+        places[campaign_id] = (count, winners)
+        return decided, rows[-1][3] + 1 if len(rows) == READ_ROWS else end
 
     def publish(self, round_: Round) -> None:
         """On the event loop: the round's decisions become answers and wake their held look-ups."""
