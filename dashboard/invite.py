@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import io
-import ipaddress
-from urllib.parse import urlsplit
 
 import segno
 
+from fcfs.crowd_runs import is_loopback
 from fcfs.settings import Settings
 
 
@@ -20,13 +19,7 @@ def page_link(settings: Settings, campaign_id: int) -> str:
 
 def only_this_machine(link: str) -> bool:
     """Whether the link names this machine (localhost, loopback): a phone cannot follow it."""
-    host = urlsplit(link).hostname or ""
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
+    return is_loopback(link)
 
 
 def qr_png(link: str, scale: int = 8) -> bytes:

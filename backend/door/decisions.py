@@ -329,6 +329,27 @@ class DecisionFeed:
         with suppress(TimeoutError):
             await asyncio.wait_for(future, IDLE_INTERVAL_S + self.interval_s)
 
+    async def caught_up(self, campaign_id: int, partition: int | None, offset: int | None, timeout_s: float) -> None:
+        """While the feed reads a newly followed campaign from its start, a ticket it has not reached yet waits
+        for it (rounds follow each other at once then), at most `timeout_s`: its answer is coming, no need to
+        read the database for it."""
+        deadline = time.monotonic() + timeout_s
+        while True:
+            followed = self._followed.get(campaign_id)
+            left = deadline - time.monotonic()
+            if (
+                followed is None
+                or partition != followed.partition
+                or offset is None
+                or not followed.position <= offset < followed.since
+                or left <= 0
+            ):
+                return
+            round_done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+            self._next_round.append(round_done)
+            with suppress(TimeoutError):
+                await asyncio.wait_for(round_done, left)
+
     def pending_in_feed(self, campaign_id: int, partition: int | None, offset: int | None) -> bool:
         """Whether the feed alone can say the request with this ticket is not decided yet: the campaign followed
         since before the ticket, on the ticket's partition, and nothing of it published at or past the ticket."""

@@ -159,15 +159,16 @@ class ParticipationDoor:
             status, answer = 202, envelope_bytes(data, ACCEPTED_MESSAGE[endpoint])
         except ApiError as exc:
             status, answer, extra = exc.status_code, exc.body(), exc.headers
-        except Exception:
-            token = REQUEST_ID.set(request_id)
-            log.exception("unhandled error on POST %s", scope["path"])
-            REQUEST_ID.reset(token)
-            status, answer = 500, internal_error().body()
+        except Exception:  # noqa: BLE001 - logged with its traceback by unhandled()
+            status, answer = 500, unhandled(request_id, scope)
         await self._answer(send, status, answer, request_id, extra)
-        timer = self._timers.get((endpoint, status))
+        self._observe(endpoint, "POST", ROUTES[endpoint], status, started)
+
+    def _observe(self, kind: str, method: str, route: str, status: int, started: float) -> None:
+        """The request's duration into its histogram (the label set looked up once per kind and status)."""
+        timer = self._timers.get((kind, status))
         if timer is None:
-            timer = self._timers[endpoint, status] = HTTP_SECONDS.labels("POST", ROUTES[endpoint], str(status))
+            timer = self._timers[kind, status] = HTTP_SECONDS.labels(method, route, str(status))
         BATCHED.observe(timer, time.perf_counter() - started)
 
     async def _look_up(self, scope: Scope, send: Send, campaign: str, request_id: str) -> None:
@@ -191,18 +192,13 @@ class ParticipationDoor:
             status, answer = 200, envelope_bytes(data)
         except ApiError as exc:
             status, answer, extra = exc.status_code, exc.body(), exc.headers
-        except Exception:
-            token = REQUEST_ID.set(trace)
-            log.exception("unhandled error on GET %s", scope["path"])
-            REQUEST_ID.reset(token)
-            status, answer = 500, internal_error().body()
+        except Exception:  # noqa: BLE001 - logged with its traceback by unhandled()
+            status, answer = 500, unhandled(trace, scope)
         await self._answer(send, status, answer, trace, extra)
-        kind = "held" if wait_s else "lookup"  # a held look-up's time is mostly its wait: counted apart
-        timer = self._timers.get((kind, status))
-        if timer is None:
-            route = LOOKUP_ROUTE + ("?waitSeconds" if wait_s else "")
-            timer = self._timers[kind, status] = HTTP_SECONDS.labels("GET", route, str(status))
-        BATCHED.observe(timer, time.perf_counter() - started)
+        if wait_s:  # a held look-up's time is mostly its wait: counted apart
+            self._observe("held", "GET", LOOKUP_ROUTE + "?waitSeconds", status, started)
+        else:
+            self._observe("lookup", "GET", LOOKUP_ROUTE, status, started)
 
     async def _body(self, receive: Receive, client: str) -> bytes:
         """The request's body, by its deadline (408 past it) and within the size limit (413)."""
@@ -219,6 +215,14 @@ class ParticipationDoor:
             raise
         finally:
             self.bodies.end(read)
+
+
+def unhandled(request_id: str, scope: Scope) -> bytes:
+    """A 500's body; the error logged with its traceback, under the request's id."""
+    token = REQUEST_ID.set(request_id)
+    log.exception("unhandled error on %s %s", scope["method"], scope["path"])
+    REQUEST_ID.reset(token)
+    return internal_error().body()
 
 
 async def read_rest(receive: Receive, first: bytes, limit: int) -> bytes:

@@ -25,6 +25,7 @@ from backend.queries.participation import decision, line_position, place_among
 from fcfs.request_ids import IssuedRequest, RequestIdSigner
 
 MAX_WAIT_S = 30.0
+CATCH_UP_S = 2.0  # a decided request's look-up waits this long at most for the feed to reach it, then reads
 T = TypeVar("T")
 
 
@@ -71,8 +72,10 @@ class Lookups:
         if known is not None:
             return known.answer(request_id)
         ticket = partition is not None and offset is not None
-        if ticket and (not feed.following(campaign_id) or feed.pending_in_feed(campaign_id, partition, offset)):
-            await feed.current(campaign_id)  # a round at once if the feed does not follow it yet, or idles
+        if ticket:
+            if not feed.following(campaign_id) or feed.pending_in_feed(campaign_id, partition, offset):
+                await feed.current(campaign_id)  # a round at once if the feed does not follow it yet, or idles
+            await feed.caught_up(campaign_id, partition, offset, CATCH_UP_S)  # (reading the campaign from its start)
             known = feed.answers.get(request_id)
             if known is not None:
                 return known.answer(request_id)
