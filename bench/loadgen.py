@@ -137,14 +137,22 @@ def attack(
 def _wrk(
     url: str, clients: int, duration_s: int, first_user: int, watched: list[psutil.Process], tokens: list[str] | None
 ) -> dict[str, Any]:
-    with tempfile.NamedTemporaryFile("w", suffix=".lua") as script, tempfile.NamedTemporaryFile("w") as listed:
-        script.write(WRK_SCRIPT if tokens is None else WRK_TOKENS_SCRIPT)
-        script.flush()
+    with tempfile.NamedTemporaryFile("w") as listed:
         listed.write("\n".join(tokens or []) + "\n")
         listed.flush()
+        argument = str(first_user) if tokens is None else listed.name
+        return run_wrk(url, clients, duration_s, WRK_SCRIPT if tokens is None else WRK_TOKENS_SCRIPT, argument, watched)
+
+
+def run_wrk(
+    url: str, clients: int, duration_s: int, script_text: str, argument: str, watched: list[psutil.Process]
+) -> dict[str, Any]:
+    """wrk with a script of WRK_THREADS + its own init()/request() + WRK_DONE, given one argument."""
+    with tempfile.NamedTemporaryFile("w", suffix=".lua") as script:
+        script.write(script_text)
+        script.flush()
         threads = min(2, clients)
         command = [tool_binary("wrk"), f"-t{threads}", f"-c{clients}", f"-d{duration_s}s", "--timeout", "30s"]
-        argument = str(first_user) if tokens is None else listed.name
         out, own, cpu = _measured([*command, "-s", script.name, url, "--", argument], watched)
     summary = json.loads(next(line for line in out.splitlines() if line.startswith("WRK-JSON "))[9:])
     refused = summary["status"]  # answers that were not 2xx

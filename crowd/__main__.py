@@ -13,6 +13,7 @@ import asyncio
 import datetime as dt
 import logging
 import random
+import resource
 import signal
 import sys
 from functools import partial
@@ -20,13 +21,14 @@ from functools import partial
 from sqlalchemy import Engine, select
 
 from crowd.plan import Plan
-from crowd.runner import Crowd, Door, Report, Tally
+from crowd.runner import WAIT_CONNECTIONS, Crowd, Door, Report, Tally
 from crowd.store import claim, finish, record
 from fcfs.crowd_runs import (
     MAX_CONNECTIONS,
     MAX_REPEAT_SHARE,
     MAX_SECONDS,
     MAX_USERS,
+    MAX_WAIT_SHARE,
     SHAPES,
     CrowdRunning,
     RunStatus,
@@ -77,8 +79,17 @@ def progress_line(report: Report, planned: int) -> str:
     return (
         f"sent {report.sent:,}/{planned:,} (+{report.second.sent:,}/s) accepted {report.accepted:,} "
         f"refused {report.refused:,} no answer {report.failed:,}; this second: {latency}; "
-        f"behind schedule {report.behind_s:.2f} s" + (f"; refusals: {refusals}" if refusals else "")
+        f"behind schedule {report.behind_s:.2f} s"
+        + (f"; refusals: {refusals}" if refusals else "")
+        + (f"; {waiting_line(report)}" if report.waiting or report.outcomes else "")
     )
+
+
+def waiting_line(report: Report) -> str:
+    t = report.time_to_outcome
+    learned = ", ".join(f"{k} {v:,}" for k, v in sorted(report.outcomes.items()))
+    took = f"p50 {t.p50} ms p95 {t.p95} ms p99 {t.p99} ms max {t.max} ms" if t.p50 is not None else "none yet"
+    return f"waiting {report.waiting:,}, outcomes {learned or 'none yet'}; click to outcome {took}"
 
 
 async def report_every_second(engine: Engine, run_id: int, crowd: Crowd, tally: Tally, planned: int) -> None:
@@ -135,6 +146,18 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--connections", type=int, default=200, help=f"requests in flight at most (≤ {MAX_CONNECTIONS})"
     )
+    parser.add_argument(
+        "--wait-share",
+        type=float,
+        default=0.0,
+        help="share of users who, after their 202, wait for the outcome with the held look-up (0 to 1)",
+    )
+    parser.add_argument(
+        "--wait-connections",
+        type=int,
+        default=WAIT_CONNECTIONS,
+        help="the waiting users' connections at most (one per held look-up; more wait for one)",
+    )
     parser.add_argument("--target", help="the API's base URL (default: CROWD_TARGET_URL, else 127.0.0.1:API_PORT)")
     parser.add_argument("--seed", type=int, help="the schedule's random seed (default: a new one)")
     return parser.parse_args(argv)
@@ -153,6 +176,7 @@ def main(argv: list[str] | None = None) -> int:
             log.error("no crowd run %d", args.run)
             return 2
         run_id, campaign_id, target, connections = row.id, row.campaign_id, row.target_url, row.connections
+        wait_share = row.wait_share
         plan = Plan(row.users, row.seconds, row.repeat_share, row.shape, rng.randrange(*FIRST_USER_IDS))
     else:
         if not 1 <= args.connections <= MAX_CONNECTIONS:
@@ -163,7 +187,10 @@ def main(argv: list[str] | None = None) -> int:
         except ValueError as exc:
             log.error("%s", exc)
             return 2
-        campaign_id, connections = args.campaign, args.connections
+        if not 0 <= args.wait_share <= MAX_WAIT_SHARE or args.wait_connections < 1:
+            log.error("--wait-share: from 0 to %g; --wait-connections: at least 1", MAX_WAIT_SHARE)
+            return 2
+        campaign_id, connections, wait_share = args.campaign, args.connections, args.wait_share
         target = (args.target or settings.crowd_target).rstrip("/")
         try:
             run_id = create_run(
@@ -175,6 +202,7 @@ def main(argv: list[str] | None = None) -> int:
                 repeat_share=plan.repeat_share,
                 shape=plan.shape,
                 connections=connections,
+                wait_share=wait_share,
             )
         except CrowdRunning as exc:
             log.error("%s (one crowd at a time)", exc)
@@ -198,7 +226,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         door = door_for(settings, engine, campaign_id, target)
         tally = Tally()
-        crowd = Crowd(door, plan.clicks(seed), connections, tally)
+        allow_open_files(connections + (args.wait_connections if wait_share else 0))
+        crowd = Crowd(door, plan.clicks(seed), connections, tally, wait_share, args.wait_connections)
         completed, report = asyncio.run(storm(engine, run_id, crowd, tally, plan.clicks_total))
     except CannotRun as exc:
         log.error("%s", exc)
@@ -228,7 +257,19 @@ def main(argv: list[str] | None = None) -> int:
         crowd.addresses,
         report.answers,
     )
+    if wait_share:
+        log.info("%g of the users waited for their outcome: %s", wait_share, waiting_line(report))
     return 0
+
+
+def allow_open_files(connections: int) -> None:
+    """As many open files as the connections need (up to the system's hard limit)."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    wanted = connections + 256
+    if soft != resource.RLIM_INFINITY and soft < wanted:
+        resource.setrlimit(
+            resource.RLIMIT_NOFILE, (wanted if hard == resource.RLIM_INFINITY else min(wanted, hard), hard)
+        )
 
 
 if __name__ == "__main__":

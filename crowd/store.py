@@ -49,6 +49,11 @@ def _measured(report: Report) -> dict[str, Any]:
         "p99_ms": report.overall.p99,
         "max_ms": report.overall.max,
         "behind_s": report.behind_s,
+        "outcomes": json.dumps(report.outcomes, sort_keys=True),
+        "outcome_p50_ms": report.time_to_outcome.p50,
+        "outcome_p95_ms": report.time_to_outcome.p95,
+        "outcome_p99_ms": report.time_to_outcome.p99,
+        "outcome_max_ms": report.time_to_outcome.max,
     }
 
 

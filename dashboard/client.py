@@ -109,7 +109,14 @@ class ApiClient:
         return dict(self.call("POST", "/api/admin/demo/history", json=body, timeout=300))
 
     def start_crowd(
-        self, campaign_id: int, users: int, seconds: float, repeat_share: float, shape: str, connections: int
+        self,
+        campaign_id: int,
+        users: int,
+        seconds: float,
+        repeat_share: float,
+        shape: str,
+        connections: int,
+        wait_share: float = 0.0,
     ) -> dict[str, Any]:
         body = {
             "campaignId": campaign_id,
@@ -118,6 +125,7 @@ class ApiClient:
             "repeatShare": repeat_share,
             "shape": shape,
             "connections": connections,
+            "waitShare": wait_share,
         }
         return dict(self.call("POST", "/api/admin/crowd", json=body))
 

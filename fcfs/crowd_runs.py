@@ -19,6 +19,7 @@ MAX_USERS = 100_000
 MAX_SECONDS = 600.0
 MAX_REPEAT_SHARE = 0.5
 MAX_CONNECTIONS = 1_000
+MAX_WAIT_SHARE = 1.0
 Shape = Literal["flat", "rush"]
 SHAPES: tuple[Shape, ...] = ("flat", "rush")
 ALIVE_WITHIN = dt.timedelta(seconds=10)  # a run whose process is silent longer is LOST
@@ -77,6 +78,7 @@ def create_run(
     repeat_share: float,
     shape: Shape,
     connections: int,
+    wait_share: float = 0.0,
 ) -> int:
     """A new run, STARTING; CrowdRunning if another one is active. The check and the insert are one step for
     every process that starts crowds (the API's and the CLI's), under a database lock."""
@@ -102,6 +104,7 @@ def create_run(
                     repeat_share=repeat_share,
                     shape=shape,
                     connections=connections,
+                    wait_share=wait_share,
                     planned=users + repeats(users, repeat_share),
                     status=RunStatus.STARTING,
                     answers="{}",

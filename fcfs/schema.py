@@ -105,6 +105,7 @@ participation_history = Table(
     UniqueConstraint("campaign_id", "participant_user_id", name="uq_history_one_attempt_per_user"),
     Index("ix_history_campaign_decided", "campaign_id", "decided_at"),
     Index("ix_history_decided_campaign_status", "decided_at", "campaign_id", "status"),
+    Index("ix_history_campaign_log", "campaign_id", "kafka_offset"),  # the decision feed's ranges (0011)
 )
 
 consumer_offset = Table(
@@ -251,6 +252,14 @@ crowd_run = Table(
     Column("p99_ms", Float, nullable=True),
     Column("max_ms", Float, nullable=True),
     Column("behind_s", Float, nullable=False, server_default="0"),
+    # the share of users who wait for their outcome after the 202 (the held look-up), what they learned
+    # (JSON: {"SUCCESS": n, "FAIL": n, "no outcome": n, …}) and the time from the click to it (0012)
+    Column("wait_share", Float, nullable=False, server_default="0"),
+    Column("outcomes", Text, nullable=True),
+    Column("outcome_p50_ms", Float, nullable=True),
+    Column("outcome_p95_ms", Float, nullable=True),
+    Column("outcome_p99_ms", Float, nullable=True),
+    Column("outcome_max_ms", Float, nullable=True),
     Column("error", Text, nullable=True),
     Column("host", String(255), nullable=True),
     Column("pid", Integer, nullable=True),

@@ -97,8 +97,20 @@ class Settings(BaseSettings):
     # the address the operators' plane listens on (`--plane ops`): loopback unless configured, whatever API_HOST
     # says for the crowd's door
     ops_host: str = "127.0.0.1"
-    # requests each API process works on at once (the rest wait in the server's queue); 0: the server's default
+    # requests each API process works on at once (the rest wait in the server's queue); 0: the held look-ups'
+    # bound (WAIT_MAX_HELD) + 2,048
     api_backpressure: int = Field(default=0, ge=0)
+    # the look-up: each API process learns the worker's decisions in bulk this often (the decision feed), and
+    # keeps the answers of this many decided requests (the newest; older ones are read once more on demand)
+    decision_feed_interval_s: float = Field(default=0.2, ge=0.02, le=10)
+    decided_cache_size: int = Field(default=250_000, ge=1000, le=10_000_000)
+    # look-ups held until their decision (waitSeconds): at most this many per API process (503 WAITING_FULL past
+    # it), and per client address (429 TOO_MANY_WAITING; generous: many people may share one address)
+    wait_max_held: int = Field(default=20_000, ge=0, le=1_000_000)
+    wait_max_per_client: int = Field(default=1024, ge=1, le=1_000_000)
+    # the longest a look-up is held (a longer waitSeconds is held this long, then answered PENDING: the client
+    # asks again, as it does after any PENDING)
+    wait_max_s: float = Field(default=30.0, ge=0, le=30)
     # CPU niceness added to this server's processes (0: none): on a machine shared with the operators' plane,
     # the crowd's door at a lower priority leaves the operators' calls the CPU they need during a storm
     api_nice: int = Field(default=0, ge=0, le=19)
@@ -106,6 +118,9 @@ class Settings(BaseSettings):
     lag_sample_interval_s: float = Field(default=1.0, ge=0)
     timezone: str = "Asia/Seoul"
     api_base_url: str = "http://127.0.0.1:8000"
+    # the address people reach the public door at (the Live page's link and QR code to the participant page,
+    # /c/{campaignId}); empty: API_BASE_URL
+    public_url: str = ""
     # the dashboard's sign-in password; empty: the admin token
     dashboard_password: SecretStr = SecretStr("")
     # how long a signed-in browser stays signed in (its session cookie), reloads and links included

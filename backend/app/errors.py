@@ -68,12 +68,14 @@ CODES: dict[str, int] = {
     "UNSUPPORTED_MEDIA_TYPE": 415,
     "VALIDATION_ERROR": 422,
     "RATE_LIMITED": 429,
+    "TOO_MANY_WAITING": 429,
     "BATCH_QUEUE_FULL": 429,
     "INTERNAL_ERROR": 500,
     "KAFKA_UNAVAILABLE": 503,
     "DATABASE_UNAVAILABLE": 503,
     "DATABASE_ERROR": 503,
     "NOT_READY": 503,
+    "WAITING_FULL": 503,
     "CROWD_NOT_STARTED": 503,
 }
 RETRY = {"Retry-After": "1"}
@@ -134,6 +136,22 @@ def rate_limited(kind: str, wait_s: int) -> ApiError:
         "RATE_LIMITED",
         f"too many participation requests from this {kind}, slow down",
         headers={"Retry-After": str(wait_s)},
+    )
+
+
+def too_many_waiting(limit: int) -> ApiError:
+    return ApiError(
+        "TOO_MANY_WAITING",
+        f"this client already waits for {limit} outcomes at once; wait for those, or look up without waitSeconds",
+        headers=RETRY,
+    )
+
+
+def waiting_full(limit: int) -> ApiError:
+    return ApiError(
+        "WAITING_FULL",
+        f"this server process already holds {limit} waiting look-ups; look up without waitSeconds, or retry",
+        headers=RETRY,
     )
 
 

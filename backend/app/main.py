@@ -20,14 +20,27 @@ from backend.app.serve import follow_server
 from backend.contract.responses import document_identity
 from backend.door.body_deadline import BodyDeadlines
 from backend.door.campaign_cache import CampaignCache
+from backend.door.decisions import DecisionFeed
 from backend.door.handler import ParticipationDoor
 from backend.door.intake import Intake
 from backend.door.intake_seconds import IntakeSeconds
+from backend.door.lookup import Lookups
 from backend.door.producer import AsyncProducer
 from backend.door.rate_limit import RATE_LIMIT_FILE, Limits, SharedBuckets
 from backend.queries.kafka_view import KafkaView
-from backend.queries.participation import DecidedAnswers
-from backend.routes import admin, batch, campaigns, crowd, demo, health, operations, participation, stats, support
+from backend.routes import (
+    admin,
+    batch,
+    campaigns,
+    crowd,
+    demo,
+    health,
+    operations,
+    page,
+    participation,
+    stats,
+    support,
+)
 from fcfs.aggregation import abandon_orphaned_jobs
 from fcfs.clients import ClientAddresses
 from fcfs.db import make_engine
@@ -70,7 +83,23 @@ def create_app(settings: Settings | None = None) -> ParticipationDoor:
         app.state.settings = settings
         app.state.engine = engine
         app.state.signer = RequestIdSigner(settings.request_id_secret.get_secret_value())
-        app.state.decided = DecidedAnswers()  # the look-up's answers for decided requests
+        feed = DecisionFeed(
+            engine,
+            group=settings.kafka_consumer_group,
+            topic=settings.kafka_topic,
+            interval_s=settings.decision_feed_interval_s,
+            cache_size=settings.decided_cache_size,
+            held_max=settings.wait_max_held,
+            held_per_client=settings.wait_max_per_client,
+        )
+        app.state.lookups = door.lookups = Lookups(
+            engine,
+            app.state.signer,
+            feed,
+            group=settings.kafka_consumer_group,
+            topic=settings.kafka_topic,
+            max_wait_s=settings.wait_max_s,
+        )
         app.state.producer = AsyncProducer(producer_config(settings), settings.kafka_produce_timeout_ms / 1000)
         app.state.campaigns = CampaignCache(engine, lambda: app.state.producer.partitions(settings.kafka_topic))
         app.state.batch_executor = ThreadPoolExecutor(max_workers=2, thread_name_prefix="aggregate")
@@ -103,6 +132,7 @@ def create_app(settings: Settings | None = None) -> ParticipationDoor:
         app.state.batch_executor.submit(_abandon_orphaned_jobs, engine)
         sampler = LagSampler(app.state.kafka_view, engine, settings.lag_sample_interval_s)
         sampler.start()
+        feed.start()
         intake_seconds.start()
         metrics_flusher = asyncio.create_task(BATCHED.flush_every(1.0))
         try:
@@ -111,6 +141,8 @@ def create_app(settings: Settings | None = None) -> ParticipationDoor:
             metrics_flusher.cancel()
             BATCHED.flush()
             await sampler.stop()
+            await feed.stop()
+            app.state.lookups.close()
             await intake_seconds.stop()
             app.state.batch_executor.shutdown(wait=True, cancel_futures=False)
             app.state.lock_engine.dispose()
@@ -136,6 +168,7 @@ def create_app(settings: Settings | None = None) -> ParticipationDoor:
     app.add_api_route("/metrics", metrics_response, methods=["GET"], include_in_schema=False)
     if settings.api_plane != "ops":  # the participation doors only where the crowd's limits count them
         app.include_router(participation.router)
+        app.include_router(page.router)
         if settings.bench_endpoints:
             app.include_router(participation.bench_router)
     app.include_router(participation.lookup_router)

@@ -18,7 +18,15 @@ import secrets
 import time
 from collections.abc import Iterable
 
-from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram, generate_latest, multiprocess
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    generate_latest,
+    multiprocess,
+)
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -44,6 +52,13 @@ PRODUCE_SECONDS = Histogram(
 # value is a time series kept for the process's life: a client must not be able to choose them)
 METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
 PARTICIPATIONS = Counter("fcfs_participation_requests_total", "Participation requests by answer", ["answer"])
+LOOKUPS_HELD = Gauge(
+    "fcfs_lookups_held", "Look-ups held until their decision (waitSeconds)", multiprocess_mode="livesum"
+)
+LOOKUP_DATABASE_READS = Counter(
+    "fcfs_lookup_database_reads_total", "Look-ups that read the database (the others: the decision feed alone)"
+)
+DECISIONS_LEARNED = Counter("fcfs_decision_feed_rows_total", "Decisions the API process learned from its feed")
 
 
 class BatchedMetrics:

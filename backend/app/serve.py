@@ -123,7 +123,8 @@ def serve(args: argparse.Namespace, settings: Settings) -> None:
         backlog=2048,
         # the header read's timeout is also the keep-alive's idle one: a quiet connection is closed after it
         http1_settings=HTTP1Settings(header_read_timeout=int(settings.idle_timeout_s * 1000)),
-        backpressure=settings.api_backpressure or None,
+        # held look-ups (waitSeconds) are requests in progress too: room for every one of them, and the rest
+        backpressure=settings.api_backpressure or settings.wait_max_held + 2048,
         log_level=LogLevels(args.log_level),
         log_access=args.access_log,
         respawn_failed_workers=True,

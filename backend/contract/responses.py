@@ -219,6 +219,12 @@ class CrowdRun(BaseModel):
     p99Ms: float | None
     maxMs: float | None
     behindS: float  # how far the crowd fell behind its schedule (the door or this machine too slow)
+    waitShare: float  # the share of users who wait for their outcome after the 202 (the held look-up)
+    outcomes: dict[str, int]  # what the waiting users learned: {"SUCCESS": n, "FAIL": n, "no outcome": n}
+    outcomeP50Ms: float | None  # from the click to the outcome, for the users who waited
+    outcomeP95Ms: float | None
+    outcomeP99Ms: float | None
+    outcomeMaxMs: float | None
     error: str | None
     createdAt: str | None
     startedAt: str | None

@@ -33,6 +33,9 @@ PRESSED_S = 0.5
 # More reads than this begun or over between two sweeps: the process is busy with bodies, and the reads
 # still waiting may be waiting for it (a burst on a loaded process), not for their clients
 PROGRESS = 16
+# Loop iterations a sweep lets pass before it looks: one to take in the bodies the server has received, one to
+# run the reads they wake
+YIELDS = 2
 
 
 class _Read:
@@ -124,6 +127,10 @@ class BodyDeadlines:
     async def _sweep(self) -> None:
         while True:
             await asyncio.sleep(SWEEP_S)
+            # the reads whose bodies have arrived finish first: on a starved event loop (a burst, a busy machine)
+            # a read may be waiting for the loop to hand it its body, not for its client
+            for _ in range(YIELDS):
+                await asyncio.sleep(0)
             self.sweep(time.monotonic())
 
     def close(self) -> None:

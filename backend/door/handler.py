@@ -18,6 +18,7 @@ import logging
 import re
 import time
 from typing import Any
+from urllib.parse import parse_qsl
 
 import orjson
 from prometheus_client.metrics import Histogram
@@ -36,12 +37,15 @@ from backend.app.errors import (
 from backend.app.observability import BATCHED, HTTP_SECONDS, REQUEST_ID, request_id_of
 from backend.door.body_deadline import BodyDeadlines
 from backend.door.intake import Intake, identify
+from backend.door.lookup import MAX_WAIT_S, Lookups
 from fcfs.clients import ClientAddresses
 from fcfs.events import MAX_CAMPAIGN_ID, MAX_USER_ID
 
 log = logging.getLogger(__name__)
 
 PATH = re.compile(r"/api/campaigns/([^/]*)/(participation|participation-noop)")
+LOOKUP_PATH = re.compile(r"/api/campaigns/([^/]*)/participation/([^/]*)")
+LOOKUP_ROUTE = "/api/campaigns/{campaignId}/participation/{requestId}"
 ROUTES = {
     "participation": "/api/campaigns/{campaignId}/participation",
     "participation-noop": "/api/campaigns/{campaignId}/participation-noop",
@@ -70,10 +74,12 @@ class ParticipationDoor:
     ) -> None:
         self.app = app
         self.intake = intake  # set at start-up, once the producer exists
+        self.lookups: Lookups | None = None  # set at start-up, once the decision feed exists
         self.max_body_bytes = max_body_bytes
         self.clients = clients
         self.bodies = bodies
         self.endpoints = (set(ROUTES) if noop else {"participation"}) if serves else set()
+        self.serves_lookups = serves
         self._timers: dict[tuple[str, int], Histogram] = {}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -81,6 +87,11 @@ class ParticipationDoor:
             match = PATH.fullmatch(scope["path"])
             if match is not None and match[2] in self.endpoints:
                 await self._serve(scope, receive, send, match[1], match[2])
+                return
+        if scope["type"] == "http" and scope["method"] == "GET" and self.serves_lookups:
+            match = LOOKUP_PATH.fullmatch(scope["path"])
+            if match is not None:
+                await self._look_up(scope, send, match[1], match[2])
                 return
         if scope["type"] == "http" and scope["method"] in WITH_BODY:
             await self._forward_with_body(scope, receive, send)
@@ -148,16 +159,46 @@ class ParticipationDoor:
             status, answer = 202, envelope_bytes(data, ACCEPTED_MESSAGE[endpoint])
         except ApiError as exc:
             status, answer, extra = exc.status_code, exc.body(), exc.headers
-        except Exception:
-            token = REQUEST_ID.set(request_id)
-            log.exception("unhandled error on POST %s", scope["path"])
-            REQUEST_ID.reset(token)
-            status, answer = 500, internal_error().body()
+        except Exception:  # noqa: BLE001 - logged with its traceback by unhandled()
+            status, answer = 500, unhandled(request_id, scope)
         await self._answer(send, status, answer, request_id, extra)
-        timer = self._timers.get((endpoint, status))
+        self._observe(endpoint, "POST", ROUTES[endpoint], status, started)
+
+    def _observe(self, kind: str, method: str, route: str, status: int, started: float) -> None:
+        """The request's duration into its histogram (the label set looked up once per kind and status)."""
+        timer = self._timers.get((kind, status))
         if timer is None:
-            timer = self._timers[endpoint, status] = HTTP_SECONDS.labels("POST", ROUTES[endpoint], str(status))
+            timer = self._timers[kind, status] = HTTP_SECONDS.labels(method, route, str(status))
         BATCHED.observe(timer, time.perf_counter() - started)
+
+    async def _look_up(self, scope: Scope, send: Send, campaign: str, request_id: str) -> None:
+        """The look-up, held until the decision with `waitSeconds`: answered from the decision feed."""
+        started = time.perf_counter()
+        trace = request_id_of(scope["headers"])
+        extra: dict[str, str] | None = None
+        wait_s = 0.0
+        try:
+            lookups = self.lookups
+            assert lookups is not None, "the door serves only after start-up"
+            campaign_id = parse_campaign_id(campaign)
+            if len(request_id) > 64:
+                raise invalid("requestId", "String should have at most 64 characters")
+            partition, offset, wait_s = parse_lookup_query(scope["query_string"])
+            forwarded = [value for name, value in scope["headers"] if name == b"x-forwarded-for"]
+            client = self.clients.of(scope["client"][0] if scope.get("client") else "unknown", b",".join(forwarded))
+            data = await lookups.look_up(
+                campaign_id, request_id, client=client, partition=partition, offset=offset, wait_s=wait_s
+            )
+            status, answer = 200, envelope_bytes(data)
+        except ApiError as exc:
+            status, answer, extra = exc.status_code, exc.body(), exc.headers
+        except Exception:  # noqa: BLE001 - logged with its traceback by unhandled()
+            status, answer = 500, unhandled(trace, scope)
+        await self._answer(send, status, answer, trace, extra)
+        if wait_s:  # a held look-up's time is mostly its wait: counted apart
+            self._observe("held", "GET", LOOKUP_ROUTE + "?waitSeconds", status, started)
+        else:
+            self._observe("lookup", "GET", LOOKUP_ROUTE, status, started)
 
     async def _body(self, receive: Receive, client: str) -> bytes:
         """The request's body, by its deadline (408 past it) and within the size limit (413)."""
@@ -174,6 +215,14 @@ class ParticipationDoor:
             raise
         finally:
             self.bodies.end(read)
+
+
+def unhandled(request_id: str, scope: Scope) -> bytes:
+    """A 500's body; the error logged with its traceback, under the request's id."""
+    token = REQUEST_ID.set(request_id)
+    log.exception("unhandled error on %s %s", scope["method"], scope["path"])
+    REQUEST_ID.reset(token)
+    return internal_error().body()
 
 
 async def read_rest(receive: Receive, first: bytes, limit: int) -> bytes:
@@ -212,6 +261,32 @@ def parse_idempotency_key(value: bytes | None) -> str | None:
 def parse_campaign_id(text: str) -> int:
     if not (text.isascii() and text.isdigit()) or len(text) > 19 or not 1 <= int(text) <= MAX_CAMPAIGN_ID:
         raise invalid("campaignId", f"Input should be an integer from 1 to {MAX_CAMPAIGN_ID}")
+    return int(text)
+
+
+def parse_lookup_query(query: bytes) -> tuple[int | None, int | None, float]:
+    """(`partition`, `offset`, `waitSeconds`) of a look-up's query string (the last of a repeated one)."""
+    params = dict(parse_qsl(query.decode("latin-1"), keep_blank_values=True))
+    partition = _whole(params, "partition", 100_000)
+    offset = _whole(params, "offset", 2**63 - 1)
+    wait = params.get("waitSeconds")
+    wait_s = 0.0
+    if wait is not None:
+        try:
+            wait_s = float(wait)
+        except ValueError:
+            raise invalid("waitSeconds", "Input should be a valid number") from None
+        if not 0 <= wait_s <= MAX_WAIT_S:  # (NaN fails too)
+            raise invalid("waitSeconds", f"Input should be from 0 to {MAX_WAIT_S:g}")
+    return partition, offset, wait_s
+
+
+def _whole(params: dict[str, str], name: str, most: int) -> int | None:
+    text = params.get(name)
+    if text is None:
+        return None
+    if not (text.isascii() and text.isdigit()) or len(text) > 19 or int(text) > most:
+        raise invalid(name, f"Input should be an integer from 0 to {most}")
     return int(text)
 
 

@@ -72,21 +72,3 @@ def line_position(engine: Engine, *, group: str, topic: str, partition: int, off
         seconds = (t1 - t0).total_seconds()
         rate = max(c1 - c0, 0) / seconds if seconds > 0 else None
     return LinePosition(max(offset - int(next_offset or 0), 0), rate)
-
-
-class DecidedAnswers:
-    """The look-up's answers for decided requests, kept in this process (a decision never changes): polling a
-    decided request again costs no database read. At most `size` answers; the oldest half goes when full."""
-
-    def __init__(self, size: int = 100_000) -> None:
-        self.size = size
-        self._answers: dict[str, dict[str, Any]] = {}
-
-    def get(self, request_id: str) -> dict[str, Any] | None:
-        return self._answers.get(request_id)
-
-    def put(self, request_id: str, answer: dict[str, Any]) -> None:
-        if len(self._answers) >= self.size:  # dicts keep insertion order: drop the older half at once
-            for old in list(self._answers)[: self.size // 2]:
-                del self._answers[old]
-        self._answers[request_id] = answer

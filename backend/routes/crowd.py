@@ -35,6 +35,7 @@ from fcfs.crowd_runs import (
     MAX_REPEAT_SHARE,
     MAX_SECONDS,
     MAX_USERS,
+    MAX_WAIT_SHARE,
     CrowdRunning,
     RunStatus,
     create_run,
@@ -63,6 +64,10 @@ class CrowdRequest(CamelModel):
     ] = 0.1
     shape: Literal["flat", "rush"] = "flat"
     connections: Annotated[StrictInt, Field(ge=1, le=MAX_CONNECTIONS, description="requests in flight at most")] = 200
+    wait_share: Annotated[
+        StrictInt | StrictFloat,
+        Field(ge=0, le=MAX_WAIT_SHARE, description="share of users who wait for their outcome (the held look-up)"),
+    ] = 0
 
 
 def _run(engine: Engine, run_id: int) -> Row[Any]:
@@ -108,6 +113,7 @@ def start_crowd(body: CrowdRequest, engine: EngineDep, settings: SettingsDep) ->
             repeat_share=float(body.repeat_share),
             shape=body.shape,
             connections=body.connections,
+            wait_share=float(body.wait_share),
         )
     except CrowdRunning as exc:
         raise crowd_running(str(exc)) from None

@@ -2,22 +2,20 @@
 
 from __future__ import annotations
 
-import time
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import APIRouter, Depends, Header, Path, Query, Request
 from starlette.responses import Response
 
-from backend.app.deps import EngineDep, IntakeDep, SettingsDep, SignerDep
-from backend.app.errors import campaign_not_found, envelope, invalid, request_not_found, wrong_channel
+from backend.app.deps import EngineDep, IntakeDep, SignerDep
+from backend.app.errors import campaign_not_found, envelope, invalid, wrong_channel
 from backend.contract.responses import AcceptedParticipation, ParticipationState, SyncParticipation, errors, link, ok
 from backend.contract.schemas import CampaignId, ParticipationRequest
 from backend.door.handler import IDEMPOTENCY_KEY, IDEMPOTENCY_KEY_PROBLEM
 from backend.door.intake import closed, identify, reply
-from backend.queries.participation import DecidedAnswers, decision, line_position, place_among
+from backend.door.lookup import MAX_WAIT_S, Lookups
 from fcfs.events import signed_event
 from fcfs.ledger import CampaignClosed, UnknownCampaign, WrongChannel, decide_now
-from fcfs.request_ids import IssuedRequest, RequestIdSigner
 from fcfs.simulated import HEADER
 
 router = APIRouter(prefix="/api/campaigns/{campaignId}", tags=["participation"])  # the doors (public plane)
@@ -144,62 +142,43 @@ def participate_sync(
 
 @lookup_router.get(
     "/participation/{requestId}",
-    summary="The outcome of a request: PENDING until the worker has decided it",
+    summary="The outcome of a request: PENDING until the worker has decided it; with waitSeconds, held until then",
     operation_id="participationState",
+    description="On the public door, served by the participation door (backend/door/handler.py), same contract.",
     responses={
         **ok(200, ParticipationState),
-        **errors(422, 503, _404="REQUEST_NOT_FOUND: an id this system never issued for this campaign"),
+        **errors(
+            422,
+            _404="REQUEST_NOT_FOUND: an id this system never issued for this campaign",
+            _429="TOO_MANY_WAITING: waitSeconds, and this client already waits for WAIT_MAX_PER_CLIENT outcomes "
+            "at once (Retry-After)",
+            _503="WAITING_FULL: waitSeconds, and this process already holds WAIT_MAX_HELD look-ups (Retry-After); "
+            "DATABASE_UNAVAILABLE",
+        ),
     },
 )
-def participation_state(
+async def participation_state(
     campaign_id: CampaignIdPath,
     request_id: Annotated[str, Path(alias="requestId", max_length=64)],
-    engine: EngineDep,
-    signer: SignerDep,
-    settings: SettingsDep,
     request: Request,
     partition: Annotated[int | None, Query(ge=0, le=100_000, description="the ticket's partition (the 202's)")] = None,
     offset: Annotated[int | None, Query(ge=0, le=2**63 - 1, description="the ticket's offset (the 202's)")] = None,
+    wait_seconds: Annotated[
+        float,
+        Query(
+            alias="waitSeconds",
+            ge=0,
+            le=MAX_WAIT_S,
+            description="hold the answer until the request is decided (answered within about a second of it) or "
+            "this many seconds have passed (then PENDING)",
+        ),
+    ] = 0.0,
 ) -> Response:
     """PENDING with how long it has waited and, given its ticket, how many requests of its partition the worker
     has still to decide before it (`ahead`) and when it will be at the current rate (`etaSeconds`); once
     decided, its outcome, its place among the campaign's decided requests and the winners before it."""
-    issued = _verified(signer, campaign_id, request_id)
-    answers: DecidedAnswers = request.app.state.decided
-    known = answers.get(request_id)
-    if known is not None:
-        return envelope(known)
-    row = decision(engine, request_id=request_id)
-    data: dict[str, Any] = {"requestId": request_id, "campaignId": campaign_id, "userId": issued.user_id}
-    if row is None:
-        data["status"] = "PENDING"
-        if issued.issued_at_ms is not None:  # a keyed id carries no time
-            data["waitingMs"] = max(int(time.time() * 1000) - issued.issued_at_ms, 0)
-        if partition is not None and offset is not None:
-            line = line_position(
-                engine,
-                group=settings.kafka_consumer_group,
-                topic=settings.kafka_topic,
-                partition=partition,
-                offset=offset,
-            )
-            data["ahead"] = line.ahead
-            data["etaSeconds"] = round(line.ahead / line.per_second, 1) if line.per_second else None
-        return envelope(data)
-    place, winners = place_among(engine, campaign_id=campaign_id, decided=row)
-    data |= {
-        "status": row.status.value,
-        "place": place,
-        "winnersBefore": winners,
-        "partition": row.kafka_partition,
-        "offset": row.kafka_offset,
-    }
-    answers.put(request_id, data)
+    lookups: Lookups = request.app.state.lookups
+    data = await lookups.look_up(
+        campaign_id, request_id, client=_client(request), partition=partition, offset=offset, wait_s=wait_seconds
+    )
     return envelope(data)
-
-
-def _verified(signer: RequestIdSigner, campaign_id: int, request_id: str) -> IssuedRequest:
-    issued = signer.verify(campaign_id, request_id)
-    if issued is None:
-        raise request_not_found()
-    return issued

@@ -84,7 +84,7 @@ st.caption(
 )
 if campaigns is not None:
     crowd_target = pick_campaign(campaigns, key="crowd-campaign")
-    crowd_cols = st.columns(5)
+    crowd_cols = st.columns(6)
     crowd_users = crowd_cols[0].number_input(
         "Users", min_value=1, max_value=100_000, value=20_000, step=1000, key="crowd-users"
     )
@@ -100,6 +100,14 @@ if campaigns is not None:
     crowd_connections = crowd_cols[4].number_input(
         "Connections", min_value=1, max_value=1000, value=200, key="crowd-connections"
     )
+    crowd_wait = crowd_cols[5].slider(
+        "Wait for the outcome (%)",
+        min_value=0,
+        max_value=100,
+        value=0,
+        key="crowd-wait",
+        help="the share of users who, after their 202, wait for their outcome (held look-ups) as people do",
+    )
     if crowd_target is not None and st.button("Start the crowd", key="crowd-start", icon=":material/groups:"):
         crowd_campaign: int = crowd_target
         run = attempt(
@@ -110,6 +118,7 @@ if campaigns is not None:
                 crowd_repeat / 100,
                 str(crowd_shape),
                 int(crowd_connections),
+                crowd_wait / 100,
             ),
             "start the crowd",
         )
@@ -171,6 +180,18 @@ def crowd_panel() -> None:
         help=f"p50 {run['p50Ms']} ms · p99 {run['p99Ms']} ms · max {run['maxMs']} ms",
     )
     row[5].metric("Behind schedule", f"{run['behindS']:.1f} s", help="how far the crowd fell behind its plan")
+    if run.get("waitShare"):
+        learned = run.get("outcomes") or {}
+        waiting = st.columns(4)
+        waiting[0].metric("Learned their outcome", f"{sum(v for k, v in learned.items() if k != 'no outcome'):,}")
+        waiting[1].metric("Winners among them", f"{learned.get('SUCCESS', 0):,}")
+        waiting[2].metric(
+            "Click to outcome p95",
+            "–" if run.get("outcomeP95Ms") is None else f"{run['outcomeP95Ms'] / 1000:,.1f} s",
+            help=f"p50 {run.get('outcomeP50Ms')} ms · p99 {run.get('outcomeP99Ms')} ms · "
+            f"max {run.get('outcomeMaxMs')} ms",
+        )
+        waiting[3].metric("No outcome in time", f"{learned.get('no outcome', 0):,}")
     refusals = {k: v for k, v in run["answers"].items() if not k.startswith("20")}
     if refusals:
         st.caption("Answers other than success: " + ", ".join(f"{k}: {v:,}" for k, v in sorted(refusals.items())))

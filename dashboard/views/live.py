@@ -10,6 +10,7 @@ from typing import Any
 import plotly.graph_objects as go
 import streamlit as st
 
+from dashboard.invite import only_this_machine, page_link, qr_png
 from dashboard.series import FULL_RELOAD_S, REFETCH_S, sold_out_second, spans, stalled_seconds, zero_filled
 from dashboard.ui import api, attempt, field, pick_campaign, recover_when_back, table, whole_number
 from fcfs.settings import get_settings
@@ -183,6 +184,20 @@ def live_panel(campaign_id: int) -> None:
         st.plotly_chart(lag_fig, width="stretch", key="lag")
 
 
+def invite(campaign_id: int) -> None:
+    """The participant page's link and QR code: a presenter puts a room of phones into the event."""
+    link = page_link(get_settings(), campaign_id)
+    with st.expander("Invite the room: the participant page", icon=":material/qr_code_2:"):
+        left, right = st.columns([1, 2])
+        left.image(qr_png(link), caption="Scan to take part", width=220)
+        right.markdown(f"[{link}]({link})")
+        right.caption("One tap: the ticket, the place in line, then the outcome as soon as it is decided.")
+        if only_this_machine(link):
+            right.warning(
+                "This link names this machine only: set PUBLIC_URL to the door's address on the room's network."
+            )
+
+
 REQUEST_COLUMNS = {
     "requestId": field("requestId"),
     "outcome": field("status"),
@@ -236,6 +251,7 @@ campaigns = attempt(api().campaigns, "list the campaigns")
 if campaigns is not None:
     chosen = pick_campaign(campaigns)
     if chosen is not None:
+        invite(chosen)
         live_panel(chosen)
         after_the_event(chosen)
 recover_when_back()

@@ -199,6 +199,19 @@ def test_partitions_experiment_finds_violations_only_unkeyed(settings: Settings,
     assert (tmp_path / "partitions.png").read_bytes()[:4] == b"\x89PNG"
 
 
+def test_lookups_benchmark_runs(settings: Settings, tmp_path: Path) -> None:
+    arguments = ["--requests", "400", "--waiters", "300", "--clients", "50", "--duration", "2", "--rounds", "1"]
+    run_bench(
+        settings, "bench.lookups", [*arguments, "--database", "fcfs_test_lookups", "--out-dir", str(tmp_path)], 300
+    )
+    figures = json.loads((tmp_path / "lookups.json").read_text())
+    (look,), (intake,), (held,) = figures["lookups"], figures["intake"], figures["held"]
+    assert look["errors"] == 0 and look["requests_per_s"] > 0 and intake["errors"] == 0
+    assert look["selects_per_lookup"] < 0.5  # answered from the feed: a read each would be 1 and more
+    assert held["waiters"] == held["answered"] == 300 and held["intake_errors"] == 0
+    assert "Look-ups ÷ intake" in (tmp_path / "lookups.md").read_text()
+
+
 def test_ops_plane_benchmark_runs(settings: Settings, tmp_path: Path) -> None:
     run_bench(
         settings,

@@ -9,15 +9,18 @@ import os
 import signal
 import sys
 import time
+from collections import Counter
 from typing import Any
 
 import httpx
 from sqlalchemy import Engine, func, select
 
+from crowd.runner import Crowd, Door, Tally
 from fcfs.crowd_runs import get_run
 from fcfs.kafka import end_offsets
 from fcfs.schema import campaign_intake_second, crowd_run, crowd_run_second, participation_history
 from fcfs.settings import Settings
+from fcfs.simulated import SimulationProofs
 from tests.support import free_port, settings_env, wait_until
 from tests.support.ledger import assert_counters_match_history, assert_decided_as_the_log_says, decided_count
 from tests.support.processes import Api, Processes
@@ -108,6 +111,34 @@ def test_a_storm_through_the_door_is_counted_by_the_crowd_the_door_and_the_worke
     counts = assert_counters_match_history(database, campaign_id)
     assert counts == {"SUCCESS": 300, "FAIL": 2700, "DUPLICATE": 750}
     assert assert_decided_as_the_log_says(settings, database, campaign_id, 300) == 3750
+
+
+def test_users_who_wait_learn_the_outcome_the_worker_recorded(
+    settings: Settings, processes: Processes, database: Engine
+) -> None:
+    """Half the users wait for their outcome after the 202 (held look-ups): the crowd's tally of what they learned
+    is the history's own for the requests of those users, and it reports the time from click to outcome."""
+    api = processes.api(settings)
+    campaign_id = api.create_campaign(total_stock=50, name="crowd that waits")
+    processes.worker(settings)
+    arguments = ["--campaign", str(campaign_id), "--users", "600", "--seconds", "2", "--repeat-share", "0"]
+    crowd = processes.start(
+        "crowd",
+        [*CROWD, *arguments, "--wait-share", "0.5", "--connections", "50", "--target", api.base_url, "--seed", "3"],
+        settings_env(settings),
+    )
+    assert crowd.wait(120) == 0, crowd.log()
+    run = _run_of(database, campaign_id)
+    assert run.status == "FINISHED" and run.accepted == 600 and run.wait_share == 0.5
+    learned = json.loads(run.outcomes)
+    h = participation_history.c
+    with database.connect() as conn:
+        rows = conn.execute(select(h.user_id, h.status).where(h.campaign_id == campaign_id)).all()
+    waiting = Crowd(Door("", 202, SimulationProofs("k")), [], 1, Tally(), wait_share=0.5)
+    recorded = Counter(r.status.value for r in rows if waiting.waits(r.user_id))
+    assert learned == dict(recorded) and 200 < sum(learned.values()) < 400, (learned, recorded)
+    assert 0 < run.outcome_p50_ms <= run.outcome_p95_ms <= run.outcome_p99_ms <= run.outcome_max_ms
+    assert "users waited for their outcome" in crowd.log()
 
 
 def test_refusals_are_counted_by_status_and_error_code(

@@ -4,19 +4,15 @@ the Control page without a reload, and every page recovers by itself when the AP
 from __future__ import annotations
 
 import os
-import shutil
 import signal
 import sys
 import threading
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import httpx
-import pytest
 from selenium import webdriver
-from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
 from selenium.webdriver.common.keys import Keys
 
@@ -27,34 +23,6 @@ from tests.support.processes import Api, Proc, Processes
 
 # Where the screenshot goes: a temporary folder, unless scripts/screenshot.sh asks for the docs' image.
 SCREENSHOT_ENV = "DASHBOARD_SCREENSHOT"
-
-
-@pytest.fixture
-def browser(tmp_path: Path) -> Iterator[webdriver.Chrome]:
-    chromium = shutil.which("chromium")
-    driver_path = shutil.which("chromedriver")
-    assert chromium and driver_path, "install the Debian packages chromium and chromium-driver"
-    options = webdriver.ChromeOptions()
-    options.binary_location = chromium
-    for flag in (
-        "--headless=new",
-        "--no-sandbox",
-        "--disable-gpu",
-        "--disable-dev-shm-usage",
-        "--disable-background-networking",
-        "--disable-component-update",
-        "--disable-sync",
-        "--no-first-run",
-        "--disable-quic",
-        "--window-size=1400,1500",
-        f"--user-data-dir={tmp_path / 'p'}",
-    ):
-        options.add_argument(flag)
-    driver = webdriver.Chrome(service=Service(driver_path), options=options)
-    try:
-        yield driver
-    finally:
-        driver.quit()
 
 
 def shown_metrics(driver: webdriver.Chrome) -> dict[str, str]:

@@ -25,9 +25,15 @@ from tests.support.processes import Processes
 def test_no_server_errors_and_responses_match_the_schema(
     settings: Settings, processes: Processes, with_token: bool, tmp_path: Path
 ) -> None:
-    # bounded: small bulk loads and demo histories; crowds sent to a closed port (and killed afterwards)
+    # bounded: small bulk loads and demo histories; crowds sent to a closed port (and killed afterwards); look-ups
+    # held half a second at most (no worker decides here: every held look-up would last its waitSeconds)
     api = processes.api(
-        settings, BULK_MAX_COUNT="500", DEMO_MAX_DAYS="1", DEMO_MAX_ROWS="100", CROWD_TARGET_URL="http://127.0.0.1:9"
+        settings,
+        BULK_MAX_COUNT="500",
+        DEMO_MAX_DAYS="1",
+        DEMO_MAX_ROWS="100",
+        CROWD_TARGET_URL="http://127.0.0.1:9",
+        WAIT_MAX_S="0.5",
     )
     st = shutil.which("schemathesis", path=str(Path(sys.executable).parent))
     assert st, "schemathesis is a development dependency"

@@ -6,6 +6,7 @@ import re
 import subprocess
 import sys
 import threading
+from collections import Counter
 from typing import Any
 
 import httpx
@@ -94,7 +95,7 @@ def test_campaigns_keep_their_partitions_while_the_topic_grows(
     _post_all(api, b["id"], list(range(1, 81)), answers)
     _post_all(api, c["id"], list(range(1, 81)), answers)
     _post_all(api, legacy, list(range(101, 201)), answers)  # pinned: still where its key went
-    assert answers == [202] * len(answers)  # no 503 while a process learns of the new partitions
+    assert set(answers) == {202}, Counter(answers)  # no 503 while a process learns of the new partitions
 
     # A request for A written to another partition by a tool is not decided: its order is partition 0's.
     producer = Producer(producer_config(settings))

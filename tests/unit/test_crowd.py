@@ -10,8 +10,9 @@ from types import SimpleNamespace
 import pytest
 
 from crowd.plan import Plan
-from crowd.runner import NO_ANSWER, Tally, percentiles
+from crowd.runner import NO_ANSWER, Crowd, Door, Tally, percentiles
 from fcfs.crowd_runs import ALIVE_WITHIN, MAX_USERS, RunStatus, is_loopback, status_of
+from fcfs.simulated import SimulationProofs
 
 
 def test_every_user_clicks_once_and_the_repeats_come_after_their_first_click() -> None:
@@ -103,3 +104,13 @@ def test_a_run_whose_process_went_silent_is_lost() -> None:
     assert status_of(row("STARTING", silent), now) is RunStatus.LOST  # type: ignore[arg-type]
     assert status_of(row("FINISHED", silent), now) is RunStatus.FINISHED  # type: ignore[arg-type]
     assert status_of(row("STOPPED", silent), now) is RunStatus.STOPPED  # type: ignore[arg-type]
+
+
+def test_the_waiting_share_of_users_is_spread_evenly() -> None:
+    door = Door("http://127.0.0.1:1/api/campaigns/1/participation", 202, SimulationProofs("k"))
+    for share in (0.0, 0.3, 1.0):
+        crowd = Crowd(door, [], 1, Tally(), wait_share=share)
+        waiting = sum(crowd.waits(u) for u in range(2**52, 2**52 + 20_000))
+        assert abs(waiting / 20_000 - share) < 0.02, (share, waiting)
+    accepted = {"requestId": "r.s", "partition": 2, "offset": 41, "userId": 9}
+    assert door.lookup(accepted, 25) == f"{door.url}/r.s?partition=2&offset=41&waitSeconds=25"

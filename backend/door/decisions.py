@@ -1,0 +1,426 @@
+"""What an API process knows of the worker's decisions, learned in bulk: the decision feed.
+
+The worker writes a partition's decisions and its next offset in one transaction (I4), so the rows of a
+partition below its stored next offset are all there will ever be below it. The feed follows the campaigns
+people ask about (looked up in the last FOLLOW_FOR_S, at most FOLLOWED): every interval it reads the stored
+next offsets (one small query) and, for each followed campaign whose partition moved, the campaign's new
+rows as one range of the index `(campaign_id, kafka_offset)`. Its cost grows with the decisions of the
+campaigns people wait for, not with everything the workers decide, nor with how many people wait. From it:
+
+- `answers`: the look-up's answer of every decided request of a followed campaign (the newest
+  `DECIDED_CACHE_SIZE`; others are read from the database once, then kept too), so polling a decided request
+  costs no database read;
+- `hold()`: a look-up with `waitSeconds` waits on a future that the feed resolves on the event loop when its
+  request's decision is published — no database read per held request, however many are held;
+- `line()`: how far the worker is in the request's partition and how fast it moves (`ahead`, `etaSeconds`).
+
+A campaign newly followed is read from its first request on (its places counted here, its answers kept),
+then as its requests are decided: a look-up says "not decided" from the feed only at or above the stored
+next offset of the campaign's partition when the feed began to follow it (`since`) and above what it has
+published; below, the answer is published or the database says. Decisions are published on the event loop,
+and a look-up checks and registers on the event loop without an await in between, so no decision falls
+between a look-up's check and its wait.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import math
+import time
+from collections import Counter, deque
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager, suppress
+from dataclasses import dataclass
+from typing import Any, NamedTuple
+
+from sqlalchemy import Engine, select
+
+from backend.app.errors import ApiError, too_many_waiting, waiting_full
+from backend.app.observability import DECISIONS_LEARNED, LOOKUPS_HELD
+from fcfs.schema import campaign, consumer_offset
+
+log = logging.getLogger(__name__)
+READ_ROWS = 5_000  # rows per range query
+PUBLISH_ROWS = 10_000  # rows per feed round at most (the rest in the next round, at once): published in waves
+ROWS = (
+    "SELECT request_id, user_id, status, kafka_offset FROM participation_history "
+    "WHERE campaign_id = %s AND kafka_offset >= %s AND kafka_offset < %s ORDER BY kafka_offset LIMIT %s"
+)
+RATE_WINDOW_S = 10.0  # a partition's decision rate: its progress over about this long
+IDLE_INTERVAL_S = 1.0  # the rounds' interval while nothing moves and nobody waits
+FOLLOW_FOR_S = 600.0  # a campaign is followed this long after its last look-up
+FOLLOWED = 1000  # campaigns followed at most (the ones asked about most lately)
+
+
+class Decided(NamedTuple):
+    """One decided request, as the look-up tells it (a tuple: a process keeps hundreds of thousands)."""
+
+    campaign_id: int
+    user_id: int
+    status: str
+    place: int
+    winners_before: int
+    partition: int | None
+    offset: int | None
+
+    def answer(self, request_id: str) -> dict[str, Any]:
+        return {
+            "requestId": request_id,
+            "campaignId": self.campaign_id,
+            "userId": self.user_id,
+            "status": self.status,
+            "place": self.place,
+            "winnersBefore": self.winners_before,
+            "partition": self.partition,
+            "offset": self.offset,
+        }
+
+
+class Answers:
+    """Decided requests by id, at most `size`; when full, the older half goes at once (dicts keep order)."""
+
+    def __init__(self, size: int) -> None:
+        self.size = size
+        self._by_id: dict[str, Decided] = {}
+
+    def __len__(self) -> int:
+        return len(self._by_id)
+
+    def get(self, request_id: str) -> Decided | None:
+        return self._by_id.get(request_id)
+
+    def put(self, request_id: str, decided: Decided) -> None:
+        if len(self._by_id) >= self.size:
+            for old in list(self._by_id)[: max(self.size // 2, 1)]:
+                del self._by_id[old]
+        self._by_id[request_id] = decided
+
+
+@dataclass(frozen=True, slots=True)
+class Followed:
+    """A campaign the feed follows: its partition, where following began, and how far it is published."""
+
+    partition: int
+    since: int  # its requests at or above this offset are published as they are decided
+    position: int  # every decision of the campaign below this offset is published
+
+
+class Round(NamedTuple):
+    """What one feed round read: each partition's stored next offset, the followed campaigns, the rows."""
+
+    stored: dict[int, int]
+    followed: dict[int, Followed]
+    decided: list[tuple[str, Decided]]
+    more: bool  # rows left for the next round (the round read PUBLISH_ROWS)
+
+
+class TooManyHeld(Exception):
+    """A held look-up over a bound: `per_client` True for the client's bound, False for the process's."""
+
+    def __init__(self, per_client: bool, limit: int) -> None:
+        super().__init__(limit)
+        self.per_client = per_client
+        self.limit = limit
+
+
+class DecisionFeed:
+    def __init__(
+        self,
+        engine: Engine,
+        *,
+        group: str,
+        topic: str,
+        interval_s: float,
+        cache_size: int,
+        held_max: int,
+        held_per_client: int,
+    ) -> None:
+        self.engine = engine
+        self.group = group
+        self.topic = topic
+        self.interval_s = interval_s
+        self.answers = Answers(cache_size)
+        self.held_max = held_max
+        self.held_per_client = held_per_client
+        # on the event loop: what the last round published, who asks and who waits
+        self._stored: dict[int, int] = {}
+        self._followed: dict[int, Followed] = {}
+        self._asked: dict[int, float] = {}  # campaign -> when it was last looked up (monotonic)
+        self._progress: dict[int, deque[tuple[float, int]]] = {}  # per partition: (when, stored next offset)
+        self._fresh_until = 0.0  # monotonic: the feed is current until then (a round went through lately)
+        self._round_at = float("-inf")  # monotonic: when the last round was published
+        self._next_round: list[asyncio.Future[None]] = []  # look-ups waiting for a round
+        self._waiters: dict[str, list[asyncio.Future[Decided]]] = {}
+        self._held_by: Counter[str] = Counter()
+        self.held = 0
+        # in the feed's thread only: each followed campaign's reading and running places
+        self._reading: dict[int, Followed] = {}
+        self._places: dict[int, tuple[int, int]] = {}  # campaign -> (requests decided so far, winners so far)
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="decision-feed")
+        self._task: asyncio.Task[None] | None = None
+        self._wake: asyncio.Event | None = None  # a round at once (somebody asks about a campaign not followed)
+        self._last_stored: dict[int, int] = {}
+        self.rounds = 0
+        self.rows_read = 0
+
+    # -- the feed -----------------------------------------------------------------------------------------
+
+    def start(self) -> None:
+        self._wake = asyncio.Event()
+        self._task = asyncio.get_running_loop().create_task(self._run(), name="decision-feed")
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with suppress(asyncio.CancelledError):
+                await self._task
+        self._executor.shutdown(wait=True, cancel_futures=True)
+
+    async def _run(self) -> None:
+        loop = asyncio.get_running_loop()
+        failing = False
+        while True:
+            now = time.monotonic()
+            asked = {c for c, at in self._asked.items() if now - at < FOLLOW_FOR_S}
+            if len(asked) > FOLLOWED:
+                asked = set(sorted(asked, key=self._asked.__getitem__)[-FOLLOWED:])
+            self._asked = {c: self._asked[c] for c in asked}
+            try:
+                round_ = await loop.run_in_executor(self._executor, self.read_round, asked)
+            except Exception as exc:  # noqa: BLE001 - the database may be away; look-ups fall back to it meanwhile
+                if not failing:
+                    log.warning("decision feed: cannot read the decisions (look-ups read the database): %s", exc)
+                failing = True
+                await asyncio.sleep(max(self.interval_s, 1.0))
+                continue
+            if failing:
+                log.info("decision feed: reading the decisions again")
+                failing = False
+            self.publish(round_)
+            if round_.more:
+                continue
+            moved, self._last_stored = round_.stored != self._last_stored, round_.stored
+            # every interval while decisions come or somebody waits; otherwise once a second (or at once when
+            # a look-up asks about a campaign not followed yet)
+            await self._pause(self.interval_s if moved or self.held else max(self.interval_s, IDLE_INTERVAL_S))
+
+    async def _pause(self, seconds: float) -> None:
+        assert self._wake is not None
+        with suppress(TimeoutError):
+            await asyncio.wait_for(self._wake.wait(), seconds)
+        self._wake.clear()
+
+    def read_round(self, asked: set[int]) -> Round:
+        """In the feed's thread: the stored next offsets, then each followed campaign's new rows (in log order).
+        What it follows changes only once the whole round is read."""
+        with self.engine.connect() as conn:
+            stored = {
+                int(p): int(n)
+                for p, n in conn.execute(
+                    select(consumer_offset.c.partition_id, consumer_offset.c.next_offset).where(
+                        consumer_offset.c.consumer_group == self.group, consumer_offset.c.topic == self.topic
+                    )
+                )
+            }
+            new = sorted(asked - self._reading.keys())
+            partitions = (
+                {
+                    int(c): p
+                    for c, p in conn.execute(
+                        select(campaign.c.id, campaign.c.kafka_partition).where(campaign.c.id.in_(new))
+                    )
+                }
+                if new
+                else {}
+            )
+        reading = {c: f for c, f in self._reading.items() if c in asked}
+        places = {c: p for c, p in self._places.items() if c in reading}
+        for c in new:
+            if partitions.get(c) is not None:  # (a campaign without one goes by key: not followed, read on demand)
+                # read from its first request on, so every place is counted here (and the answers kept)
+                reading[c] = Followed(partitions[c], stored.get(partitions[c], 0), 0)
+                places[c] = (0, 0)
+        decided: list[tuple[str, Decided]] = []
+        for c, followed in reading.items():
+            end = stored.get(followed.partition, 0)
+            cursor = followed.position
+            while cursor < end and len(decided) < PUBLISH_ROWS:
+                read, cursor = self._read(c, followed.partition, cursor, end, places)
+                decided += read
+            reading[c] = Followed(followed.partition, followed.since, cursor)
+        more = any(f.position < stored.get(f.partition, 0) for f in reading.values())
+        self._reading, self._places = reading, places
+        self.rows_read += len(decided)
+        return Round(stored, dict(reading), decided, more)
+
+    def _read(
+        self, campaign_id: int, partition: int, start: int, end: int, places: dict[int, tuple[int, int]]
+    ) -> tuple[list[tuple[str, Decided]], int]:
+        """The campaign's decided requests in [start, end) of the log (READ_ROWS at most), each with its place — a
+        campaign's rows come in log order (one partition, one worker at a time) and are read from its first one
+        on, so each place is the previous one + 1 — and where the next read starts. Plain tuples from the driver:
+        the feed reads every decision of the campaigns people wait for."""
+        with self.engine.connect() as conn:
+            rows = conn.exec_driver_sql(ROWS, (campaign_id, start, end, READ_ROWS)).all()
+        count, winners = places[campaign_id]
+        decided = []
+        for request_id, user_id, status, offset in rows:
+            count += 1
+            decided.append((request_id, Decided(campaign_id, user_id, status, count, winners, partition, offset)))
+            winners += status == "SUCCESS"
+        places[campaign_id] = (count, winners)
+        return decided, rows[-1][3] + 1 if len(rows) == READ_ROWS else end
+
+    def publish(self, round_: Round) -> None:
+        """On the event loop: the round's decisions become answers and wake their held look-ups."""
+        now = time.monotonic()
+        for partition, next_offset in round_.stored.items():
+            progress = self._progress.setdefault(partition, deque())
+            progress.append((now, next_offset))
+            while len(progress) > 2 and now - progress[1][0] >= RATE_WINDOW_S:
+                progress.popleft()
+        self._stored, self._followed = round_.stored, round_.followed
+        answers = self.answers
+        waiters = self._waiters
+        for request_id, decided in round_.decided:
+            answers.put(request_id, decided)
+            held = waiters.pop(request_id, None)
+            if held is not None:
+                for future in held:
+                    if not future.done():
+                        future.set_result(decided)
+        self._fresh_until = now + 3 * max(self.interval_s, IDLE_INTERVAL_S)  # a few rounds missed: not current
+        self._round_at = now
+        asked, self._next_round = self._next_round, []
+        for round_done in asked:
+            if not round_done.done():
+                round_done.set_result(None)
+        self.rounds += 1
+        if round_.decided:
+            DECISIONS_LEARNED.inc(len(round_.decided))
+
+    # -- what a look-up asks ------------------------------------------------------------------------------
+
+    def ask(self, campaign_id: int) -> None:
+        """A look-up of the campaign: followed from the next round on (asking again keeps it followed)."""
+        known = campaign_id in self._asked
+        self._asked[campaign_id] = time.monotonic()
+        if not known and self._wake is not None:
+            self._wake.set()
+
+    def fresh(self) -> bool:
+        """Whether the feed is current (a round went through lately): only then may it say "not decided"."""
+        return time.monotonic() < self._fresh_until
+
+    def following(self, campaign_id: int) -> bool:
+        return campaign_id in self._followed
+
+    async def current(self, campaign_id: int | None = None) -> None:
+        """At most DECISION_FEED_INTERVAL_S old and, given a campaign, following it: otherwise wait for a round,
+        asked for now (one round for all who ask; at most an idle interval)."""
+        recent = time.monotonic() - self._round_at <= self.interval_s
+        if self._wake is None or (recent and (campaign_id is None or campaign_id in self._followed)):
+            return
+        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._next_round.append(future)
+        self._wake.set()
+        with suppress(TimeoutError):
+            await asyncio.wait_for(future, IDLE_INTERVAL_S + self.interval_s)
+
+    async def caught_up(self, campaign_id: int, partition: int | None, offset: int | None, timeout_s: float) -> None:
+        """While the feed reads a newly followed campaign from its start, a ticket it has not reached yet waits
+        for it (rounds follow each other at once then), at most `timeout_s`: its answer is coming, no need to
+        read the database for it."""
+        deadline = time.monotonic() + timeout_s
+        while True:
+            followed = self._followed.get(campaign_id)
+            left = deadline - time.monotonic()
+            if (
+                followed is None
+                or partition != followed.partition
+                or offset is None
+                or not followed.position <= offset < followed.since
+                or left <= 0
+            ):
+                return
+            round_done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+            self._next_round.append(round_done)
+            with suppress(TimeoutError):
+                await asyncio.wait_for(round_done, left)
+
+    def pending_in_feed(self, campaign_id: int, partition: int | None, offset: int | None) -> bool:
+        """Whether the feed alone can say the request with this ticket is not decided yet: the campaign followed
+        since before the ticket, on the ticket's partition, and nothing of it published at or past the ticket."""
+        followed = self._followed.get(campaign_id)
+        return (
+            followed is not None
+            and partition == followed.partition
+            and offset is not None
+            and offset >= max(followed.since, followed.position)
+            and self.fresh()
+        )
+
+    def published_in_feed(self, campaign_id: int, partition: int | None, offset: int | None) -> bool:
+        """Whether the request with this ticket was decided while the campaign was followed (so its answer was
+        published: in `answers` unless evicted since)."""
+        followed = self._followed.get(campaign_id)
+        return (
+            followed is not None
+            and partition == followed.partition
+            and offset is not None
+            and followed.since <= offset < followed.position
+        )
+
+    def rate(self, partition: int) -> float | None:
+        """The partition's decisions per second lately (its stored offset's progress); None: not known."""
+        progress = self._progress.get(partition)
+        if not progress or len(progress) < 2:
+            return None
+        (t0, n0), (t1, n1) = progress[0], progress[-1]
+        return (n1 - n0) / (t1 - t0) if t1 - t0 >= 1.0 else None
+
+    def line(self, partition: int, offset: int) -> tuple[int, float | None]:
+        """(`ahead`, `etaSeconds`) of a pending ticket: the partition's messages the workers have still to
+        decide before it, and when at the partition's recent rate."""
+        ahead = max(offset - self._stored.get(partition, 0), 0)
+        rate = self.rate(partition)
+        eta = round(ahead / rate, 1) if rate else (0.0 if ahead == 0 and rate is not None else None)
+        return ahead, eta if eta is None or math.isfinite(eta) else None
+
+    @contextmanager
+    def hold(self, request_id: str, client: str) -> Iterator[asyncio.Future[Decided]]:
+        """A future resolved with the request's decision when the feed publishes it (the caller bounds the
+        wait). Raises TooManyHeld past the process's or the client's bound."""
+        if self.held >= self.held_max:
+            raise TooManyHeld(False, self.held_max)
+        if self._held_by[client] >= self.held_per_client:
+            raise TooManyHeld(True, self.held_per_client)
+        future: asyncio.Future[Decided] = asyncio.get_running_loop().create_future()
+        self._waiters.setdefault(request_id, []).append(future)
+        self._held_by[client] += 1
+        self.held += 1
+        LOOKUPS_HELD.inc()
+        try:
+            yield future
+        finally:
+            self.held -= 1
+            LOOKUPS_HELD.dec()
+            left = self._held_by[client] - 1
+            if left:
+                self._held_by[client] = left
+            else:
+                del self._held_by[client]
+            held = self._waiters.get(request_id)
+            if held is not None:
+                with suppress(ValueError):
+                    held.remove(future)
+                if not held:
+                    del self._waiters[request_id]
+            future.cancel()
+
+
+def refusal(exc: TooManyHeld) -> ApiError:
+    """429 TOO_MANY_WAITING for a client over its bound, 503 WAITING_FULL for a process over its own."""
+    return too_many_waiting(exc.limit) if exc.per_client else waiting_full(exc.limit)

@@ -1,0 +1,161 @@
+"""The look-up of a participation request: `GET /api/campaigns/{id}/participation/{requestId}`.
+
+Answered from the decision feed (backend/door/decisions.py) wherever it can: a decided request the process
+knows costs no database read, nor does a pending one that shows its ticket (`partition`, `offset`), nor a
+held one (`waitSeconds`). The database is read when the feed cannot tell: a request decided before the
+process started (read once, then kept), a look-up without the ticket, or while the feed is not current.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, TypeVar
+
+from sqlalchemy import Engine
+from sqlalchemy.exc import DBAPIError, OperationalError
+
+from backend.app.errors import database_error, database_unavailable, request_not_found
+from backend.app.observability import LOOKUP_DATABASE_READS
+from backend.app.outages import DATABASE_OUTAGES
+from backend.door.decisions import Decided, DecisionFeed, TooManyHeld, refusal
+from backend.queries.participation import decision, line_position, place_among
+from fcfs.request_ids import IssuedRequest, RequestIdSigner
+
+MAX_WAIT_S = 30.0
+CATCH_UP_S = 2.0  # a decided request's look-up waits this long at most for the feed to reach it, then reads
+T = TypeVar("T")
+
+
+class Lookups:
+    def __init__(
+        self,
+        engine: Engine,
+        signer: RequestIdSigner,
+        feed: DecisionFeed,
+        *,
+        group: str,
+        topic: str,
+        max_wait_s: float = MAX_WAIT_S,
+    ) -> None:
+        self.engine = engine
+        self.max_wait_s = max_wait_s
+        self.signer = signer
+        self.feed = feed
+        self.group = group
+        self.topic = topic
+        self._executor = ThreadPoolExecutor(max_workers=8, thread_name_prefix="look-up")
+
+    def close(self) -> None:
+        self._executor.shutdown(wait=False, cancel_futures=True)
+
+    async def look_up(
+        self,
+        campaign_id: int,
+        request_id: str,
+        *,
+        client: str,
+        partition: int | None = None,
+        offset: int | None = None,
+        wait_s: float = 0.0,
+    ) -> dict[str, Any]:
+        """The request's state: decided, or PENDING (with `ahead`/`etaSeconds` given its ticket); with
+        `wait_s`, held until its decision is published or the time is up."""
+        issued = self.signer.verify(campaign_id, request_id)
+        if issued is None:
+            raise request_not_found()
+        feed = self.feed
+        feed.ask(campaign_id)
+        known = feed.answers.get(request_id)
+        if known is not None:
+            return known.answer(request_id)
+        ticket = partition is not None and offset is not None
+        if ticket:
+            if not feed.following(campaign_id) or feed.pending_in_feed(campaign_id, partition, offset):
+                await feed.current(campaign_id)  # a round at once if the feed does not follow it yet, or idles
+            await feed.caught_up(campaign_id, partition, offset, CATCH_UP_S)  # (reading the campaign from its start)
+            known = feed.answers.get(request_id)
+            if known is not None:
+                return known.answer(request_id)
+        followed = feed.following(campaign_id)
+        if not feed.pending_in_feed(campaign_id, partition, offset):
+            found = await self._decision(request_id, campaign_id)
+            if found is not None:
+                return found.answer(request_id)
+        wait_s = min(wait_s, self.max_wait_s)
+        if wait_s > 0 and feed.fresh():
+            if not followed:  # it may have been decided before the feed began to follow its campaign: once more
+                await feed.current(campaign_id)
+                if not feed.following(campaign_id):  # (a campaign placed by key: looked up, not held)
+                    return await self._pending(issued, campaign_id, request_id, partition, offset)
+                found = await self._decision(request_id, campaign_id)
+                if found is not None:
+                    return found.answer(request_id)
+            try:
+                with feed.hold(request_id, client) as decided:
+                    done, _ = await asyncio.wait((decided,), timeout=wait_s)
+                    if done:
+                        return decided.result().answer(request_id)
+            except TooManyHeld as exc:
+                raise refusal(exc) from None
+            if not feed.fresh():  # the feed stopped while we waited: the database says
+                found = await self._decision(request_id, campaign_id)
+                if found is not None:
+                    return found.answer(request_id)
+        return await self._pending(issued, campaign_id, request_id, partition, offset)
+
+    async def _decision(self, request_id: str, campaign_id: int) -> Decided | None:
+        """Known to the feed by now, or read from the database (None: not decided)."""
+        known = self.feed.answers.get(request_id)
+        if known is not None:
+            return known
+        found = await self._from_database(request_id, campaign_id)
+        return found if found is not None else self.feed.answers.get(request_id)  # (published meanwhile)
+
+    async def _pending(
+        self, issued: IssuedRequest, campaign_id: int, request_id: str, partition: int | None, offset: int | None
+    ) -> dict[str, Any]:
+        data: dict[str, Any] = {
+            "requestId": request_id,
+            "campaignId": campaign_id,
+            "userId": issued.user_id,
+            "status": "PENDING",
+        }
+        if issued.issued_at_ms is not None:  # a keyed id carries no time
+            data["waitingMs"] = max(int(time.time() * 1000) - issued.issued_at_ms, 0)
+        if partition is not None and offset is not None:
+            if self.feed.fresh():
+                data["ahead"], data["etaSeconds"] = self.feed.line(partition, offset)
+            else:
+                line = await self._read(
+                    lambda: line_position(
+                        self.engine, group=self.group, topic=self.topic, partition=partition, offset=offset
+                    )
+                )
+                data["ahead"] = line.ahead
+                data["etaSeconds"] = round(line.ahead / line.per_second, 1) if line.per_second else None
+        return data
+
+    async def _from_database(self, request_id: str, campaign_id: int) -> Decided | None:
+        """The request's decision read from the database (then kept by the feed's answers), None if not decided."""
+        row = await self._read(lambda: decision(self.engine, request_id=request_id))
+        if row is None:
+            return None
+        place, winners = await self._read(lambda: place_among(self.engine, campaign_id=campaign_id, decided=row))
+        decided = Decided(
+            campaign_id, row.user_id, row.status.value, place, winners, row.kafka_partition, row.kafka_offset
+        )
+        self.feed.answers.put(request_id, decided)
+        return decided
+
+    async def _read(self, read: Callable[[], T]) -> T:
+        LOOKUP_DATABASE_READS.inc()
+        try:
+            return await asyncio.get_running_loop().run_in_executor(self._executor, read)
+        except OperationalError:
+            DATABASE_OUTAGES.note()
+            raise database_unavailable() from None
+        except DBAPIError:
+            raise database_error() from None

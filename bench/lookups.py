@@ -1,0 +1,385 @@
+"""The look-up after a storm: polls of decided requests next to the door's intake, and held look-ups.
+
+**Polls.** `--requests` clicks of one campaign are decided by the worker while the API runs; then 1,000
+connections (wrk, closed loop) look them up at random, each with its ticket as the participant page sends
+it, in turn with rounds of the participation intake (wrk, new users each request), `--rounds` of each,
+the order swapped every round. The database's own statement counter (`Com_select`) over each look-up
+round gives its reads per look-up (the API's own background work included).
+
+**Held.** Each round: `--waiters` clicks not yet decided (no worker running), and as many users waiting
+for them at once (aiohttp in processes of 8,000, `waitSeconds=30`, asked again until decided, from 64
+loopback addresses each); the intake measured while they are held, and alone (before them, or after them:
+the order swapped every round); then the worker decides everything and each waiting user's answer is
+compared with its row's `decided_at` (the time from the decision to the answer, the worker's commit
+included).
+
+Writes docs/benchmarks/lookups.{md,json}.
+
+    python -m bench.lookups [--requests 20000] [--waiters 20000] [--clients 1000] [--duration 10] [--rounds 3]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import datetime as dt
+import ipaddress
+import multiprocessing
+import os
+import resource
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import httpx
+import orjson
+from sqlalchemy import create_engine, select, text
+
+from bench.common import ROOT, api_processes, fresh_database, heading, percentile, run_header, save_json, served_api
+from bench.loadgen import WRK_DONE, WRK_THREADS, attack, run_wrk
+from fcfs.kafka import delete_topics, ensure_topics
+from fcfs.schema import participation_history
+from fcfs.settings import get_settings
+
+OUT = ROOT / "docs" / "benchmarks"
+ADDRESS_BASE = int(ipaddress.IPv4Address("127.78.0.1"))
+ADDRESSES = 64  # the waiting users' source addresses (a client address may hold WAIT_MAX_PER_CLIENT)
+WRK_LOOKUPS = (
+    WRK_THREADS
+    + """
+function init(args)
+  paths = {}
+  for line in io.lines(args[1]) do paths[#paths + 1] = line end
+  math.randomseed(tid * 7919 + os.time())
+end
+function request()
+  return wrk.format("GET", paths[math.random(#paths)])
+end
+"""
+    + WRK_DONE
+)
+
+
+def selects(engine: Any) -> int:
+    with engine.connect() as conn:
+        return int(conn.execute(text("SHOW GLOBAL STATUS LIKE 'Com_select'")).one()[1])
+
+
+async def click_all(base: str, campaign_id: int, users: range) -> list[dict[str, Any]]:
+    """The tickets of `users` clicks (200 at once; aiohttp sends each request's headers and body in one write, as
+    a browser's small POST does: a starved client that sends the body later meets the door's body deadline)."""
+    connector = aiohttp.TCPConnector(limit=200)
+    async with aiohttp.ClientSession(base, connector=connector, timeout=aiohttp.ClientTimeout(total=60)) as client:
+
+        async def one(user: int) -> dict[str, Any]:
+            async with client.post(f"/api/campaigns/{campaign_id}/participation", json={"userId": user}) as r:
+                r.raise_for_status()
+                data: dict[str, Any] = (await r.json())["data"]
+                return data
+
+        return list(await asyncio.gather(*(one(u) for u in users)))
+
+
+def drain(env: dict[str, str]) -> None:
+    """The worker decides everything in the topic, then exits."""
+    subprocess.run([sys.executable, "-m", "worker", "--drain"], cwd=ROOT, env=env, check=True, timeout=600)
+
+
+WAITERS_PER_PROCESS = 8_000  # a process may open 20,000 files here: the waiting users go in several processes
+
+
+class Waiters:
+    """Users waiting for their outcome at once, each by held look-ups until decided, in processes of their own
+    (a process here may not open 20,000 sockets): when each learned it."""
+
+    def __init__(self, base: str, campaign_id: int, tickets: list[dict[str, Any]], folder: Path) -> None:
+        context = multiprocessing.get_context("spawn")
+        chunks = [tickets[n : n + WAITERS_PER_PROCESS] for n in range(0, len(tickets), WAITERS_PER_PROCESS)]
+        self.outputs = [folder / f"waiters-{campaign_id}-{n}.json" for n in range(len(chunks))]
+        self.processes = [
+            context.Process(target=wait_all, args=(base, campaign_id, chunk, n, str(out)), daemon=True)
+            for n, (chunk, out) in enumerate(zip(chunks, self.outputs, strict=True))
+        ]
+
+    def start(self) -> None:
+        for p in self.processes:
+            p.start()
+
+    def join(self, timeout_s: float) -> tuple[dict[str, float], int]:
+        """When each waiting user learned the outcome, and the errors they met."""
+        answered: dict[str, float] = {}
+        errors = 0
+        deadline = time.monotonic() + timeout_s
+        for p, out in zip(self.processes, self.outputs, strict=True):
+            p.join(max(deadline - time.monotonic(), 0))
+            if p.is_alive():
+                p.kill()
+                continue
+            found = orjson.loads(out.read_bytes())
+            answered |= found["answered"]
+            errors += found["errors"]
+        return answered, errors
+
+
+def wait_all(base: str, campaign_id: int, tickets: list[dict[str, Any]], index: int, out: str) -> None:
+    """In a process of its own: each ticket's user waits (held look-ups, waitSeconds=30, again until decided)."""
+    answered: dict[str, float] = {}
+    errors = 0
+
+    async def wait(session: aiohttp.ClientSession, ticket: dict[str, Any]) -> None:
+        nonlocal errors
+        url = (
+            f"{base}/api/campaigns/{campaign_id}/participation/{ticket['requestId']}"
+            f"?partition={ticket['partition']}&offset={ticket['offset']}&waitSeconds=30"
+        )
+        while True:
+            try:
+                async with session.get(url) as response:
+                    payload = await response.read()
+                    status = response.status
+            except (aiohttp.ClientError, TimeoutError, OSError):
+                errors += 1
+                await asyncio.sleep(1)
+                continue
+            if status != 200:
+                errors += 1
+                await asyncio.sleep(1)
+                continue
+            if orjson.loads(payload)["data"]["status"] != "PENDING":
+                answered[ticket["requestId"]] = time.time()
+                return
+
+    async def everyone() -> None:
+        per = len(tickets) // ADDRESSES + 1
+        sessions = [
+            aiohttp.ClientSession(
+                connector=aiohttp.TCPConnector(
+                    limit=per, local_addr=(str(ipaddress.IPv4Address(ADDRESS_BASE + index * ADDRESSES + n)), 0)
+                ),
+                timeout=aiohttp.ClientTimeout(total=45),
+            )
+            for n in range(ADDRESSES)
+        ]
+        try:
+            await asyncio.gather(*(wait(sessions[n % ADDRESSES], t) for n, t in enumerate(tickets)))
+        finally:
+            await asyncio.gather(*(s.close() for s in sessions))
+
+    asyncio.run(everyone())
+    Path(out).write_bytes(orjson.dumps({"answered": answered, "errors": errors}))
+
+
+def held_now(base: str) -> float:
+    """The look-ups the API's processes hold now (multiprocess metrics: summed over them)."""
+    text = httpx.get(f"{base}/metrics", timeout=10).text
+    return sum(float(line.split()[-1]) for line in text.splitlines() if line.startswith("fcfs_lookups_held"))
+
+
+def measure(args: argparse.Namespace) -> dict[str, Any]:
+    settings = get_settings()
+    url = fresh_database(args.database)
+    engine = create_engine(url)
+    topic = f"bench-lookups-{uuid.uuid4().hex[:8]}"
+    env = {"DATABASE_URL": url, "KAFKA_TOPIC": topic, "KAFKA_CONSUMER_GROUP": f"{topic}-group"}
+    topic_settings = settings.model_copy(update={"kafka_topic": topic, "kafka_consumer_group": f"{topic}-group"})
+    worker_env = {**os.environ, **env, "WORKER_METRICS_PORT": "0"}
+    ensure_topics(topic_settings)
+    h = participation_history.c
+    folder = Path(tempfile.mkdtemp(prefix="bench-lookups-"))
+    metrics = folder / "metrics"
+    metrics.mkdir()
+    try:
+        with (
+            served_api({**env, "PROMETHEUS_MULTIPROC_DIR": str(metrics)}, workers=2) as (base, token),
+            httpx.Client(base_url=base, headers={"Authorization": f"Bearer {token}"}, timeout=60) as admin,
+        ):
+
+            def campaign(name: str, stock: int) -> int:
+                created = admin.post("/api/admin/campaigns", json={"name": name, "totalStock": stock})
+                created.raise_for_status()
+                return int(created.json()["data"]["id"])
+
+            watched = api_processes(base)
+            intake_campaign = campaign("intake", 100_000_000)
+            participate = f"{base}/api/campaigns/{intake_campaign}/participation"
+            polled = campaign("polled", max(args.requests // 20, 1))
+            tickets = asyncio.run(click_all(base, polled, range(1, args.requests + 1)))
+            drain(worker_env)
+            time.sleep(1)  # a feed round after the last decision
+            with tempfile.NamedTemporaryFile("w") as paths:
+                paths.write(
+                    "".join(
+                        f"/api/campaigns/{polled}/participation/{t['requestId']}"
+                        f"?partition={t['partition']}&offset={t['offset']}\n"
+                        for t in tickets
+                    )
+                )
+                paths.flush()
+                lookups: list[dict[str, Any]] = []
+                intakes: list[dict[str, Any]] = []
+                user = 10**9
+                for n in range(args.rounds):
+                    for kind in ("lookups", "intake") if n % 2 == 0 else ("intake", "lookups"):
+                        if kind == "lookups":
+                            before = selects(engine)
+                            r = run_wrk(base, args.clients, args.duration, WRK_LOOKUPS, paths.name, watched)
+                            r["selects_per_lookup"] = round((selects(engine) - before) / max(r["requests"], 1), 4)
+                            lookups.append(r)
+                        else:
+                            user += 10**8
+                            intakes.append(
+                                attack(
+                                    participate,
+                                    clients=args.clients,
+                                    duration_s=args.duration,
+                                    first_user=user,
+                                    watched=watched,
+                                )
+                            )
+                        print(kind, (lookups if kind == "lookups" else intakes)[-1], flush=True)
+            drain(worker_env)
+
+            held_rounds: list[dict[str, Any]] = []
+            for n in range(args.rounds):
+                alone_first = n % 2 == 0  # alone before the waiters, or after them: the order swapped every round
+                if alone_first:
+                    user += 10**8
+                    alone = attack(
+                        participate, clients=args.clients, duration_s=args.duration, first_user=user, watched=watched
+                    )
+                waited_campaign = campaign(f"held {n}", max(args.waiters // 20, 1))
+                pending = asyncio.run(click_all(base, waited_campaign, range(1, args.waiters + 1)))
+                waiters = Waiters(base, waited_campaign, pending, folder)
+                waiters.start()
+                deadline = time.monotonic() + 90
+                while held_now(base) < len(pending) and time.monotonic() < deadline:
+                    time.sleep(0.5)
+                held_at_start = held_now(base)
+                user += 10**8
+                held = attack(
+                    participate, clients=args.clients, duration_s=args.duration, first_user=user, watched=watched
+                )
+                drain(worker_env)
+                answered, waiting_errors = waiters.join(120)
+                with engine.connect() as conn:
+                    decided = {  # stored naive, in UTC
+                        rid: at.replace(tzinfo=dt.UTC).timestamp()
+                        for rid, at in conn.execute(
+                            select(h.request_id, h.decided_at).where(h.campaign_id == waited_campaign)
+                        )
+                    }
+                late_ms = [(at - decided[rid]) * 1000 for rid, at in answered.items() if rid in decided]
+                if not alone_first:
+                    user += 10**8
+                    alone = attack(
+                        participate, clients=args.clients, duration_s=args.duration, first_user=user, watched=watched
+                    )
+                result = {
+                    "waiters": len(pending),
+                    "held_before_intake": round(held_at_start),
+                    "answered": len(answered),
+                    "errors": waiting_errors,
+                    "answer_after_decision_ms": {
+                        "p50": round(percentile(late_ms, 50)),
+                        "p99": round(percentile(late_ms, 99)),
+                        "max": round(max(late_ms)),
+                    }
+                    if late_ms
+                    else None,
+                    "intake_alone_per_s": alone["requests_per_s"],
+                    "intake_held_per_s": held["requests_per_s"],
+                    "intake_errors": alone["errors"] + held["errors"],
+                }
+                print("held", result, flush=True)
+                held_rounds.append(result)
+    finally:
+        delete_topics(topic_settings, [topic, topic_settings.dlq_topic])
+        engine.dispose()
+        shutil.rmtree(folder, ignore_errors=True)
+    return {"lookups": lookups, "intake": intakes, "held": held_rounds}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--requests", type=int, default=20_000, help="decided requests looked up at random")
+    parser.add_argument("--waiters", type=int, default=20_000, help="users waiting at once, each round")
+    parser.add_argument("--clients", type=int, default=1000, help="wrk's connections")
+    parser.add_argument("--duration", type=int, default=10, help="seconds of each wrk round")
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--database", default="fcfs_bench_lookups")
+    parser.add_argument("--out-dir", type=Path, default=OUT)
+    args = parser.parse_args()
+    _, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    with contextlib.suppress(ValueError, OSError):  # the servers' sockets (inherited): as many as allowed
+        resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+    figures = {**run_header(args), **measure(args)}
+    save_json(args.out_dir / "lookups.json", figures)
+    (args.out_dir / "lookups.md").write_text("\n".join(report(figures)) + "\n")
+
+
+def median_of(rounds: list[dict[str, Any]], *path: str) -> float:
+    values = []
+    for r in rounds:
+        v: Any = r
+        for key in path:
+            v = v[key]
+        values.append(v)
+    return float(statistics.median(values))
+
+
+def report(r: dict[str, Any]) -> list[str]:
+    s = r["settings"]
+    look, intake, held = r["lookups"], r["intake"], r["held"]
+    look_rate, intake_rate = median_of(look, "requests_per_s"), median_of(intake, "requests_per_s")
+    lines = [
+        *heading(
+            "The look-up after a storm", "bench.lookups", r, ["requests", "waiters", "clients", "duration", "rounds"]
+        ),
+        "",
+        f"**Polls**: {s['requests']:,} decided requests looked up at random by {s['clients']:,} connections (wrk, "
+        f"closed loop, {s['duration']} s rounds, each with its ticket), in turn with the participation intake; "
+        f"medians of {s['rounds']}.",
+        "",
+        "| | requests/s | p50 ms | p99 ms | errors | database SELECTs per look-up |",
+        "|---|---:|---:|---:|---:|---:|",
+        f"| look-ups of decided requests | {look_rate:,.0f} | {median_of(look, 'latency_ms', 'p50')} "
+        f"| {median_of(look, 'latency_ms', 'p99')} | {sum(x['errors'] for x in look)} "
+        f"| {median_of(look, 'selects_per_lookup')} |",
+        f"| participation intake | {intake_rate:,.0f} | {median_of(intake, 'latency_ms', 'p50')} "
+        f"| {median_of(intake, 'latency_ms', 'p99')} | {sum(x['errors'] for x in intake)} | |",
+        "",
+        f"Look-ups ÷ intake: **{look_rate / intake_rate:.2f}**. Rounds: look-ups "
+        + " / ".join(f"{x['requests_per_s']:,}" for x in look)
+        + "; intake "
+        + " / ".join(f"{x['requests_per_s']:,}" for x in intake)
+        + ".",
+        "",
+        f"**Held**: {s['waiters']:,} users waiting at once (held look-ups, `waitSeconds=30`) for requests not yet "
+        "decided; the intake while they are held and alone (before or after them, in turn); then the worker "
+        "decides, and each answer's "
+        "arrival is compared with its row's `decided_at`.",
+        "",
+        "| round | waiting | answered | answer after the decision p50 / p99 / max ms | intake alone /s "
+        "| intake while held /s | change |",
+        "|---|---:|---:|---|---:|---:|---:|",
+    ]
+    for n, x in enumerate(held, start=1):
+        a = x["answer_after_decision_ms"] or {"p50": "-", "p99": "-", "max": "-"}
+        change = x["intake_held_per_s"] / x["intake_alone_per_s"] - 1
+        lines.append(
+            f"| {n} | {x['waiters']:,} | {x['answered']:,} | {a['p50']} / {a['p99']} / {a['max']} "
+            f"| {x['intake_alone_per_s']:,} | {x['intake_held_per_s']:,} | {change:+.1%} |"
+        )
+    return lines
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,238 @@
+"""The participant's side against the real stack: look-ups held until the worker decides (answered from the API's
+decision feed, not a database read each), their bounds, and the participant's page."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import re
+import time
+from concurrent.futures import Future, ThreadPoolExecutor
+from typing import Any
+
+import aiohttp
+import httpx
+from selenium import webdriver
+from selenium.webdriver.common.by import By
+from sqlalchemy import Engine, select, text
+
+from fcfs.schema import participation_history
+from fcfs.settings import Settings
+from tests.support import wait_until
+from tests.support.processes import Api, Processes
+
+h = participation_history.c
+HELD = 300
+
+
+def _selects(database: Engine) -> int:
+    with database.connect() as conn:
+        return int(conn.execute(text("SHOW GLOBAL STATUS LIKE 'Com_select'")).one()[1])
+
+
+def _held(api: Api) -> float:
+    found = re.search(r"^fcfs_lookups_held(?:\{[^}]*\})? (\S+)$", httpx.get(f"{api.base_url}/metrics").text, re.M)
+    return float(found[1]) if found else 0.0
+
+
+def watch_rows(database: Engine, campaign_id: int, count: int) -> Future[dict[str, float]]:
+    """When each of the campaign's history rows could first be read, polled every 50 ms until `count` are seen."""
+
+    def watch() -> dict[str, float]:
+        seen: dict[str, float] = {}
+        deadline = time.monotonic() + 120
+        while len(seen) < count and time.monotonic() < deadline:
+            with database.connect() as conn:
+                ids = conn.execute(select(h.request_id).where(h.campaign_id == campaign_id)).scalars().all()
+            now = time.time()
+            for request_id in ids:
+                seen.setdefault(request_id, now)
+            time.sleep(0.05)
+        return seen
+
+    return ThreadPoolExecutor(max_workers=1).submit(watch)
+
+
+def _post_all(api: Api, campaign_id: int, users: range) -> list[dict[str, Any]]:
+    with api.client() as client:
+        answers = [client.post(f"/api/campaigns/{campaign_id}/participation", json={"userId": u}) for u in users]
+    assert [a.status_code for a in answers].count(202) == len(users)
+    return [a.json()["data"] for a in answers]
+
+
+def test_held_look_ups_are_answered_from_the_feed_when_the_worker_decides(
+    settings: Settings, database: Engine, processes: Processes
+) -> None:
+    """300 look-ups held (waitSeconds=25) before the worker runs: while held they cost the database no read each
+    (its own statement counter), and each is answered with its row's outcome, place and winners before it,
+    soon after the row was written and long before its wait was up."""
+    api = processes.api(settings)
+    campaign_id = api.create_campaign(total_stock=10)
+    tickets = _post_all(api, campaign_id, range(1, HELD + 1))
+    answered: dict[str, tuple[float, dict[str, Any]]] = {}
+
+    async def hold_all() -> None:  # (aiohttp: httpx's pool takes milliseconds per answer with 300 at once)
+        connector = aiohttp.TCPConnector(limit=HELD)
+        async with aiohttp.ClientSession(api.base_url, connector=connector) as client:
+
+            async def hold(ticket: dict[str, Any]) -> None:
+                url = f"/api/campaigns/{campaign_id}/participation/{ticket['requestId']}"
+                params = {"partition": ticket["partition"], "offset": ticket["offset"], "waitSeconds": 25}
+                async with client.get(url, params=params) as r:
+                    assert r.status == 200, await r.text()
+                    answered[ticket["requestId"]] = (time.time(), (await r.json())["data"])
+
+            await asyncio.gather(*(hold(t) for t in tickets))
+
+    selects_before = _selects(database)
+    waiting = asyncio.new_event_loop()
+    holding = waiting.run_in_executor(None, asyncio.run, hold_all())
+    wait_until(lambda: _held(api) == HELD, 30, f"{HELD} held look-ups")
+    time.sleep(1.0)  # held a while: a look-up that polled the database would show here
+    selects_held = _selects(database) - selects_before
+    assert not answered
+    worker_started = time.time()
+    worker = processes.worker(settings, "--drain")
+    visible = watch_rows(database, campaign_id, HELD)  # when each decision could first be read (committed)
+    waiting.run_until_complete(holding)
+    waiting.close()
+    assert worker.wait(60) == 0
+    seen = visible.result(60)
+    # the API's own work (the feed's rounds, the lag sampler, the intake seconds) is a few statements a second;
+    # a read per held look-up would be 300 and more
+    assert selects_held < HELD / 2, selects_held
+
+    with database.connect() as conn:
+        rows = conn.execute(
+            select(h.request_id, h.status, h.kafka_partition, h.kafka_offset, h.decided_at)
+            .where(h.campaign_id == campaign_id)
+            .order_by(h.kafka_offset)
+        ).all()
+    assert len(rows) == len(answered) == HELD
+    late = []
+    for place, row in enumerate(rows, start=1):
+        at, data = answered[row.request_id]
+        assert data["status"] == row.status.value and (data["partition"], data["offset"]) == (
+            row.kafka_partition,
+            row.kafka_offset,
+        )
+        assert (data["place"], data["winnersBefore"]) == (place, min(place - 1, 10))
+        assert at > worker_started and at < worker_started + 25  # woken by the decision, not by the wait's end
+        late.append(at - seen[row.request_id])
+    # within about a second of the decision becoming readable (the worker's commit; an observer polling the table
+    # every 50 ms): the feed reads every DECISION_FEED_INTERVAL_S (0.2 s)
+    assert max(late) < 1.0 + 5 * settings.decision_feed_interval_s, sorted(late)[-5:]
+
+
+def test_a_held_look_up_ends_pending_at_its_wait_and_the_bounds_refuse(
+    settings: Settings, database: Engine, processes: Processes
+) -> None:
+    api = processes.api(settings, WAIT_MAX_PER_CLIENT="3", WAIT_MAX_HELD="5")
+    campaign_id = api.create_campaign(total_stock=1)
+    tickets = _post_all(api, campaign_id, range(1, 9))
+
+    def url(ticket: dict[str, Any]) -> str:
+        return f"/api/campaigns/{campaign_id}/participation/{ticket['requestId']}"
+
+    with api.client() as client:
+        started = time.monotonic()
+        t = tickets[0]
+        r = client.get(url(t), params={"partition": t["partition"], "offset": t["offset"], "waitSeconds": 1.5})
+        assert time.monotonic() - started >= 1.5
+        assert r.json()["data"]["status"] == "PENDING" and r.json()["data"]["ahead"] == t["offset"]
+        for bad in ("31", "-1", "nan", "inf", "soon", ""):
+            r = client.get(url(t), params={"waitSeconds": bad})
+            assert (r.status_code, r.json()["errorCode"]) == (422, "VALIDATION_ERROR"), bad
+
+    async def crowd() -> list[httpx.Response]:
+        async def hold(client: httpx.AsyncClient, ticket: dict[str, Any], delay: float) -> httpx.Response:
+            await asyncio.sleep(delay)
+            return await client.get(url(ticket), params={"waitSeconds": 6})
+
+        # four from 127.0.0.1 (the client's bound: 3), then two from 127.0.0.2 and one from 127.0.0.3 (the
+        # process's: 5 held at most)
+        transports = [httpx.AsyncHTTPTransport(local_address=f"127.0.0.{n}") for n in (1, 2, 3)]
+        clients = [httpx.AsyncClient(base_url=api.base_url, timeout=30, transport=t) for t in transports]
+        try:
+            first = [hold(clients[0], t, 0) for t in tickets[:4]]  # the fourth over the client's bound
+            later = [hold(clients[1], t, 1.0) for t in tickets[4:6]]  # the fourth and fifth held in the process
+            last = [hold(clients[2], tickets[6], 2.0)]  # the sixth: the process is full
+            return list(await asyncio.gather(*first, *later, *last))
+        finally:
+            for c in clients:
+                await c.aclose()
+
+    answers = asyncio.run(crowd())
+    codes = sorted((r.status_code, r.json()["errorCode"]) for r in answers)
+    assert codes == [(200, None)] * 5 + [(429, "TOO_MANY_WAITING"), (503, "WAITING_FULL")], codes
+    assert all(r.headers.get("retry-after") for r in answers if r.status_code != 200)
+    assert all(r.json()["data"]["status"] == "PENDING" for r in answers if r.status_code == 200)
+
+
+def test_the_participant_page_is_served_escaped_and_locked_down(settings: Settings, processes: Processes) -> None:
+    api = processes.api(settings)
+    campaign_id = api.create_campaign(total_stock=3, name='AirPods <script>alert("x")</script> & {about}')
+    with api.client() as client:
+        page = client.get(f"/c/{campaign_id}")
+        assert page.status_code == 200 and page.headers["content-type"].startswith("text/html")
+        assert "<script>alert" not in page.text and "AirPods &lt;script&gt;" in page.text
+        assert "{about}" in page.text and "3 prizes" in page.text  # a name is shown as written, nothing more
+        assert f'data-campaign="{campaign_id}"' in page.text and 'data-auth="none"' in page.text
+        assert "script-src 'self'" in page.headers["content-security-policy"]
+        assert client.get("/c/page.js").headers["content-type"].startswith("text/javascript")
+        missing = client.get("/c/999999999")
+        assert missing.status_code == 404 and "No such campaign" in missing.text
+        assert client.get("/c/nope").status_code == 422
+        assert client.get("/c/page.exe").status_code == 422
+
+
+def test_a_browser_takes_part_on_the_page_and_sees_its_ticket_then_its_outcome(
+    settings: Settings, database: Engine, processes: Processes, browser: webdriver.Chrome
+) -> None:
+    """Headless Chromium clicks "Take part": the page shows the ticket the door gave (the offset Kafka assigned),
+    then — held look-ups, no reload — the outcome the worker recorded for that request: FAIL where another user
+    clicked first on a one-prize campaign, SUCCESS where the browser was first. A reload shows it again."""
+    api = processes.api(settings)
+    taken = api.create_campaign(total_stock=1, name="Taken first")
+    free = api.create_campaign(total_stock=1, name="First come")
+    _post_all(api, taken, range(1, 2))  # somebody else is first in line
+    seen = {}
+    for campaign_id in (taken, free):
+        browser.get(f"{api.base_url}/c/{campaign_id}")
+        browser.find_element(By.ID, "take-part").click()
+        wait_until(lambda: browser.find_element(By.ID, "ticket-number").text, 15, "the ticket on the page")
+        stored = json.loads(browser.execute_script(f"return localStorage.getItem('fcfs-request-{campaign_id}')"))
+        assert browser.find_element(By.ID, "ticket-number").text.startswith(f"#{stored['offset']} ")
+        assert browser.find_element(By.ID, "message").get_attribute("data-status") == "PENDING"
+        seen[campaign_id] = stored
+    assert processes.worker(settings, "--drain").wait(60) == 0
+    with database.connect() as conn:
+        recorded = dict(
+            conn.execute(
+                select(h.request_id, h.status).where(h.request_id.in_([s["requestId"] for s in seen.values()]))
+            ).all()
+        )
+    assert {recorded[seen[taken]["requestId"]].value, recorded[seen[free]["requestId"]].value} == {"FAIL", "SUCCESS"}
+    assert recorded[seen[taken]["requestId"]].value == "FAIL"
+    # the page still open on the last campaign shows its outcome without a reload; the first one on a reload
+    status = wait_until(
+        lambda: (s := browser.find_element(By.ID, "message").get_attribute("data-status")) != "PENDING" and s,
+        15,
+        "the outcome on the page",
+    )
+    assert status == "SUCCESS" and "won" in browser.find_element(By.ID, "message").text
+    # what the click cost the door: one POST, then one look-up held until the decision
+    calls = browser.execute_script(
+        "return performance.getEntriesByType('resource').map(e => [e.initiatorType, e.name])"
+    )
+    api_calls = [name.split("/api/", 1)[1].split("?")[0] for kind, name in calls if "/api/" in name]
+    assert api_calls == [f"campaigns/{free}/participation", f"campaigns/{free}/participation/{seen[free]['requestId']}"]
+    browser.get(f"{api.base_url}/c/{taken}")
+    status = wait_until(
+        lambda: (
+            (s := browser.find_element(By.ID, "message").get_attribute("data-status")) not in ("PENDING", "READY") and s
+        ),
+        15,
+        "the outcome after a reload",
+    )
+    assert status == "FAIL"
