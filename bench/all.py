@@ -36,7 +36,7 @@ class Experiment:
 PLAN = (
     Experiment("consumer_design", (), 4, "experiments/consumer-design.md"),
     Experiment("verification", ("--runs", "5"), 3, "benchmarks/verification.md"),
-    Experiment("ingest", ("--other-server", "--drain-backlog", "300000"), 6, "experiments/ingest.md"),
+    Experiment("ingest", ("--other-server", "--drain-backlog", "300000", "--profile"), 6, "experiments/ingest.md"),
     Experiment(
         "ingest",
         (

@@ -10,6 +10,7 @@ import secrets
 import socket
 import statistics
 import subprocess
+import sys
 import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
@@ -101,6 +102,25 @@ def served(command: list[str], env: dict[str, str], port: int, checkout: Path = 
 
 
 @contextmanager
+def running_worker(env: dict[str, str]) -> Iterator[subprocess.Popen[bytes]]:
+    """A worker (`python -m worker`, as the Procfile runs it) deciding what the block's servers accept."""
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "worker"],
+        cwd=ROOT,
+        env={**os.environ, "WORKER_METRICS_PORT": "0", **env, "PYTHONPATH": str(ROOT)},
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        yield proc
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+
+
+@contextmanager
 def served_api(env: dict[str, str], workers: int = 1, loop: str = "auto") -> Iterator[tuple[str, str]]:
     """Run the API (`python -m backend`) in its own process(es) on a free port; yield (base URL, admin token)."""
     port = free_port()
@@ -115,6 +135,16 @@ def percentile(values: Sequence[float], q: float) -> float:
     if len(values) == 1:
         return float(values[0])
     return float(statistics.quantiles(values, n=100, method="inclusive")[round(q) - 1])
+
+
+def spread(values: Sequence[float]) -> str:
+    """The rounds' min–max of a figure, as the pages write it beside its median."""
+    return f"{min(values):,.0f}–{max(values):,.0f}"
+
+
+def apart(a: Sequence[float], b: Sequence[float]) -> bool:
+    """Whether two figures' rounds do not overlap: a difference worth naming, not the machine's noise."""
+    return max(a) < min(b) or max(b) < min(a)
 
 
 def save_json(path: Path, payload: dict[str, Any]) -> None:

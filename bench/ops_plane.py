@@ -10,8 +10,8 @@ Two layouts, each from a clean state (a fresh topic, a campaign with a large sto
 
 For each: the Live page's poll (the four calls it makes every second: status, new timeline points,
 Kafka offsets and lag status, new lag samples) timed once a second while idle, then during a storm
-(wrk, closed loop, 1,000 connections posting participations); and the storm's intake alone and with
-the polls, to see what polling costs the crowd. Writes docs/benchmarks/ops-plane.{md,json}.
+(wrk, closed loop, 1,000 connections posting participations) while a worker decides them; and the storm's
+intake alone and with the polls, to see what polling costs the crowd. Writes docs/benchmarks/ops-plane.{md,json}.
 
     python -m bench.ops_plane [--clients 1000] [--duration 15]
 """
@@ -31,7 +31,7 @@ from typing import Any
 
 import httpx
 
-from bench.common import ROOT, api_processes, fresh_database, percentile, save_json, served_api
+from bench.common import ROOT, api_processes, fresh_database, percentile, running_worker, save_json, served_api
 from bench.loadgen import attack
 from dashboard.series import REFETCH_S
 from fcfs.kafka import delete_topics, ensure_topics
@@ -94,6 +94,7 @@ def measure(args: argparse.Namespace, layout: str) -> dict[str, Any]:
             door_env = {**env, "API_PLANE": "all" if layout == "one plane" else "public"}
             if layout == NICED:
                 door_env["API_NICE"] = str(args.door_nice)
+            stack.enter_context(running_worker(env))  # deciding as in the shipped layout, in every layout
             door, token = stack.enter_context(served_api(door_env, workers=2))
             ops = door
             if layout != "one plane":
@@ -186,7 +187,8 @@ def main() -> None:
         "door (2 processes, `--plane public`) and the operators' plane (1 process, `--plane ops`) on its own port. "
         f"**Two planes, door niced**: the same with the door's processes at `API_NICE={args.door_nice}`, below "
         "the operators' plane, the broker and the database (the Procfile's layout). "
-        "Everything — servers, broker, database, load generator — on the same cores.\n\n"
+        "In every layout one worker decides the storm's requests as they come (the shipped layout), and "
+        "everything — servers, worker, broker, database, load generator — shares the same cores.\n\n"
         "| layout | idle poll p50 / p95 ms | storm poll p50 / p95 ms | storm p95 ÷ idle p95 | intake alone /s "
         "| intake with polls /s | change | errors |\n|---|---|---|---|---|---|---|---|\n"
         f"{rows}\n"

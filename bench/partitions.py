@@ -46,7 +46,7 @@ from typing import Any
 from confluent_kafka import Producer
 from sqlalchemy import Engine, insert, select, text
 
-from bench.common import EXPERIMENTS, ROOT, fresh_database, heading, run_header, save_results
+from bench.common import EXPERIMENTS, ROOT, apart, fresh_database, heading, run_header, save_results, spread
 from fcfs.db import make_engine, utcnow
 from fcfs.dead_letters import DeadLetter
 from fcfs.events import ParticipationEvent, signed_event
@@ -345,6 +345,7 @@ def report(r: dict[str, Any]) -> list[str]:
             f"| {f'{limit:,}' if limit else '–'} | {x['winners']:,} "
             f"| {', '.join(map(str, x['fcfs_violations_per_run']))} |"
         )
+    lines += ["", *_compared(r["results"])]
     lines += [
         "",
         "Placed or keyed, every campaign's requests stay in one partition and are decided in log order, so the "
@@ -354,6 +355,21 @@ def report(r: dict[str, Any]) -> list[str]:
         "later requests in a less busy partition overtake earlier ones.",
         "",
     ]
+    return lines
+
+
+def _compared(results: list[dict[str, Any]]) -> list[str]:
+    """Placed against murmur2 for each N, named a difference only when their runs' ranges do not overlap."""
+    by = {(x["partitions"], x["placement"]): x for x in results}
+    lines = []
+    for n in sorted({x["partitions"] for x in results}):
+        placed, keyed = by.get((n, "placed")), by.get((n, "murmur2"))
+        if not placed or not keyed:
+            continue
+        a, b = placed["messages_per_s_per_run"], keyed["messages_per_s_per_run"]
+        ratio = placed["messages_per_s"] / keyed["messages_per_s"]
+        verdict = f"{ratio:.2f}x murmur2" if apart(a, b) else f"{ratio:.2f}x murmur2, within the noise (runs overlap)"
+        lines.append(f"- N = {n}: placed {spread(a)} messages/s, murmur2 {spread(b)}: {verdict}.")
     return lines
 
 

@@ -170,8 +170,6 @@ def main() -> None:
         "DATABASE_URL": database_url,
         "KAFKA_TOPIC": settings.kafka_topic,
         "KAFKA_CONSUMER_GROUP": f"bench-sync-kafka-{suffix}",
-        "PARTICIPATION_RATE_LIMIT": "0",
-        "LAG_SAMPLE_INTERVAL_S": "0",
         "WORKER_METRICS_PORT": "0",
         "PYTHONPATH": str(ROOT),
     }

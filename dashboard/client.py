@@ -32,6 +32,9 @@ class Timed:
     wall_ms: float
 
 
+OPERATOR = {"X-Operator": "dashboard"}  # who the switch log says made a switch from the Live page
+
+
 class ApiClient:
     def __init__(self, base_url: str, admin_token: str, timeout_s: float = 5.0) -> None:
         self.base_url = base_url.rstrip("/")
@@ -88,6 +91,21 @@ class ApiClient:
     def create_campaign(self, name: str, total_stock: int, mode: str = "KAFKA", weight: int = 1) -> dict[str, Any]:
         body = {"name": name, "totalStock": total_stock, "mode": mode, "weight": weight}
         return dict(self.call("POST", "/api/admin/campaigns", json=body))
+
+    def switch(self, campaign_id: int, action: str) -> dict[str, Any]:
+        """`pause`, `resume` or `end` the campaign, recorded as the dashboard's switch."""
+        return dict(self.call("POST", f"/api/admin/campaigns/{campaign_id}/{action}", headers=OPERATOR))
+
+    def move_end(self, campaign_id: int, ends_at: dt.datetime | None) -> dict[str, Any]:
+        body = {"endsAt": None if ends_at is None else ends_at.isoformat()}
+        return dict(self.call("PATCH", f"/api/admin/campaigns/{campaign_id}", json=body, headers=OPERATOR))
+
+    def add_stock(self, campaign_id: int, add: int) -> dict[str, Any]:
+        url = f"/api/admin/campaigns/{campaign_id}/stock"
+        return dict(self.call("POST", url, json={"add": add}, headers=OPERATOR))
+
+    def switches(self, campaign_id: int) -> list[dict[str, Any]]:
+        return list(self.call("GET", f"/api/admin/campaigns/{campaign_id}/switches"))
 
     def winners_csv(self, campaign_id: int) -> bytes:
         """The winners as CSV (the API streams it; the download button keeps it for the browser)."""

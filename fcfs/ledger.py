@@ -53,6 +53,10 @@ class CampaignClosed(Exception):
         self.status = status
 
 
+class CampaignPaused(Exception):
+    """An operator paused the campaign: its doors take nothing until it is resumed."""
+
+
 @dataclass(slots=True)
 class BatchResult:
     """How many requests a batch decided, how (and how many it skipped as already recorded)."""
@@ -177,13 +181,14 @@ def history_values(
 def decide_now(engine: Engine, event: ParticipationEvent) -> Outcome:
     """Decide one request at once, in one transaction that holds its campaign's row lock (synchronous path).
 
-    Raises UnknownCampaign, WrongChannel for a campaign of the Kafka door, or CampaignClosed outside
-    the campaign's window. A request already recorded (a retry with the same idempotency key, hence
-    the same id) is not decided again: its recorded outcome is the answer.
+    Raises UnknownCampaign, WrongChannel for a campaign of the Kafka door, CampaignClosed outside the
+    campaign's window, or CampaignPaused while its operators have paused it. A request already recorded (a
+    retry with the same idempotency key, hence the same id) is not decided again: its recorded outcome is the
+    answer.
     """
     with engine.begin() as conn:
         row = conn.exec_driver_sql(
-            "SELECT current_stock, starts_at, ends_at, mode FROM campaign WHERE id = %s FOR UPDATE",
+            "SELECT current_stock, starts_at, ends_at, mode, paused FROM campaign WHERE id = %s FOR UPDATE",
             (event.campaign_id,),
         ).first()
         if row is None:
@@ -198,6 +203,8 @@ def decide_now(engine: Engine, event: ParticipationEvent) -> Outcome:
         refusal = window_refusal(row.starts_at, row.ends_at, utcnow())
         if refusal is not None:
             raise CampaignClosed(refusal)
+        if row.paused:
+            raise CampaignPaused(event.campaign_id)
         outcomes, _ = record_decisions(
             conn, event.campaign_id, row.current_stock, [Delivered(event, -1, -1)], Channel.SYNC
         )

@@ -74,6 +74,8 @@ campaign = Table(
     # The partition its requests go to, for its whole life (NULL: by key, as before placement existed).
     Column("kafka_partition", Integer, nullable=True),
     Column("weight", Integer, nullable=False, server_default="1"),  # expected share of traffic, for placement
+    # An operator's switch (0013): a paused campaign's doors refuse participation; nothing is enqueued.
+    Column("paused", Boolean, nullable=False, server_default=false()),
     CheckConstraint("weight >= 1", name="ck_campaign_weight_positive"),
     CheckConstraint("kafka_partition >= 0", name="ck_campaign_partition_natural"),
     # I1 at the database level: stock never below zero, winners never above the stock.
@@ -94,6 +96,8 @@ participation_history = Table(
     Column("kafka_offset", BigInteger, nullable=True),
     Column("requested_at", Timestamp, nullable=False),
     Column("decided_at", Timestamp, nullable=False),
+    # when a FAIL became a SUCCESS: stock added during the event goes to the earliest FAILs first (0013)
+    Column("promoted_at", Timestamp, nullable=True),
     # A user's first request in a campaign (SUCCESS or FAIL) sets this; repeats (DUPLICATE) leave it
     # NULL. Unique per campaign, it is I3 as a constraint: one first attempt, so one win, per person.
     Column(
@@ -106,6 +110,35 @@ participation_history = Table(
     Index("ix_history_campaign_decided", "campaign_id", "decided_at"),
     Index("ix_history_decided_campaign_status", "decided_at", "campaign_id", "status"),
     Index("ix_history_campaign_log", "campaign_id", "kafka_offset"),  # the decision feed's ranges (0011)
+)
+
+
+class SwitchAction(enum.StrEnum):
+    """What an operator changed during a campaign (the `campaign_switch` log)."""
+
+    PAUSE = "PAUSE"
+    RESUME = "RESUME"
+    END = "END"
+    MOVE_END = "MOVE_END"
+    ADD_STOCK = "ADD_STOCK"
+
+
+campaign_switch = Table(
+    "campaign_switch",
+    metadata,
+    # Every switch of every campaign, in order: who, when, what (0013). The API processes follow it by id to
+    # learn within a second of a switch another process made (backend/door/campaign_cache.py).
+    Column("id", BigInteger, primary_key=True, autoincrement=True),
+    Column("campaign_id", BigInteger, ForeignKey("campaign.id", name="fk_switch_campaign"), nullable=False),
+    Column("at", Timestamp, nullable=False),
+    Column("action", Enum(SwitchAction, native_enum=True, name="switch_action"), nullable=False),
+    Column("actor", String(64), nullable=False),  # the caller's X-Operator, else "admin API"
+    Column("address", String(45), nullable=False),  # the caller's address
+    Column("ends_at_before", Timestamp, nullable=True),
+    Column("ends_at_after", Timestamp, nullable=True),
+    Column("stock_added", Integer, nullable=True),  # ADD_STOCK: the units added, and how many of them went at once
+    Column("promoted", Integer, nullable=True),  # to the earliest FAILs (the rest wait for new arrivals)
+    Index("ix_switch_campaign_at", "campaign_id", "at"),
 )
 
 consumer_offset = Table(

@@ -116,6 +116,9 @@ class Settings(BaseSettings):
     api_nice: int = Field(default=0, ge=0, le=19)
 
     lag_sample_interval_s: float = Field(default=1.0, ge=0)
+    # how often each API process reads the switch log (pause, resume, end, a moved end) for switches made through
+    # another process: every process honours a switch within this time
+    campaign_refresh_s: float = Field(default=1.0, gt=0, le=60)
     timezone: str = "Asia/Seoul"
     api_base_url: str = "http://127.0.0.1:8000"
     # the address people reach the public door at (the Live page's link and QR code to the participant page,

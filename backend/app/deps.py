@@ -47,6 +47,13 @@ async def require_admin(
         raise unauthorized()
 
 
+def client_address(request: Request) -> str:
+    """The client's address (behind trusted proxies, the one they name), as the rate limits count it."""
+    peer = request.client.host if request.client else "unknown"
+    forwarded_for = ",".join(request.headers.getlist("x-forwarded-for"))  # every header, in order, as the door
+    return request.app.state.clients.of(peer, forwarded_for)  # type: ignore[no-any-return]
+
+
 SettingsDep = Annotated[Settings, Depends(get_settings_dep)]
 EngineDep = Annotated[Engine, Depends(_app_state("engine"))]
 ProducerDep = Annotated[AsyncProducer, Depends(_app_state("producer"))]

@@ -59,6 +59,7 @@ CODES: dict[str, int] = {
     "REQUEST_TIMEOUT": 408,
     "CAMPAIGN_NOT_STARTED": 409,
     "CAMPAIGN_ENDED": 409,
+    "CAMPAIGN_PAUSED": 409,
     "WRONG_CHANNEL": 409,
     "BATCH_ALREADY_RUNNING": 409,
     "CROWD_RUNNING": 409,
@@ -218,6 +219,18 @@ def campaign_not_started(campaign_id: int) -> ApiError:
 
 def campaign_ended(campaign_id: int) -> ApiError:
     return ApiError("CAMPAIGN_ENDED", f"campaign {campaign_id} has ended")
+
+
+PAUSED_RETRY_S = 5  # what a paused campaign's door tells a participant to wait before asking again
+
+
+def campaign_paused(campaign_id: int) -> ApiError:
+    """An operator paused the campaign: nothing is taken (or enqueued) until they resume it."""
+    return ApiError(
+        "CAMPAIGN_PAUSED",
+        f"campaign {campaign_id} is paused by its operators; try again shortly",
+        headers={"Retry-After": str(PAUSED_RETRY_S)},
+    )
 
 
 def wrong_channel(campaign_id: int, mode: str) -> ApiError:

@@ -16,6 +16,7 @@ from sqlalchemy import Engine
 from backend.app.errors import install_error_handlers
 from backend.app.lag_sampler import LagSampler
 from backend.app.observability import BATCHED, RequestContextMiddleware, configure_logging, metrics_response
+from backend.app.periodic import Periodic
 from backend.app.serve import follow_server
 from backend.contract.responses import document_identity
 from backend.door.body_deadline import BodyDeadlines
@@ -40,6 +41,7 @@ from backend.routes import (
     participation,
     stats,
     support,
+    switches,
 )
 from fcfs.aggregation import abandon_orphaned_jobs
 from fcfs.clients import ClientAddresses
@@ -101,7 +103,9 @@ def create_app(settings: Settings | None = None) -> ParticipationDoor:
             max_wait_s=settings.wait_max_s,
         )
         app.state.producer = AsyncProducer(producer_config(settings), settings.kafka_produce_timeout_ms / 1000)
-        app.state.campaigns = CampaignCache(engine, lambda: app.state.producer.partitions(settings.kafka_topic))
+        app.state.campaigns = CampaignCache(
+            engine, lambda: app.state.producer.partitions(settings.kafka_topic), on_restocked=feed.refollow
+        )
         app.state.batch_executor = ThreadPoolExecutor(max_workers=2, thread_name_prefix="aggregate")
         app.state.manual_runs = threading.BoundedSemaphore(batch.MAX_MANUAL_RUNS)
         app.state.lock_engine = make_engine(
@@ -132,6 +136,8 @@ def create_app(settings: Settings | None = None) -> ParticipationDoor:
         app.state.batch_executor.submit(_abandon_orphaned_jobs, engine)
         sampler = LagSampler(app.state.kafka_view, engine, settings.lag_sample_interval_s)
         sampler.start()
+        switches = Periodic("campaign switches", app.state.campaigns.follow_switches, settings.campaign_refresh_s)
+        switches.start()
         feed.start()
         intake_seconds.start()
         metrics_flusher = asyncio.create_task(BATCHED.flush_every(1.0))
@@ -141,6 +147,7 @@ def create_app(settings: Settings | None = None) -> ParticipationDoor:
             metrics_flusher.cancel()
             BATCHED.flush()
             await sampler.stop()
+            await switches.stop()
             await feed.stop()
             app.state.lookups.close()
             await intake_seconds.stop()
@@ -176,6 +183,7 @@ def create_app(settings: Settings | None = None) -> ParticipationDoor:
     if settings.api_plane != "public":  # the operators' plane: served apart from the crowd's door (API_PLANE)
         for router in (
             admin.router,
+            switches.router,
             batch.router,
             stats.router,
             operations.router,

@@ -17,7 +17,7 @@ class Periodic:
     """`job` every `interval_s` (never when it is 0), from `start()` until `stop()`; a failing run is logged
     at debug level and the job tried again at the next tick. With `at_stop`, `stop()` runs it a last time."""
 
-    def __init__(self, name: str, job: Callable[[], None], interval_s: float, *, at_stop: bool = False) -> None:
+    def __init__(self, name: str, job: Callable[[], object], interval_s: float, *, at_stop: bool = False) -> None:
         self.name = name
         self.job = job
         self.interval_s = interval_s

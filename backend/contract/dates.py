@@ -1,4 +1,5 @@
-"""Date query parameters of the statistics and batch endpoints: parsed, checked, 400 with an errorCode."""
+"""Dates from clients: the statistics and batch endpoints' date parameters (parsed, checked, 400 with an
+errorCode) and the campaign window's times (stored as naive UTC)."""
 
 from __future__ import annotations
 
@@ -13,6 +14,14 @@ MAX_PERIOD_DAYS = 366
 # Date query parameters are read as text (so a malformed one is our 400 INVALID_DATE, not a framework
 # 422) and documented as dates, so that clients and fuzzers know what they take.
 AS_DATE = {"format": "date"}
+
+
+def stored_utc(value: dt.datetime | None, tz: dt.tzinfo) -> dt.datetime | None:
+    """Aware datetimes as given; naive ones in the configured time zone; stored as naive UTC."""
+    if value is None:
+        return None
+    aware = value if value.tzinfo else value.replace(tzinfo=tz)
+    return aware.astimezone(dt.UTC).replace(tzinfo=None)
 
 
 def parse_day(name: str, value: str, tz: ZoneInfo) -> dt.date:

@@ -14,6 +14,7 @@ from fcfs.campaigns import campaign_status
 from fcfs.crowd_runs import status_of
 from fcfs.db import utcnow
 from fcfs.dead_letters import PREVIEW_BYTES, StoredDeadLetter, printable
+from fcfs.epoch import epoch_seconds
 from fcfs.simulated import is_simulated
 
 WORKER_ALIVE_WITHIN = dt.timedelta(seconds=10)  # a worker silent longer is LOST
@@ -38,6 +39,7 @@ def campaign_json(row: Row[Any], tz: ZoneInfo, now: dt.datetime | None = None) -
         "endsAt": iso(row.ends_at, tz),
         "soldOutAt": iso(row.sold_out_at, tz),
         "createdAt": iso(row.created_at, tz),
+        "paused": bool(row.paused),
     }
 
 
@@ -54,6 +56,24 @@ def campaign_status_json(row: Row[Any], now: dt.datetime | None = None) -> dict[
         "totalParticipation": row.success_count + row.fail_count + row.duplicate_count,
         "stockUsageRate": f"{(winners * 100 / row.total_stock) if row.total_stock else 0:.2f}%",
         "status": campaign_status(row.starts_at, row.ends_at, row.current_stock, now or utcnow()).value,
+        "paused": bool(row.paused),
+    }
+
+
+def switch_json(row: Row[Any], tz: ZoneInfo) -> dict[str, Any]:
+    """A row of the switch log."""
+    return {
+        "id": row.id,
+        "campaignId": row.campaign_id,
+        "ts": epoch_seconds(row.at),
+        "at": iso(row.at, tz),
+        "action": row.action.value,
+        "actor": row.actor,
+        "address": row.address,
+        "endsAtBefore": iso(row.ends_at_before, tz),
+        "endsAtAfter": iso(row.ends_at_after, tz),
+        "stockAdded": row.stock_added,
+        "promoted": row.promoted,
     }
 
 

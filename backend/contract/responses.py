@@ -64,6 +64,9 @@ class ParticipationState(BaseModel):
     winnersBefore: int | None = Field(None, description="decided: the campaign's winners decided before it")
     partition: int | None = Field(None, description="decided: the Kafka partition it was decided from")
     offset: int | None = Field(None, description="decided: its offset there")
+    promoted: bool | None = Field(
+        None, description="decided: true for a FAIL that won stock added later (the earliest FAILs first)"
+    )
 
 
 # -- campaigns -----------------------------------------------------------------------------------------
@@ -82,6 +85,28 @@ class Campaign(BaseModel):
     endsAt: str | None
     soldOutAt: str | None
     createdAt: str | None
+    paused: bool = Field(description="paused by its operators: the doors answer 409 CAMPAIGN_PAUSED")
+
+
+class Switch(BaseModel):
+    """One operator's switch during the event, as the switch log recorded it."""
+
+    id: int
+    campaignId: int
+    ts: float = Field(description="when, epoch seconds")
+    at: str
+    action: Literal["PAUSE", "RESUME", "END", "MOVE_END", "ADD_STOCK"]
+    actor: str = Field(description="the caller's X-Operator header, else 'admin API'")
+    address: str
+    endsAtBefore: str | None
+    endsAtAfter: str | None
+    stockAdded: int | None = Field(description="ADD_STOCK: the units added")
+    promoted: int | None = Field(description="ADD_STOCK: how many of them went to the earliest FAILs at once")
+
+
+class StockAddedAnswer(BaseModel):
+    campaign: Campaign
+    promoted: int = Field(description="FAILs that became SUCCESS, the earliest first")
 
 
 class CampaignStatusPublic(BaseModel):
@@ -95,6 +120,7 @@ class CampaignStatusPublic(BaseModel):
     totalParticipation: int
     stockUsageRate: str
     status: CampaignState
+    paused: bool
 
 
 class TimelinePoint(BaseModel):
@@ -117,12 +143,20 @@ class IntakePoint(BaseModel):
     limited: int
 
 
+class TimelineSwitch(BaseModel):
+    """When an operator switched the campaign and what (who: the operators' plane's switch log)."""
+
+    ts: float
+    action: Literal["PAUSE", "RESUME", "END", "MOVE_END", "ADD_STOCK"]
+
+
 class Timeline(BaseModel):
     campaignId: int
     totalStock: int
     points: list[TimelinePoint]
     intake: list[IntakePoint]
     databaseUnavailable: list[int]  # epoch seconds in which an API process could not reach the database
+    switches: list[TimelineSwitch]  # the operators' switches (pause, resume, end, a moved end) in the same span
 
 
 class BulkPublished(BaseModel):

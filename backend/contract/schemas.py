@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import Annotated
 
-from pydantic import BaseModel, ConfigDict, Field, StrictInt, model_validator
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt, model_validator
 from pydantic.alias_generators import to_camel
 
 from fcfs.events import MAX_USER_ID
@@ -48,6 +48,9 @@ class CampaignCreate(CamelModel):
         StrictInt | None,
         Field(ge=0, le=100_000, description="place it on this partition instead (KAFKA mode); fixed for its life"),
     ] = None
+    paused: Annotated[
+        StrictBool, Field(description="created paused: its doors refuse (409 CAMPAIGN_PAUSED) until resumed")
+    ] = False
 
     @model_validator(mode="after")
     def window_in_order(self) -> CampaignCreate:
@@ -59,6 +62,29 @@ class CampaignCreate(CamelModel):
         if not self.name.strip():
             raise ValueError("name must not be blank")
         return self
+
+
+class CampaignChange(CamelModel):
+    """What an operator may change during the event besides the switches: the end (null: no end)."""
+
+    ends_at: Annotated[dt.datetime | None, Field(description="the new end; in the past ends the campaign now")]
+
+    @model_validator(mode="after")
+    def in_range(self) -> CampaignChange:
+        if self.ends_at is not None and not EARLIEST_TIME <= _aware(self.ends_at) < LATEST_TIME:
+            raise ValueError(f"endsAt must be from {EARLIEST_TIME:%Y-%m-%d} to {LATEST_TIME:%Y-%m-%d} (UTC)")
+        return self
+
+
+class StockAdded(CamelModel):
+    add: Annotated[
+        StrictInt,
+        Field(
+            ge=1,
+            le=100_000,
+            description="units to add (at most 100,000 a call): the earliest FAILs win them first, then new arrivals",
+        ),
+    ]
 
 
 class BulkParticipationRequest(CamelModel):

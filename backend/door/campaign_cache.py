@@ -1,7 +1,11 @@
 """Campaign windows cached in the API process, so the participation hot path needs no database read.
 
-A campaign's id, start, end, mode and partition never change after creation, so a known campaign stays cached; an
-unknown id is remembered for a moment only, so a campaign created since is found at once after.
+A campaign's id, mode and partition never change after creation, so a known campaign stays cached; an unknown id
+is remembered for a moment only, so a campaign created since is found at once after. What an operator may switch
+during the event — paused, the end — is written with a row in the switch log (`campaign_switch`): the process
+that makes the switch updates its window at once, and every process reads the log's new rows every
+`CAMPAIGN_REFRESH_S` (one indexed query) and reloads the windows they name, so a switch holds in every process
+within that time.
 Concurrent misses for one id share one database read: a campaign's first second is a burst of
 requests that all miss at once (1,000 separate reads made the first answers wait seconds).
 
@@ -19,13 +23,13 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import Engine, select, update
+from sqlalchemy import Engine, func, select, update
 from starlette.concurrency import run_in_threadpool
 
 from fcfs.campaigns import CampaignStatus
 from fcfs.epoch import epoch_seconds
 from fcfs.placement import key_partition
-from fcfs.schema import Channel, campaign
+from fcfs.schema import Channel, SwitchAction, campaign, campaign_switch
 
 
 @dataclass(frozen=True, slots=True)
@@ -38,6 +42,7 @@ class CampaignWindow:
     ends_at: dt.datetime | None
     mode: Channel = Channel.KAFKA
     partition: int = -1
+    paused: bool = False
     opens_s: float = field(init=False)
     closes_s: float = field(init=False)
 
@@ -59,13 +64,21 @@ def _epoch_s(value: dt.datetime | None, default: float) -> float:
 
 
 class CampaignCache:
-    def __init__(self, engine: Engine, partitions: Callable[[], int], miss_ttl_s: float = 1.0) -> None:
+    def __init__(
+        self,
+        engine: Engine,
+        partitions: Callable[[], int],
+        miss_ttl_s: float = 1.0,
+        on_restocked: Callable[[int], None] | None = None,
+    ) -> None:
         self._engine = engine
+        self._on_restocked = on_restocked  # stock added to a campaign: its FAILs may be winners now
         self._partitions = partitions  # the topic's partition count now (pinning legacy campaigns)
         self._known: dict[int, CampaignWindow] = {}
         self._missing: dict[int, float] = {}
         self._miss_ttl_s = miss_ttl_s
         self._loading: dict[int, asyncio.Future[CampaignWindow | None]] = {}  # reads in flight
+        self._switches_seen: int | None = None  # the last switch-log id this process has applied
 
     def cached(self, campaign_id: int) -> CampaignWindow | None:
         """The window if this process knows the campaign already (no waiting)."""
@@ -90,17 +103,54 @@ class CampaignCache:
             if len(self._missing) > 10_000:
                 self._missing.clear()
             self._missing[campaign_id] = time.monotonic() + self._miss_ttl_s
-        else:
-            self._known[campaign_id] = window
+        else:  # unless the switch log's follower stored a newer one while this read was in flight
+            window = self._known.setdefault(campaign_id, window)
         return window
 
     def remember(self, window: CampaignWindow) -> None:
         self._known[window.campaign_id] = window
         self._missing.pop(window.campaign_id, None)
 
+    def switched(self, window: CampaignWindow, action: SwitchAction) -> None:
+        """A switch this process made: its window at once (the other processes read the switch log)."""
+        self.remember(window)
+        if action is SwitchAction.ADD_STOCK and self._on_restocked is not None:
+            self._on_restocked(window.campaign_id)
+
+    def follow_switches(self) -> int:
+        """Reload the windows of the known campaigns switched since the last call (by any process); how many.
+        Blocking (the periodic job's thread). The first call notes where the log is and reloads every window
+        known by then (a switch may have come between their reads and this call)."""
+        with self._engine.connect() as conn:
+            if self._switches_seen is None:
+                last = conn.scalar(select(func.max(campaign_switch.c.id))) or 0
+                ids = set(self._known) | set(self._loading)
+            else:
+                switched = conn.execute(
+                    select(campaign_switch.c.id, campaign_switch.c.campaign_id, campaign_switch.c.action)
+                    .where(campaign_switch.c.id > self._switches_seen)
+                    .order_by(campaign_switch.c.id)
+                    .limit(10_000)
+                ).all()
+                if not switched:
+                    return 0
+                last = switched[-1].id
+                if self._on_restocked is not None:
+                    for restocked in {r.campaign_id for r in switched if r.action is SwitchAction.ADD_STOCK}:
+                        self._on_restocked(restocked)
+                # known, or being read now: that read may predate the switch, and yields to the window stored here
+                ids = {
+                    r.campaign_id for r in switched if r.campaign_id in self._known or r.campaign_id in self._loading
+                }
+            rows = conn.execute(select(*WINDOW_COLUMNS).where(campaign.c.id.in_(ids))).all() if ids else []
+        for row in rows:
+            self._known[row.id] = window_of(row)  # one assignment: the event loop sees the old or the new window
+        self._switches_seen = last
+        return len(rows)
+
     def _load(self, campaign_id: int) -> CampaignWindow | None:
         c = campaign.c
-        query = select(c.id, c.starts_at, c.ends_at, c.mode, c.kafka_partition).where(c.id == campaign_id)
+        query = select(*WINDOW_COLUMNS).where(c.id == campaign_id)
         with self._engine.connect() as conn:
             row = conn.execute(query).first()
             if row is not None and row.kafka_partition is None and row.mode is Channel.KAFKA:
@@ -112,7 +162,17 @@ class CampaignCache:
         return None if row is None else window_of(row)
 
 
+WINDOW_COLUMNS = (
+    campaign.c.id,
+    campaign.c.starts_at,
+    campaign.c.ends_at,
+    campaign.c.mode,
+    campaign.c.kafka_partition,
+    campaign.c.paused,
+)
+
+
 def window_of(row: Any) -> CampaignWindow:
     """A campaign row's window (a NULL partition: by key)."""
     partition = -1 if row.kafka_partition is None else row.kafka_partition
-    return CampaignWindow(row.id, row.starts_at, row.ends_at, row.mode, partition)
+    return CampaignWindow(row.id, row.starts_at, row.ends_at, row.mode, partition, bool(row.paused))

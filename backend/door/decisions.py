@@ -33,6 +33,7 @@ from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
+from queue import SimpleQueue
 from typing import Any, NamedTuple
 
 from sqlalchemy import Engine, select
@@ -45,7 +46,7 @@ log = logging.getLogger(__name__)
 READ_ROWS = 5_000  # rows per range query
 PUBLISH_ROWS = 10_000  # rows per feed round at most (the rest in the next round, at once): published in waves
 ROWS = (
-    "SELECT request_id, user_id, status, kafka_offset FROM participation_history "
+    "SELECT request_id, user_id, status, kafka_offset, promoted_at IS NOT NULL FROM participation_history "
     "WHERE campaign_id = %s AND kafka_offset >= %s AND kafka_offset < %s ORDER BY kafka_offset LIMIT %s"
 )
 RATE_WINDOW_S = 10.0  # a partition's decision rate: its progress over about this long
@@ -64,6 +65,7 @@ class Decided(NamedTuple):
     winners_before: int
     partition: int | None
     offset: int | None
+    promoted: bool = False  # a FAIL that won stock added later
 
     def answer(self, request_id: str) -> dict[str, Any]:
         return {
@@ -75,6 +77,7 @@ class Decided(NamedTuple):
             "winnersBefore": self.winners_before,
             "partition": self.partition,
             "offset": self.offset,
+            "promoted": self.promoted,
         }
 
 
@@ -162,8 +165,7 @@ class DecisionFeed:
         self._task: asyncio.Task[None] | None = None
         self._wake: asyncio.Event | None = None  # a round at once (somebody asks about a campaign not followed)
         self._last_stored: dict[int, int] = {}
-        self.rounds = 0
-        self.rows_read = 0
+        self._refollow: SimpleQueue[int] = SimpleQueue()  # campaigns to read again from their first request
 
     # -- the feed -----------------------------------------------------------------------------------------
 
@@ -237,6 +239,11 @@ class DecisionFeed:
             )
         reading = {c: f for c, f in self._reading.items() if c in asked}
         places = {c: p for c, p in self._places.items() if c in reading}
+        while not self._refollow.empty():  # their earlier answers changed (stock added): read them all again
+            again = self._refollow.get_nowait()
+            if again in reading:  # "not decided" only above what was published before; the rest is re-read
+                reading[again] = Followed(reading[again].partition, reading[again].position, 0)
+                places[again] = (0, 0)
         for c in new:
             if partitions.get(c) is not None:  # (a campaign without one goes by key: not followed, read on demand)
                 # read from its first request on, so every place is counted here (and the answers kept)
@@ -252,7 +259,6 @@ class DecisionFeed:
             reading[c] = Followed(followed.partition, followed.since, cursor)
         more = any(f.position < stored.get(f.partition, 0) for f in reading.values())
         self._reading, self._places = reading, places
-        self.rows_read += len(decided)
         return Round(stored, dict(reading), decided, more)
 
     def _read(
@@ -266,9 +272,11 @@ class DecisionFeed:
             rows = conn.exec_driver_sql(ROWS, (campaign_id, start, end, READ_ROWS)).all()
         count, winners = places[campaign_id]
         decided = []
-        for request_id, user_id, status, offset in rows:
+        for request_id, user_id, status, offset, promoted in rows:
             count += 1
-            decided.append((request_id, Decided(campaign_id, user_id, status, count, winners, partition, offset)))
+            decided.append(
+                (request_id, Decided(campaign_id, user_id, status, count, winners, partition, offset, bool(promoted)))
+            )
             winners += status == "SUCCESS"
         places[campaign_id] = (count, winners)
         return decided, rows[-1][3] + 1 if len(rows) == READ_ROWS else end
@@ -297,11 +305,15 @@ class DecisionFeed:
         for round_done in asked:
             if not round_done.done():
                 round_done.set_result(None)
-        self.rounds += 1
         if round_.decided:
             DECISIONS_LEARNED.inc(len(round_.decided))
 
     # -- what a look-up asks ------------------------------------------------------------------------------
+
+    def refollow(self, campaign_id: int) -> None:
+        """The campaign's decided answers changed (stock added: FAILs promoted): the next round reads it again from
+        its first request, replacing every answer kept. From any thread."""
+        self._refollow.put(campaign_id)
 
     def ask(self, campaign_id: int) -> None:
         """A look-up of the campaign: followed from the next round on (asking again keeps it followed)."""

@@ -18,6 +18,7 @@ from backend.app.errors import (
     campaign_ended,
     campaign_not_found,
     campaign_not_started,
+    campaign_paused,
     invalid,
     kafka_unavailable,
     unauthenticated,
@@ -53,7 +54,7 @@ def closed(campaign_id: int, refusal: CampaignStatus) -> ApiError:
 
 def ensure_open(window: CampaignWindow | None, campaign_id: int) -> CampaignWindow:
     """The campaign's window if it takes part through Kafka now; 404 for an unknown campaign, 409 for a
-    campaign of the synchronous door or outside its window."""
+    campaign of the synchronous door, outside its window, or paused by its operators."""
     if window is None:
         raise campaign_not_found(campaign_id)
     if window.mode is not Channel.KAFKA:
@@ -61,6 +62,8 @@ def ensure_open(window: CampaignWindow | None, campaign_id: int) -> CampaignWind
     refusal = window.refusal(time.time())
     if refusal is not None:
         raise closed(campaign_id, refusal)
+    if window.paused:
+        raise campaign_paused(campaign_id)
     return window
 
 

@@ -145,7 +145,14 @@ class Lookups:
             return None
         place, winners = await self._read(lambda: place_among(self.engine, campaign_id=campaign_id, decided=row))
         decided = Decided(
-            campaign_id, row.user_id, row.status.value, place, winners, row.kafka_partition, row.kafka_offset
+            campaign_id,
+            row.user_id,
+            row.status.value,
+            place,
+            winners,
+            row.kafka_partition,
+            row.kafka_offset,
+            row.promoted_at is not None,
         )
         self.feed.answers.put(request_id, decided)
         return decided

@@ -135,6 +135,12 @@
         return follow(accepted);
       }
       const answer = response ? await response.json().catch(() => ({})) : {};
+      if (response && answer.errorCode === "CAMPAIGN_PAUSED") {  // the organisers paused it: wait, then again
+        say("PAUSED", "Paused by the organisers for a moment: your click is kept, trying again…");
+        attempt = -1;  // a pause is not a failure: the tries start again after it
+        await pause(retryAfter(response));
+        continue;
+      }
       const retry = !response || response.status === 503 || response.status === 429;
       if (!retry || attempt >= 5) {
         say("ERROR", answer.message || "Could not take part: try again.");

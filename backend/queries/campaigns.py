@@ -11,8 +11,9 @@ from sqlalchemy import Engine, Row, select
 from backend.app.outages import outage_seconds
 from backend.door.intake_seconds import intake_points
 from backend.queries.timeline import campaign_timeline
+from fcfs.epoch import epoch_seconds
 from fcfs.placement import choose_partition, live_load, placement_lock
-from fcfs.schema import campaign
+from fcfs.schema import campaign, campaign_switch
 
 
 def list_campaigns(engine: Engine, *, limit: int | None = None) -> Sequence[Row[Any]]:
@@ -45,7 +46,8 @@ def create_campaign(engine: Engine, *, values: dict[str, Any], partitions: int, 
 
 def timeline(engine: Engine, *, campaign_id: int, since: dt.datetime | None, limit: int) -> dict[str, Any]:
     """The Live page's curves: decisions per second with running totals, the door's answers per second, the
-    seconds the API found the database unavailable — all from one connection. LookupError: no such campaign."""
+    seconds the API found the database unavailable, the operators' switches (when and what; who is on the
+    operators' plane only) — all from one connection. LookupError: no such campaign."""
     with engine.connect() as conn:
         total_stock, points = campaign_timeline(conn, campaign_id, since, limit)
         intake = intake_points(conn, campaign_id, since, limit)
@@ -53,10 +55,19 @@ def timeline(engine: Engine, *, campaign_id: int, since: dt.datetime | None, lim
             select(campaign.c.created_at).where(campaign.c.id == campaign_id)
         ).scalar_one()
         outages = outage_seconds(conn, created if since is None else max(since, created), limit)
+        log = campaign_switch.c
+        recent = select(log.at, log.action).where(log.campaign_id == campaign_id)
+        switched = [
+            {"ts": epoch_seconds(row.at), "action": row.action.value}
+            for row in conn.execute(
+                (recent if since is None else recent.where(log.at >= since)).order_by(log.id).limit(limit)
+            )
+        ]
     return {
         "campaignId": campaign_id,
         "totalStock": total_stock,
         "points": points,
         "intake": intake,
         "databaseUnavailable": outages,
+        "switches": switched,
     }

@@ -20,7 +20,7 @@ def decision(engine: Engine, *, request_id: str) -> Any:
     None while it is not decided."""
     with engine.connect() as conn:
         return conn.execute(
-            select(h.id, h.status, h.user_id, h.kafka_partition, h.kafka_offset, h.decided_at).where(
+            select(h.id, h.status, h.user_id, h.kafka_partition, h.kafka_offset, h.decided_at, h.promoted_at).where(
                 h.request_id == request_id
             )
         ).first()

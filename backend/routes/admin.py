@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import datetime as dt
 import random
 
 from fastapi import APIRouter
@@ -17,6 +16,7 @@ from backend.app.deps import (
     SignerDep,
 )
 from backend.app.errors import envelope, invalid, kafka_unavailable
+from backend.contract.dates import stored_utc
 from backend.contract.presenters import campaign_json
 from backend.contract.responses import BulkPublished, Campaign, errors, link, ok
 from backend.contract.schemas import BulkParticipationRequest, CampaignCreate
@@ -31,14 +31,6 @@ from fcfs.simulated import simulated_user
 
 RETRY = {"Retry-After": "1"}
 router = APIRouter(prefix="/api/admin", tags=["admin"], dependencies=[AdminDep], responses=errors(401, 503))
-
-
-def _to_utc(value: dt.datetime | None, tz: dt.tzinfo) -> dt.datetime | None:
-    """Aware datetimes as given; naive ones in the configured time zone; stored as naive UTC."""
-    if value is None:
-        return None
-    aware = value if value.tzinfo else value.replace(tzinfo=tz)
-    return aware.astimezone(dt.UTC).replace(tzinfo=None)
 
 
 @router.post(
@@ -83,11 +75,12 @@ def create_campaign(
         "name": body.name.strip(),
         "total_stock": body.total_stock,
         "current_stock": body.total_stock,
-        "starts_at": _to_utc(body.starts_at, settings.tz),
-        "ends_at": _to_utc(body.ends_at, settings.tz),
+        "starts_at": stored_utc(body.starts_at, settings.tz),
+        "ends_at": stored_utc(body.ends_at, settings.tz),
         "created_at": utcnow(),
         "mode": body.mode,
         "weight": body.weight,
+        "paused": body.paused,
     }
     row = stored.create_campaign(engine, values=values, partitions=partitions, partition=body.partition)
     campaigns.remember(window_of(row))
@@ -105,7 +98,7 @@ def list_campaigns(engine: EngineDep, settings: SettingsDep) -> Response:
     summary="Publish `count` requests from distinct users",
     responses={
         **ok(202, BulkPublished),
-        **errors(400, 404, 408, 413, 422, _409="WRONG_CHANNEL, CAMPAIGN_NOT_STARTED, CAMPAIGN_ENDED"),
+        **errors(400, 404, 408, 413, 422, _409="WRONG_CHANNEL, CAMPAIGN_NOT_STARTED, CAMPAIGN_ENDED, CAMPAIGN_PAUSED"),
     },
 )
 async def participate_bulk(

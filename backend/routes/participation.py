@@ -7,28 +7,21 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Header, Path, Query, Request
 from starlette.responses import Response
 
-from backend.app.deps import EngineDep, IntakeDep, SignerDep
-from backend.app.errors import campaign_not_found, envelope, invalid, wrong_channel
+from backend.app.deps import EngineDep, IntakeDep, SignerDep, client_address
+from backend.app.errors import campaign_not_found, campaign_paused, envelope, invalid, wrong_channel
 from backend.contract.responses import AcceptedParticipation, ParticipationState, SyncParticipation, errors, link, ok
 from backend.contract.schemas import CampaignId, ParticipationRequest
 from backend.door.handler import IDEMPOTENCY_KEY, IDEMPOTENCY_KEY_PROBLEM
 from backend.door.intake import closed, identify, reply
 from backend.door.lookup import MAX_WAIT_S, Lookups
 from fcfs.events import signed_event
-from fcfs.ledger import CampaignClosed, UnknownCampaign, WrongChannel, decide_now
+from fcfs.ledger import CampaignClosed, CampaignPaused, UnknownCampaign, WrongChannel, decide_now
 from fcfs.simulated import HEADER
 
 router = APIRouter(prefix="/api/campaigns/{campaignId}", tags=["participation"])  # the doors (public plane)
 lookup_router = APIRouter(prefix="/api/campaigns/{campaignId}", tags=["participation"])  # every plane
 bench_router = APIRouter(prefix="/api/campaigns/{campaignId}", tags=["benchmark"])
 CampaignIdPath = Annotated[CampaignId, Path(alias="campaignId")]
-
-
-def _client(request: Request) -> str:
-    """The client's address (behind trusted proxies, the one they name), as the rate limits count it."""
-    peer = request.client.host if request.client else "unknown"
-    forwarded_for = ",".join(request.headers.getlist("x-forwarded-for"))  # every header, in order, as the door
-    return request.app.state.clients.of(peer, forwarded_for)  # type: ignore[no-any-return]
 
 
 def _idempotency_key(
@@ -67,7 +60,8 @@ DOOR_ERRORS = errors(
     _401="USER_AUTH=jwt: no valid bearer token (UNAUTHENTICATED)",
     _403="USER_AUTH=jwt: the body's userId is not the token's user (USER_MISMATCH)",
     _404="CAMPAIGN_NOT_FOUND",
-    _409="WRONG_CHANNEL (the campaign takes part through the other door), CAMPAIGN_NOT_STARTED, CAMPAIGN_ENDED",
+    _409="WRONG_CHANNEL (the campaign takes part through the other door), CAMPAIGN_NOT_STARTED, CAMPAIGN_ENDED, "
+    "CAMPAIGN_PAUSED (with Retry-After)",
     _429="RATE_LIMITED: over the client's or the user's rate, or too many of the client's bodies still arriving, "
     "with Retry-After",
 )
@@ -127,7 +121,7 @@ def participate_sync(
     request: Request,
     key: IdempotencyKey,
 ) -> Response:
-    intake.limits.check(_client(request), user_id)
+    intake.limits.check(client_address(request), user_id)
     event = signed_event(signer, campaign_id, user_id, key)
     try:
         outcome = decide_now(engine, event)
@@ -137,6 +131,8 @@ def participate_sync(
         raise wrong_channel(campaign_id, exc.mode.value) from None
     except CampaignClosed as exc:
         raise closed(campaign_id, exc.status) from None
+    except CampaignPaused:
+        raise campaign_paused(campaign_id) from None
     return envelope({**reply(event, outcome.value), "method": "SYNC"}, "participation decided")
 
 
@@ -179,6 +175,6 @@ async def participation_state(
     decided, its outcome, its place among the campaign's decided requests and the winners before it."""
     lookups: Lookups = request.app.state.lookups
     data = await lookups.look_up(
-        campaign_id, request_id, client=_client(request), partition=partition, offset=offset, wait_s=wait_seconds
+        campaign_id, request_id, client=client_address(request), partition=partition, offset=offset, wait_s=wait_seconds
     )
     return envelope(data)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -18,6 +19,7 @@ from fcfs.settings import get_settings
 LAG_WINDOW_S = 300
 COLORS = {"success": "#2ca02c", "fail": "#ff7f0e", "duplicate": "#7f7f7f"}
 INTAKE = ("accepted", "unavailable", "limited")
+SWITCHED = {"PAUSE": "paused", "RESUME": "resumed", "END": "ended", "MOVE_END": "end moved", "ADD_STOCK": "stock added"}
 
 
 @dataclass(frozen=True)
@@ -26,6 +28,7 @@ class Moments:
     unavailable: list[tuple[int, int]]  # stretches of seconds with 503s at the door
     database_down: list[tuple[int, int]]  # stretches the API found the database unavailable
     stalled: list[tuple[int, int]]  # stretches with a partition stalled
+    switches: list[tuple[float, str]]  # (epoch seconds, action) of the operators' switches
 
 
 def _times(points: list[dict[str, Any]]) -> list[dt.datetime]:
@@ -33,12 +36,16 @@ def _times(points: list[dict[str, Any]]) -> list[dt.datetime]:
     return [dt.datetime.fromtimestamp(p["ts"], dt.UTC).astimezone(tz) for p in points]
 
 
-def _merge_timeline(campaign_id: int) -> tuple[list[dict[str, Any]], list[dict[str, Any]], list[int]]:
-    """The campaign's decision points, intake points and database-unavailable seconds: in full every
+Merged = tuple[list[dict[str, Any]], list[dict[str, Any]], list[int], list[tuple[float, str]]]
+
+
+def _merge_timeline(campaign_id: int) -> Merged:
+    """The campaign's decision points, intake points, database-unavailable seconds and switches: in full every
     FULL_RELOAD_S, in between only the last REFETCH_S seconds."""
     known: dict[int, dict[str, Any]] = st.session_state.setdefault(f"timeline-{campaign_id}", {})
     door: dict[int, dict[str, Any]] = st.session_state.setdefault(f"intake-{campaign_id}", {})
     database_down: set[int] = st.session_state.setdefault(f"database-down-{campaign_id}", set())
+    switched: set[tuple[float, str]] = st.session_state.setdefault(f"switches-{campaign_id}", set())
     reloaded_key = f"timeline-reloaded-{campaign_id}"
     newest = max([*known, *door], default=None)
     if time.monotonic() - st.session_state.get(reloaded_key, 0.0) >= FULL_RELOAD_S:
@@ -50,12 +57,18 @@ def _merge_timeline(campaign_id: int) -> tuple[list[dict[str, Any]], list[dict[s
     for point in answer.get("intake", []):
         door[point["ts"]] = point
     database_down.update(answer.get("databaseUnavailable", []))
-    return [known[ts] for ts in sorted(known)], [door[ts] for ts in sorted(door)], sorted(database_down)
+    switched.update((s["ts"], s["action"]) for s in answer.get("switches", []))
+    return (
+        [known[ts] for ts in sorted(known)],
+        [door[ts] for ts in sorted(door)],
+        sorted(database_down),
+        sorted(switched),
+    )
 
 
 def _mark(fig: go.Figure, moments: Moments) -> None:
-    """The moments that matter on a time axis: sold out, Kafka refusing at the door, the database
-    unavailable to the API, a stalled partition."""
+    """The moments that matter on a time axis: sold out, the operators' switches, Kafka refusing at the door,
+    the database unavailable to the API, a stalled partition."""
     tz = get_settings().tz
 
     def at(second: float) -> dt.datetime:
@@ -64,6 +77,10 @@ def _mark(fig: go.Figure, moments: Moments) -> None:
     if moments.sold_out is not None:
         fig.add_vline(x=at(moments.sold_out), line={"color": "#d62728", "dash": "dot"})
         fig.add_annotation(x=at(moments.sold_out), y=1, yref="paper", text="sold out", showarrow=False)
+    for n, (second, action) in enumerate(moments.switches):
+        fig.add_vline(x=at(second), line={"color": "#17becf", "dash": "dash"})
+        y = 0.92 - 0.08 * (n % 3)  # switches close together: their labels one under the other
+        fig.add_annotation(x=at(second), y=y, yref="paper", text=SWITCHED[action], showarrow=False)
     for first, last, color, label in (
         *((a, b, "rgba(214,39,40,0.15)", "Kafka unavailable") for a, b in moments.unavailable),
         *((a, b, "rgba(148,103,189,0.18)", "database unavailable") for a, b in moments.database_down),
@@ -98,7 +115,7 @@ def live_panel(campaign_id: int) -> None:
         return
     kafka = attempt(api().kafka, "read the consumer lag")
     now = int(time.time())
-    merged = attempt(lambda: _merge_timeline(campaign_id), "read the timeline") or ([], [], [])
+    merged = attempt(lambda: _merge_timeline(campaign_id), "read the timeline") or ([], [], [], [])
     points = zero_filled(merged[0], now)
     intake = zero_filled(merged[1], now, counts=INTAKE)
     lag = attempt(_merge_lag, "read the lag history") or {}
@@ -107,9 +124,11 @@ def live_panel(campaign_id: int) -> None:
         spans([p["ts"] for p in intake if p["unavailable"]]),
         spans(merged[2]),
         spans([s for samples in lag.values() for s in stalled_seconds(samples)]),
+        merged[3],
     )
 
-    st.subheader(f"{status['campaignName']} — {status['status']}")
+    paused = " · PAUSED by its operators" if status.get("paused") else ""
+    st.subheader(f"{status['campaignName']} — {status['status']}{paused}")
     row = st.columns(4)
     row[0].metric("Stock left", f"{status['currentStock']:,} / {status['totalStock']:,}")
     row[1].metric("Winners", f"{status['successCount']:,}")
@@ -198,6 +217,63 @@ def invite(campaign_id: int) -> None:
             )
 
 
+SWITCH_COLUMNS = {
+    "when": field("at"),
+    "what": lambda s: (
+        SWITCHED[s["action"]] + (f" → {s['endsAtAfter'] or 'no end'}" if s["action"] in ("END", "MOVE_END") else "")
+    ),
+    "who": field("actor"),
+    "from": field("address"),
+}
+
+
+def _switch_detail(s: dict[str, Any]) -> str:
+    if s["action"] == "ADD_STOCK":
+        return f": +{s['stockAdded']:,}, {s['promoted']:,} to the earliest FAILs"
+    return f" → {s['endsAtAfter'] or 'no end'}" if s["action"] in ("END", "MOVE_END") else ""
+
+
+def switches(campaign_id: int, campaigns: list[dict[str, Any]]) -> None:
+    """The operators' switches during the event: pause and resume the doors, end now, move the end; and their
+    log. Each is recorded (who, when, what) and marked on the curves above."""
+    chosen = next((c for c in campaigns if c["id"] == campaign_id), None)
+    if chosen is None:
+        return
+    with st.expander("Switches during the event", icon=":material/toggle_on:", expanded=bool(chosen["paused"])):
+        left, middle, right = st.columns(3)
+        if chosen["paused"]:
+            if left.button("Resume the doors", icon=":material/play_arrow:", key="resume", type="primary"):
+                _switched(lambda: api().switch(campaign_id, "resume"), "resume the campaign")
+        elif left.button("Pause the doors", icon=":material/pause:", key="pause"):
+            _switched(lambda: api().switch(campaign_id, "pause"), "pause the campaign")
+        left.caption("Paused, the doors answer 409 CAMPAIGN_PAUSED and enqueue nothing; the queue goes on.")
+        sure = middle.checkbox("I mean it", key="end-sure", help="Ending cannot be undone but by moving the end")
+        if middle.button("End now", icon=":material/stop:", key="end", disabled=not sure):
+            _switched(lambda: api().switch(campaign_id, "end"), "end the campaign")
+        tz = get_settings().tz
+        with right.form("move-end", border=False):
+            current = dt.datetime.fromisoformat(chosen["endsAt"]) if chosen["endsAt"] else None
+            default = (current or dt.datetime.now(tz) + dt.timedelta(hours=1)).astimezone(tz)
+            day = st.date_input("End on", value=default.date(), key="end-day")
+            at = st.time_input("at", value=default.time().replace(microsecond=0), key="end-time", step=60)
+            no_end = st.checkbox("No end", value=current is None, key="no-end")
+            if st.form_submit_button("Move the end", icon=":material/schedule:"):
+                ends_at = None if no_end else dt.datetime.combine(day, at, tzinfo=tz)
+                _switched(lambda: api().move_end(campaign_id, ends_at), "move the end")
+        with right.form("add-stock", border=False):
+            units = st.number_input("Add stock", min_value=1, max_value=100_000, value=10, step=1, key="stock-units")
+            if st.form_submit_button("Add", icon=":material/add:", help="The earliest FAILs win them first"):
+                _switched(lambda: api().add_stock(campaign_id, int(units)), "add stock")
+        log = attempt(lambda: api().switches(campaign_id), "read the switches")
+        if log:
+            table(log[::-1], SWITCH_COLUMNS)
+
+
+def _switched(action: Callable[[], object], what: str) -> None:
+    if attempt(action, what) is not None:
+        st.rerun()
+
+
 REQUEST_COLUMNS = {
     "requestId": field("requestId"),
     "outcome": field("status"),
@@ -252,6 +328,7 @@ if campaigns is not None:
     chosen = pick_campaign(campaigns)
     if chosen is not None:
         invite(chosen)
+        switches(chosen, campaigns)
         live_panel(chosen)
         after_the_event(chosen)
 recover_when_back()

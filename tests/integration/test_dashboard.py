@@ -82,6 +82,26 @@ def test_live_page_shows_the_values_the_api_reports(api: Api, settings: Settings
     assert list(found["outcome"]) == ["FAIL", "DUPLICATE"] and list(found["winners before it"]) == [40, 40]
 
 
+def test_the_live_page_pauses_resumes_and_ends_a_campaign_and_lists_its_switches(api: Api) -> None:
+    campaign_id = api.create_campaign(total_stock=5, name="Switched campaign")
+    at = page("live", campaign=str(campaign_id))
+    assert not at.exception, at.exception
+    at.button(key="pause").click().run()
+    assert not at.exception, at.exception
+    assert api.status(campaign_id)["paused"] is True
+    assert any("PAUSED" in s.value for s in at.subheader)
+    at.button(key="resume").click().run()
+    assert api.status(campaign_id)["paused"] is False
+    assert at.button(key="end").disabled  # not without "I mean it"
+    at.checkbox(key="end-sure").check().run()
+    at.button(key="end").click().run()
+    assert not at.exception, at.exception
+    assert api.status(campaign_id)["status"] == "ENDED"
+    log = at.dataframe[0].value
+    assert list(log["what"].str.split(" ").str[0]) == ["ended", "resumed", "paused"]  # newest first
+    assert set(log["who"]) == {"dashboard"}
+
+
 def test_control_page_buttons_call_the_api(api: Api, settings: Settings) -> None:
     at = page("control")
     at.text_input(key="campaign-name").input("Created from the dashboard")
