@@ -76,15 +76,19 @@ def reply(event: ParticipationEvent, status: str) -> dict[str, Any]:
     return {"requestId": event.request_id, "campaignId": event.campaign_id, "userId": event.user_id, "status": status}
 
 
-def not_queued(data: dict[str, Any], exc: KafkaUnavailable) -> ApiError:
+def not_queued(data: dict[str, Any], exc: KafkaUnavailable, waited_s: float | None = None) -> ApiError:
     """503: the request is not known to be accepted (I5). `NOT_ACCEPTED`: Kafka certainly does not have it;
     `UNKNOWN`: Kafka may have it without having acknowledged it in time, so it may still be decided.
-    Either way a retry with the same Idempotency-Key is the same request, decided at most once."""
+    Either way a retry with the same Idempotency-Key is the same request, decided at most once. `waitedMs`: how
+    long the door waited for Kafka (I5's bound is the produce timeout + 1 s)."""
     if exc.maybe_written:
         status, advice = "UNKNOWN", "it may still be decided: retry with the same Idempotency-Key, or look it up"
     else:
         status, advice = "NOT_ACCEPTED", "retry"
-    return kafka_unavailable(f"the request could not be queued ({exc}); {advice}", data={**data, "status": status})
+    waited = {} if waited_s is None else {"waitedMs": round(waited_s * 1000)}
+    return kafka_unavailable(
+        f"the request could not be queued ({exc}); {advice}", data={**data, "status": status, **waited}
+    )
 
 
 def identify(
@@ -170,7 +174,7 @@ class Intake:
             waited, bound = time.perf_counter() - started, self.settings.kafka_produce_timeout_ms / 1000 + 1
             if waited > bound + 0.5:  # I5 promises the answer within the bound: say so when it was not kept
                 log.warning("a participation waited %.1f s for Kafka, past I5's %.1f s bound", waited, bound)
-            raise not_queued(data, exc) from None
+            raise not_queued(data, exc, waited) from None
         BATCHED.observe(PRODUCE_SECONDS, time.perf_counter() - started)
         BATCHED.inc(ACCEPTED)
         if self.seconds is not None:

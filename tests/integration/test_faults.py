@@ -275,17 +275,16 @@ def test_broker_restart_during_ingest(settings: Settings, database: Engine, proc
                 assert body["data"]["status"] in ("UNKNOWN", "NOT_ACCEPTED") and body["data"]["requestId"]
                 if body["data"]["status"] == "NOT_ACCEPTED":
                     not_accepted.add(body["data"]["requestId"])
-        # never a hang: the documented bound, the produce timeout + the 1 s sweep + 2.5 s of slack for a loaded
-        # machine; the API itself says when one of its answers was past the bound
+        # I5's bound as the door measured its wait for Kafka (its own clock: a starved client or machine adds to
+        # what the client sees, not to what the door does), and never a hang as the client sees it
+        bound = settings.kafka_produce_timeout_ms / 1000 + 1
+        waited = [r.json()["data"]["waitedMs"] / 1000 for _, _, r in results if r.status_code == 503]
+        assert max(waited) <= bound + 0.5, sorted(waited)[-5:]
         slowest = max(results, key=lambda result: result[1])
         where = (
             f"sent {slowest[0] - stopped[0]:+.1f} s after the stop ({restarted[0] - stopped[0]:.1f} s to the restart)"
         )
-        assert slowest[1] < settings.kafka_produce_timeout_ms / 1000 + 1 + 2.5, (
-            slowest[1],
-            slowest[2].status_code,
-            where,
-        )
+        assert slowest[1] < 3 * bound, (slowest[1], slowest[2].status_code, where)
         assert "past I5's" not in api.proc.log()
         assert _accepted_since(results, restarted[0]) is not None, "no recovery after the restart"
         last = max(t for t, _, _ in results)
