@@ -51,6 +51,7 @@ PLAN = (
         3,
         "experiments/ingest-identity.md",
     ),
+    Experiment("partitions", (), 2, "experiments/partitions.md"),
     Experiment("partitions", ("--messages", "200000", "--out", "partitions-200k"), 6, "experiments/partitions-200k.md"),
     Experiment("sync_vs_kafka", (), 1, "experiments/sync-vs-kafka.md"),
     Experiment("raw_vs_batch", (), 4, "experiments/raw-vs-batch.md"),

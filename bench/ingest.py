@@ -248,7 +248,13 @@ def drain_round(args: argparse.Namespace, settings: Settings, env: dict[str, str
     drain = settings.model_copy(update={"kafka_topic": f"{settings.kafka_topic}.drain"})
     ensure_topics(drain)
     port = free_port()
-    env = {**env, "KAFKA_TOPIC": drain.kafka_topic, "WORKER_METRICS_PORT": "0", "KAFKA_CONSUMER_GROUP": "bench-drain"}
+    env = {
+        **env,
+        "KAFKA_TOPIC": drain.kafka_topic,
+        "WORKER_METRICS_PORT": "0",
+        "KAFKA_CONSUMER_GROUP": "bench-drain",
+        "API_PLANE": "all",  # the bulk load is an operators' route (a .env from scripts/up.sh says `public`)
+    }
     try:
         with (
             tempfile.TemporaryDirectory() as metrics,

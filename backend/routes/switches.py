@@ -9,9 +9,11 @@ in the log and are decided as usual: a switch refuses what comes after it, it ne
 from __future__ import annotations
 
 import datetime as dt
+from dataclasses import dataclass
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Header, Path, Request
+from sqlalchemy import Engine
 from starlette.responses import Response
 
 from backend.app.deps import AdminDep, CampaignCacheDep, EngineDep, SettingsDep, client_address
@@ -20,7 +22,7 @@ from backend.contract.dates import stored_utc
 from backend.contract.presenters import campaign_json, switch_json
 from backend.contract.responses import Campaign, StockAddedAnswer, Switch, errors, ok
 from backend.contract.schemas import CampaignChange, CampaignId, StockAdded
-from backend.door.campaign_cache import window_of
+from backend.door.campaign_cache import CampaignCache, window_of
 from backend.queries import campaigns as stored_campaigns
 from backend.queries import switches as stored
 from fcfs.db import utcnow
@@ -58,23 +60,34 @@ ANSWERS = {**ok(200, Campaign), **errors(404, 408, 413, 422)}
 WITH_BODY = {**ok(200, Campaign), **errors(400, 404, 408, 413, 422)}
 
 
-def _switch(
-    action: SwitchAction,
-    campaign_id: int,
-    engine: EngineDep,
-    settings: Settings,
-    campaigns: CampaignCacheDep,
-    actor: str,
-    address: str,
-    ends_at: dt.datetime | None = None,
-) -> Response:
+@dataclass(frozen=True)
+class Caller:
+    """What every switch needs: the database, the settings, this process's campaign windows, and who calls."""
+
+    engine: Engine
+    settings: Settings
+    campaigns: CampaignCache
+    actor: str
+    address: str
+
+
+async def _caller(
+    engine: EngineDep, settings: SettingsDep, campaigns: CampaignCacheDep, actor: Operator, request: Request
+) -> Caller:
+    return Caller(engine, settings, campaigns, actor, client_address(request))
+
+
+CallerDep = Annotated[Caller, Depends(_caller)]
+
+
+def _switch(action: SwitchAction, campaign_id: int, caller: Caller, ends_at: dt.datetime | None = None) -> Response:
     try:
         done = stored.switch(
-            engine,
+            caller.engine,
             campaign_id=campaign_id,
             action=action,
-            actor=actor,
-            address=address,
+            actor=caller.actor,
+            address=caller.address,
             now=utcnow(),
             ends_at=ends_at,
         )
@@ -82,60 +95,29 @@ def _switch(
         raise invalid("endsAt", str(exc)) from None
     if done is None:
         raise campaign_not_found(campaign_id)
-    campaigns.switched(window_of(done.campaign), action)  # this process at once; the others from the switch log
+    caller.campaigns.switched(window_of(done.campaign), action)  # this process at once; the others from the log
     changed, unchanged = DONE[action]
-    return envelope(campaign_json(done.campaign, settings.tz), changed if done.changed else unchanged)
+    return envelope(campaign_json(done.campaign, caller.settings.tz), changed if done.changed else unchanged)
 
 
 @router.post("/pause", summary="Pause the campaign's doors (409 CAMPAIGN_PAUSED, nothing enqueued)", responses=ANSWERS)
-def pause(
-    campaign_id: CampaignIdPath,
-    engine: EngineDep,
-    settings: SettingsDep,
-    campaigns: CampaignCacheDep,
-    actor: Operator,
-    request: Request,
-) -> Response:
-    return _switch(SwitchAction.PAUSE, campaign_id, engine, settings, campaigns, actor, client_address(request))
+def pause(campaign_id: CampaignIdPath, caller: CallerDep) -> Response:
+    return _switch(SwitchAction.PAUSE, campaign_id, caller)
 
 
 @router.post("/resume", summary="Resume a paused campaign's doors", responses=ANSWERS)
-def resume(
-    campaign_id: CampaignIdPath,
-    engine: EngineDep,
-    settings: SettingsDep,
-    campaigns: CampaignCacheDep,
-    actor: Operator,
-    request: Request,
-) -> Response:
-    return _switch(SwitchAction.RESUME, campaign_id, engine, settings, campaigns, actor, client_address(request))
+def resume(campaign_id: CampaignIdPath, caller: CallerDep) -> Response:
+    return _switch(SwitchAction.RESUME, campaign_id, caller)
 
 
 @router.post("/end", summary="End the campaign now (its doors answer 409 CAMPAIGN_ENDED)", responses=ANSWERS)
-def end(
-    campaign_id: CampaignIdPath,
-    engine: EngineDep,
-    settings: SettingsDep,
-    campaigns: CampaignCacheDep,
-    actor: Operator,
-    request: Request,
-) -> Response:
-    return _switch(SwitchAction.END, campaign_id, engine, settings, campaigns, actor, client_address(request))
+def end(campaign_id: CampaignIdPath, caller: CallerDep) -> Response:
+    return _switch(SwitchAction.END, campaign_id, caller)
 
 
 @router.patch("", summary="Move the campaign's end (`endsAt`; null: no end)", responses=WITH_BODY)
-def move_end(
-    campaign_id: CampaignIdPath,
-    body: CampaignChange,
-    engine: EngineDep,
-    settings: SettingsDep,
-    campaigns: CampaignCacheDep,
-    actor: Operator,
-    request: Request,
-) -> Response:
-    ends_at = stored_utc(body.ends_at, settings.tz)
-    address = client_address(request)
-    return _switch(SwitchAction.MOVE_END, campaign_id, engine, settings, campaigns, actor, address, ends_at)
+def move_end(campaign_id: CampaignIdPath, body: CampaignChange, caller: CallerDep) -> Response:
+    return _switch(SwitchAction.MOVE_END, campaign_id, caller, stored_utc(body.ends_at, caller.settings.tz))
 
 
 @router.post(
@@ -143,27 +125,23 @@ def move_end(
     summary="Add stock during the event: the earliest FAILs win the new units first, then new arrivals",
     responses={**ok(200, StockAddedAnswer), **errors(400, 404, 408, 413, 422)},
 )
-def add_stock(
-    campaign_id: CampaignIdPath,
-    body: StockAdded,
-    engine: EngineDep,
-    settings: SettingsDep,
-    campaigns: CampaignCacheDep,
-    actor: Operator,
-    request: Request,
-) -> Response:
-    address = client_address(request)
+def add_stock(campaign_id: CampaignIdPath, body: StockAdded, caller: CallerDep) -> Response:
     try:
         done = stored.add_stock(
-            engine, campaign_id=campaign_id, add=body.add, actor=actor, address=address, now=utcnow()
+            caller.engine,
+            campaign_id=campaign_id,
+            add=body.add,
+            actor=caller.actor,
+            address=caller.address,
+            now=utcnow(),
         )
     except stored.SwitchRefused as exc:
         raise invalid("add", str(exc)) from None
     if done is None:
         raise campaign_not_found(campaign_id)
     row, promoted = done
-    campaigns.switched(window_of(row), SwitchAction.ADD_STOCK)  # the look-ups learn the promotions
-    data = {"campaign": campaign_json(row, settings.tz), "promoted": promoted}
+    caller.campaigns.switched(window_of(row), SwitchAction.ADD_STOCK)  # the look-ups learn the promotions
+    data = {"campaign": campaign_json(row, caller.settings.tz), "promoted": promoted}
     return envelope(data, f"{body.add:,} units added; {promoted:,} went to the earliest FAILs")
 
 

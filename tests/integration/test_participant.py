@@ -222,3 +222,29 @@ def test_a_browser_takes_part_on_the_page_and_sees_its_ticket_then_its_outcome(
         "the outcome after a reload",
     )
     assert status == "FAIL"
+
+
+def test_a_made_up_ticket_does_not_change_a_decided_answer(
+    settings: Settings, database: Engine, processes: Processes
+) -> None:
+    """The ticket is the client's to present: a made-up one (another partition, an offset far ahead or behind)
+    for a decided request, asked of API processes that know nothing of it yet, still gets the recorded outcome —
+    the feed reads a newly followed campaign from its first request; a look-up never changes what is stored."""
+    api = processes.api(settings)
+    campaign_id = api.create_campaign(total_stock=1)
+    tickets = _post_all(api, campaign_id, range(1, 4))
+    assert processes.worker(settings, "--drain").wait(60) == 0
+    with database.connect() as conn:
+        recorded = dict(conn.execute(select(h.request_id, h.status).where(h.campaign_id == campaign_id)).all())
+    lies = [(0, 10**12), (0, 0), (5, tickets[0]["offset"])]
+    for (partition, offset), ticket in zip(lies, tickets, strict=True):
+        fresh = processes.api(settings)  # nothing cached, the campaign not followed yet
+        url = f"/api/campaigns/{campaign_id}/participation/{ticket['requestId']}"
+        with fresh.client() as client:
+            answer = client.get(url, params={"partition": partition, "offset": offset, "waitSeconds": 1})
+        assert answer.status_code == 200, answer.text
+        data = answer.json()["data"]
+        assert data["status"] == recorded[ticket["requestId"]].value != "PENDING"
+        assert (data["partition"], data["offset"]) == (ticket["partition"], ticket["offset"])  # the stored ones
+    with database.connect() as conn:
+        assert dict(conn.execute(select(h.request_id, h.status).where(h.campaign_id == campaign_id)).all()) == recorded
