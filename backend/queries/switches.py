@@ -54,6 +54,10 @@ def planned(action: SwitchAction, row: Any, now: dt.datetime, ends_at: dt.dateti
         return {"ends_at": now, **({"starts_at": now} if not_started else {})}
     if ends_at is not None and row.starts_at is not None and ends_at <= row.starts_at:
         raise SwitchRefused("endsAt must be after the campaign's startsAt")
+    if ends_at is not None and ends_at < now:  # no end before what was taken: an end in the past ends it now
+        ends_at = now  # (the nightly aggregation counts on no decision long before a campaign's end)
+    if row.ends_at is not None and row.ends_at <= now and ends_at == now:
+        return {}  # ended already: ending again changes nothing
     return {} if ends_at == row.ends_at else {"ends_at": ends_at}
 
 

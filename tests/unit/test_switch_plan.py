@@ -37,6 +37,10 @@ def test_moving_the_end_needs_it_after_the_start_and_may_remove_it() -> None:
     assert planned(SwitchAction.MOVE_END, row(ends_at=NOW), NOW, NOW + HOUR) == {"ends_at": NOW + HOUR}
     assert planned(SwitchAction.MOVE_END, row(ends_at=NOW), NOW, None) == {"ends_at": None}
     assert planned(SwitchAction.MOVE_END, row(ends_at=NOW), NOW, NOW) == {}
+    assert planned(SwitchAction.MOVE_END, row(ends_at=NOW + HOUR), NOW, NOW - HOUR) == {
+        "ends_at": NOW
+    }  # not before now
+    assert planned(SwitchAction.MOVE_END, row(ends_at=NOW - HOUR), NOW, NOW - 2 * HOUR) == {}  # ended already
     assert planned(SwitchAction.MOVE_END, row(starts_at=NOW), NOW, NOW + HOUR) == {"ends_at": NOW + HOUR}
     with pytest.raises(SwitchRefused):
         planned(SwitchAction.MOVE_END, row(starts_at=NOW), NOW, NOW)
