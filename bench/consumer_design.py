@@ -43,11 +43,11 @@ from confluent_kafka import Producer
 from sqlalchemy import Engine, insert, select, text
 
 from bench.common import EXPERIMENTS, database_process, fresh_database, heading, run_header, save_results, spread
-from fcfs.db import make_engine, utcnow
+from fcfs.db import make_engine, placeholders, utcnow
 from fcfs.decision import decide_batch
 from fcfs.events import ParticipationEvent, signed_event
 from fcfs.kafka import delete_topics, ensure_topics, producer_config
-from fcfs.ledger import HISTORY_COLUMNS, placeholders
+from fcfs.ledger import HISTORY_COLUMNS
 from fcfs.request_ids import RequestIdSigner
 from fcfs.schema import campaign, participation_history
 from fcfs.settings import Settings, get_settings

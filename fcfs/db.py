@@ -17,6 +17,11 @@ def utcnow() -> dt.datetime:
     return dt.datetime.now(dt.UTC).replace(tzinfo=None)
 
 
+def placeholders(n: int) -> str:
+    """`%s, %s, ...`: n positional parameters for an IN list of plain SQL."""
+    return ", ".join(["%s"] * n)
+
+
 def make_engine(
     url: str | None = None,
     *,

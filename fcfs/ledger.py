@@ -15,7 +15,8 @@ from typing import NamedTuple
 from sqlalchemy import Connection, Engine
 
 from fcfs.campaigns import CampaignStatus, window_refusal
-from fcfs.db import utcnow
+from fcfs.claims import open_claims
+from fcfs.db import placeholders, utcnow
 from fcfs.decision import Tally, decide_batch
 from fcfs.epoch import from_epoch_s
 from fcfs.events import ParticipationEvent
@@ -75,11 +76,6 @@ class BatchResult:
         self.duplicates += other.duplicates
 
 
-def placeholders(n: int) -> str:
-    """`%s, %s, ...`: n positional parameters for an IN list of plain SQL."""
-    return ", ".join(["%s"] * n)
-
-
 # The hot path is plain SQL with %s parameters: no statement is built or compiled per batch, and
 # PyMySQL folds a list of parameter tuples for an INSERT into one multi-row statement.
 
@@ -90,6 +86,7 @@ class Locked(NamedTuple):
     stock: int
     mode: str
     partition: int | None  # where its requests belong (None: by key, placed before placement existed)
+    claim_seconds: int = 0  # each win's claim window (0: no claim needed)
 
 
 def lock_campaigns(conn: Connection, campaign_ids: Iterable[int]) -> dict[int, Locked]:
@@ -98,11 +95,11 @@ def lock_campaigns(conn: Connection, campaign_ids: Iterable[int]) -> dict[int, L
     if not ids:
         return {}
     rows = conn.exec_driver_sql(
-        f"SELECT id, current_stock, mode, kafka_partition FROM campaign WHERE id IN ({placeholders(len(ids))}) "
-        "ORDER BY id FOR UPDATE",
+        f"SELECT id, current_stock, mode, kafka_partition, claim_seconds FROM campaign "
+        f"WHERE id IN ({placeholders(len(ids))}) ORDER BY id FOR UPDATE",
         tuple(ids),
     )
-    return {campaign_id: Locked(stock, mode, partition) for campaign_id, stock, mode, partition in rows}
+    return {campaign_id: Locked(stock, mode, partition, claim) for campaign_id, stock, mode, partition, claim in rows}
 
 
 def prior_participants(conn: Connection, campaign_id: int, user_ids: Iterable[int]) -> set[int]:
@@ -188,7 +185,8 @@ def decide_now(engine: Engine, event: ParticipationEvent) -> Outcome:
     """
     with engine.begin() as conn:
         row = conn.exec_driver_sql(
-            "SELECT current_stock, starts_at, ends_at, mode, paused FROM campaign WHERE id = %s FOR UPDATE",
+            "SELECT current_stock, starts_at, ends_at, mode, paused, claim_seconds FROM campaign WHERE id = %s "
+            "FOR UPDATE",
             (event.campaign_id,),
         ).first()
         if row is None:
@@ -206,7 +204,13 @@ def decide_now(engine: Engine, event: ParticipationEvent) -> Outcome:
         if row.paused:
             raise CampaignPaused(event.campaign_id)
         outcomes, _ = record_decisions(
-            conn, event.campaign_id, row.current_stock, [Delivered(event, -1, -1)], Channel.SYNC
+            conn,
+            event.campaign_id,
+            row.current_stock,
+            [Delivered(event, -1, -1)],
+            Channel.SYNC,
+            None,
+            row.claim_seconds,
         )
     return outcomes[0]
 
@@ -218,8 +222,10 @@ def record_decisions(
     events: Sequence[Delivered],
     channel: Channel,
     now: dt.datetime | None = None,
+    claim_seconds: int = 0,
 ) -> tuple[list[Outcome], BatchResult]:
-    """Decide `events` (one campaign, log order, campaign row locked), insert history, update counters."""
+    """Decide `events` (one campaign, log order, campaign row locked), insert history, update counters; with
+    `claim_seconds`, open each win's claim window (fcfs/claims.py)."""
     now = now or utcnow()
     prior = prior_participants(conn, campaign_id, (d.event.user_id for d in events))
     tally = decide_batch(stock, prior, (d.event.user_id for d in events))
@@ -227,6 +233,9 @@ def record_decisions(
         f"INSERT INTO participation_history ({HISTORY_COLUMNS}) VALUES "
         + history_values(conn, campaign_id, events, tally.outcomes, channel, now)
     )
+    if claim_seconds and tally.successes:
+        won = [d.event.request_id for d, o in zip(events, tally.outcomes, strict=True) if o is Outcome.SUCCESS]
+        open_claims(conn, column="request_id", keys=won, now=now, claim_seconds=claim_seconds, promoted=False)
     sold_out_at = now if stock > 0 and tally.stock_left == 0 else None
     conn.exec_driver_sql(
         UPDATE_COUNTERS,

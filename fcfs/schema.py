@@ -38,6 +38,7 @@ class Outcome(enum.StrEnum):
     SUCCESS = "SUCCESS"
     FAIL = "FAIL"
     DUPLICATE = "DUPLICATE"
+    RELEASED = "RELEASED"  # a win its user did not claim in time (0014): its unit went to the next in line
 
 
 class Channel(enum.StrEnum):
@@ -76,6 +77,10 @@ campaign = Table(
     Column("weight", Integer, nullable=False, server_default="1"),  # expected share of traffic, for placement
     # An operator's switch (0013): a paused campaign's doors refuse participation; nothing is enqueued.
     Column("paused", Boolean, nullable=False, server_default=false()),
+    # Winners who must claim (0014): each win is released unless claimed within this long (0: no claim needed).
+    Column("claim_seconds", Integer, nullable=False, server_default="0"),
+    Column("released_count", BigInteger, nullable=False, server_default="0"),  # wins released so far
+    CheckConstraint("claim_seconds >= 0", name="ck_campaign_claim_seconds"),
     CheckConstraint("weight >= 1", name="ck_campaign_weight_positive"),
     CheckConstraint("kafka_partition >= 0", name="ck_campaign_partition_natural"),
     # I1 at the database level: stock never below zero, winners never above the stock.
@@ -110,6 +115,35 @@ participation_history = Table(
     Index("ix_history_campaign_decided", "campaign_id", "decided_at"),
     Index("ix_history_decided_campaign_status", "decided_at", "campaign_id", "status"),
     Index("ix_history_campaign_log", "campaign_id", "kafka_offset"),  # the decision feed's ranges (0011)
+)
+
+
+claim = Table(
+    "claim",
+    metadata,
+    # One row per win of a campaign that needs claims, written in the transaction that decided or promoted it: the
+    # releaser and the look-ups read this small table (at most the stock plus the releases), never the history.
+    Column(
+        "history_id",
+        BigInteger,
+        ForeignKey("participation_history.id", name="fk_claim_history"),
+        primary_key=True,
+        autoincrement=False,
+    ),
+    Column("campaign_id", BigInteger, ForeignKey("campaign.id", name="fk_claim_campaign"), nullable=False),
+    Column("request_id", String(64), nullable=False),  # binary, no-pad collation, as the history's
+    Column("user_id", BigInteger, nullable=False),
+    Column("won_at", Timestamp, nullable=False),  # decided SUCCESS, or promoted
+    Column("deadline", Timestamp, nullable=False),  # won_at + the campaign's claim_seconds
+    Column("claimed_at", Timestamp, nullable=True),
+    Column("released_at", Timestamp, nullable=True),
+    Column("promoted", Boolean, nullable=False, server_default=false()),  # won through a release or added stock
+    Column("changed_at", Timestamp, nullable=False),  # the look-ups follow the changes by this
+    CheckConstraint("deadline > won_at", name="ck_claim_window"),
+    CheckConstraint("claimed_at IS NULL OR released_at IS NULL", name="ck_claim_claimed_or_released"),
+    UniqueConstraint("request_id", name="uq_claim_request_id"),
+    Index("ix_claim_due", "released_at", "claimed_at", "deadline"),
+    Index("ix_claim_campaign_changed", "campaign_id", "changed_at"),
 )
 
 

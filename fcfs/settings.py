@@ -119,6 +119,9 @@ class Settings(BaseSettings):
     # how often each API process reads the switch log (pause, resume, end, a moved end) for switches made through
     # another process: every process honours a switch within this time
     campaign_refresh_s: float = Field(default=1.0, gt=0, le=60)
+    # how often the releaser (batch/releaser.py) releases the wins not claimed in time: a win is released, and its
+    # unit promoted, within about this long of its deadline
+    claim_release_interval_s: float = Field(default=1.0, ge=0.05, le=60)
     timezone: str = "Asia/Seoul"
     api_base_url: str = "http://127.0.0.1:8000"
     # the address people reach the public door at (the Live page's link and QR code to the participant page,

@@ -68,6 +68,7 @@ def test_procfile_runs_every_process() -> None:
     assert "python -m backend --plane ops" in processes["ops"] and "--nice 0" in processes["ops"]  # not API_NICE
     assert "python -m worker" in processes["worker"]
     assert "python -m batch.scheduler" in processes["scheduler"]
+    assert "python -m batch.releaser" in processes["releaser"]
     assert "streamlit run dashboard/app.py" in processes["dashboard"]
 
 

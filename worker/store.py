@@ -13,9 +13,9 @@ from dataclasses import dataclass, field
 
 from sqlalchemy import Connection, Engine, select
 
-from fcfs.db import utcnow
+from fcfs.db import placeholders, utcnow
 from fcfs.dead_letters import Code, DeadLetter
-from fcfs.ledger import BatchResult, Delivered, Locked, lock_campaigns, placeholders, record_decisions
+from fcfs.ledger import BatchResult, Delivered, Locked, lock_campaigns, record_decisions
 from fcfs.schema import Channel, consumer_offset
 
 
@@ -60,7 +60,8 @@ def record_batch(
                 known.append(d)
             else:
                 dead.append(DeadLetter(*why, batch.topic, d.partition, d.offset, d.key, d.raw))
-        result = _decide_new(conn, known, stocks, first_unrecorded)
+        claims = {cid: row.claim_seconds for cid, row in locked.items() if row.claim_seconds}
+        result = _decide_new(conn, known, stocks, first_unrecorded, claims)
         _save_offsets(conn, group, batch.topic, batch.next_offsets)
         if dead:
             dead_letter(dead)
@@ -100,8 +101,10 @@ def _decide_new(
     delivered: Sequence[Delivered],
     stocks: dict[int, int],
     first_unrecorded: dict[int, int] | None = None,
+    claims: dict[int, int] | None = None,
 ) -> BatchResult:
-    """Decide and record every new event of a batch; `stocks` are the locked campaigns' stock levels.
+    """Decide and record every new event of a batch; `stocks` are the locked campaigns' stock levels, `claims`
+    the claim window of those that need claims.
 
     `first_unrecorded` maps a partition to the first offset no committed batch covered: events at or
     past it are only looked up if their request id repeats within the batch; the unique request id
@@ -125,7 +128,13 @@ def _decide_new(
     now = utcnow()
     for campaign_id in sorted(by_campaign):
         _, result = record_decisions(
-            conn, campaign_id, stocks[campaign_id], by_campaign[campaign_id], Channel.KAFKA, now
+            conn,
+            campaign_id,
+            stocks[campaign_id],
+            by_campaign[campaign_id],
+            Channel.KAFKA,
+            now,
+            (claims or {}).get(campaign_id, 0),
         )
         total.add(result)
     return total

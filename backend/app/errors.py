@@ -49,6 +49,7 @@ CODES: dict[str, int] = {
     "UNAUTHORIZED": 401,
     "UNAUTHENTICATED": 401,
     "USER_MISMATCH": 403,
+    "NOT_YOUR_REQUEST": 403,
     "NOT_FOUND": 404,
     "CAMPAIGN_NOT_FOUND": 404,
     "REQUEST_NOT_FOUND": 404,
@@ -61,6 +62,9 @@ CODES: dict[str, int] = {
     "CAMPAIGN_ENDED": 409,
     "CAMPAIGN_PAUSED": 409,
     "WRONG_CHANNEL": 409,
+    "NOT_A_WINNER": 409,
+    "CLAIM_EXPIRED": 409,
+    "CLAIM_NOT_NEEDED": 409,
     "BATCH_ALREADY_RUNNING": 409,
     "CROWD_RUNNING": 409,
     "CROWD_NOT_RUNNING": 409,
@@ -231,6 +235,22 @@ def campaign_paused(campaign_id: int) -> ApiError:
         f"campaign {campaign_id} is paused by its operators; try again shortly",
         headers={"Retry-After": str(PAUSED_RETRY_S)},
     )
+
+
+def not_your_request(request_id: str) -> ApiError:
+    """A claim of another user's request: only the user who took part may claim their win."""
+    return ApiError("NOT_YOUR_REQUEST", f"request {request_id} is another user's")
+
+
+CLAIM_REFUSALS = {
+    "NOT_A_WINNER": "request {} is not a win (status {}): nothing to claim",
+    "CLAIM_EXPIRED": "the win of request {} was not claimed in time (status {}): it went to the next in line",
+    "CLAIM_NOT_NEEDED": "request {} won (status {}) in a campaign whose winners need not claim",
+}
+
+
+def claim_refused(code: str, request_id: str, status: str) -> ApiError:
+    return ApiError(code, CLAIM_REFUSALS[code].format(request_id, status), data={"status": status})
 
 
 def wrong_channel(campaign_id: int, mode: str) -> ApiError:

@@ -40,6 +40,8 @@ def campaign_json(row: Row[Any], tz: ZoneInfo, now: dt.datetime | None = None) -
         "soldOutAt": iso(row.sold_out_at, tz),
         "createdAt": iso(row.created_at, tz),
         "paused": bool(row.paused),
+        "claimSeconds": row.claim_seconds,
+        "releasedCount": row.released_count,
     }
 
 
@@ -53,10 +55,11 @@ def campaign_status_json(row: Row[Any], now: dt.datetime | None = None) -> dict[
         "successCount": row.success_count,
         "failCount": row.fail_count,
         "duplicateCount": row.duplicate_count,
-        "totalParticipation": row.success_count + row.fail_count + row.duplicate_count,
+        "totalParticipation": row.success_count + row.fail_count + row.duplicate_count + row.released_count,
         "stockUsageRate": f"{(winners * 100 / row.total_stock) if row.total_stock else 0:.2f}%",
         "status": campaign_status(row.starts_at, row.ends_at, row.current_stock, now or utcnow()).value,
         "paused": bool(row.paused),
+        "releasedCount": row.released_count,
     }
 
 

@@ -52,7 +52,9 @@ class ParticipationState(BaseModel):
     requestId: str
     campaignId: int
     userId: int
-    status: Literal["PENDING", "SUCCESS", "FAIL", "DUPLICATE"]
+    status: Literal["PENDING", "SUCCESS", "FAIL", "DUPLICATE", "RELEASED"] = Field(
+        description="RELEASED: a win not claimed in time (its unit went to the next in line)"
+    )
     waitingMs: int | None = Field(None, description="PENDING: since the id was issued (absent for a keyed id)")
     ahead: int | None = Field(
         None, description="PENDING, with the ticket: requests of its partition still to be decided before it"
@@ -65,8 +67,28 @@ class ParticipationState(BaseModel):
     partition: int | None = Field(None, description="decided: the Kafka partition it was decided from")
     offset: int | None = Field(None, description="decided: its offset there")
     promoted: bool | None = Field(
-        None, description="decided: true for a FAIL that won stock added later (the earliest FAILs first)"
+        None,
+        description="decided: true for a FAIL that won later — a unit released by a winner who did not claim it, "
+        "or stock added (the earliest FAILs first)",
     )
+    claim: ClaimState | None = Field(
+        None, description="SUCCESS or RELEASED, in a campaign whose winners must claim (claimSeconds > 0)"
+    )
+
+
+class ClaimState(BaseModel):
+    state: Literal["UNCLAIMED", "CLAIMED", "RELEASED"]
+    deadline: str = Field(description="claim by then (ISO 8601, UTC, to the millisecond)")
+    claimedAt: str | None = Field(None, description="CLAIMED: when (ISO 8601, UTC)")
+
+
+class Claim(BaseModel):
+    requestId: str
+    campaignId: int
+    userId: int
+    status: Literal["SUCCESS"]
+    promoted: bool
+    claim: ClaimState
 
 
 # -- campaigns -----------------------------------------------------------------------------------------
@@ -86,6 +108,8 @@ class Campaign(BaseModel):
     soldOutAt: str | None
     createdAt: str | None
     paused: bool = Field(description="paused by its operators: the doors answer 409 CAMPAIGN_PAUSED")
+    claimSeconds: int = Field(description="each win must be claimed within this long of its decision (0: no claim)")
+    releasedCount: int = Field(description="wins released so far, not claimed in time")
 
 
 class Switch(BaseModel):
@@ -121,6 +145,7 @@ class CampaignStatusPublic(BaseModel):
     stockUsageRate: str
     status: CampaignState
     paused: bool
+    releasedCount: int
 
 
 class TimelinePoint(BaseModel):

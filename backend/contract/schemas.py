@@ -8,6 +8,7 @@ from typing import Annotated
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt, model_validator
 from pydantic.alias_generators import to_camel
 
+from fcfs.claims import MAX_CLAIM_SECONDS
 from fcfs.events import MAX_USER_ID
 from fcfs.schema import Channel
 from fcfs.simulated import FIRST_SIMULATED_USER
@@ -51,6 +52,15 @@ class CampaignCreate(CamelModel):
     paused: Annotated[
         StrictBool, Field(description="created paused: its doors refuse (409 CAMPAIGN_PAUSED) until resumed")
     ] = False
+    claim_seconds: Annotated[
+        StrictInt,
+        Field(
+            ge=0,
+            le=MAX_CLAIM_SECONDS,
+            description="each win must be claimed (POST …/participation/{requestId}/claim) within this many seconds "
+            "of its decision, else it is released to the next in line (0: no claim needed)",
+        ),
+    ] = 0
 
     @model_validator(mode="after")
     def window_in_order(self) -> CampaignCreate:

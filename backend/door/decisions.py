@@ -12,7 +12,10 @@ campaigns people wait for, not with everything the workers decide, nor with how 
   costs no database read;
 - `hold()`: a look-up with `waitSeconds` waits on a future that the feed resolves on the event loop when its
   request's decision is published — no database read per held request, however many are held;
-- `line()`: how far the worker is in the request's partition and how fast it moves (`ahead`, `etaSeconds`).
+- `line()`: how far the worker is in the request's partition and how fast it moves (`ahead`, `etaSeconds`);
+- the claims of a campaign whose winners must claim: its `claim` rows (one per win, a small table) read whole
+  when the feed begins to follow it, then those changed since the last round (claimed, released, promoted), each
+  changing its request's answer (SUCCESS with its claim, RELEASED, a FAIL promoted).
 
 A campaign newly followed is read from its first request on (its places counted here, its answers kept),
 then as its requests are decided: a look-up says "not decided" from the feed only at or above the stored
@@ -25,6 +28,7 @@ between a look-up's check and its wait.
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 import logging
 import math
 import time
@@ -37,9 +41,12 @@ from queue import SimpleQueue
 from typing import Any, NamedTuple
 
 from sqlalchemy import Engine, select
+from sqlalchemy.engine import Connection
 
 from backend.app.errors import ApiError, too_many_waiting, waiting_full
 from backend.app.observability import DECISIONS_LEARNED, LOOKUPS_HELD
+from fcfs.claims import ClaimView
+from fcfs.db import utcnow
 from fcfs.schema import campaign, consumer_offset
 
 log = logging.getLogger(__name__)
@@ -53,6 +60,12 @@ RATE_WINDOW_S = 10.0  # a partition's decision rate: its progress over about thi
 IDLE_INTERVAL_S = 1.0  # the rounds' interval while nothing moves and nobody waits
 FOLLOW_FOR_S = 600.0  # a campaign is followed this long after its last look-up
 FOLLOWED = 1000  # campaigns followed at most (the ones asked about most lately)
+CLAIMS = (
+    "SELECT request_id, deadline, claimed_at, released_at, promoted FROM claim WHERE campaign_id = %s "
+    "AND changed_at >= %s"
+)
+CLAIMS_OVERLAP = dt.timedelta(seconds=10)  # claims changed since the last round's read, and this long before it:
+# a change is committed after its changed_at (and API hosts' clocks may differ a little); re-reading is harmless
 
 
 class Decided(NamedTuple):
@@ -65,10 +78,16 @@ class Decided(NamedTuple):
     winners_before: int
     partition: int | None
     offset: int | None
-    promoted: bool = False  # a FAIL that won stock added later
+    promoted: bool = False  # a FAIL that won later: a unit released, or stock added
+    claim: ClaimView | None = None  # a win of a campaign whose winners must claim
+
+    def claimed(self, view: ClaimView) -> Decided:
+        """This decision with its win's claim as it is now (released: RELEASED; a FAIL promoted: SUCCESS)."""
+        status = "RELEASED" if view.state == "RELEASED" else "SUCCESS"
+        return self._replace(status=status, promoted=self.promoted or view.promoted, claim=view)
 
     def answer(self, request_id: str) -> dict[str, Any]:
-        return {
+        answer = {
             "requestId": request_id,
             "campaignId": self.campaign_id,
             "userId": self.user_id,
@@ -79,6 +98,9 @@ class Decided(NamedTuple):
             "offset": self.offset,
             "promoted": self.promoted,
         }
+        if self.claim is not None:
+            answer["claim"] = self.claim.json()
+        return answer
 
 
 class Answers:
@@ -117,6 +139,7 @@ class Round(NamedTuple):
     followed: dict[int, Followed]
     decided: list[tuple[str, Decided]]
     more: bool  # rows left for the next round (the round read PUBLISH_ROWS)
+    claims: tuple[tuple[str, ClaimView], ...] = ()  # wins whose claim changed: their answers change
 
 
 class TooManyHeld(Exception):
@@ -166,6 +189,9 @@ class DecisionFeed:
         self._wake: asyncio.Event | None = None  # a round at once (somebody asks about a campaign not followed)
         self._last_stored: dict[int, int] = {}
         self._refollow: SimpleQueue[int] = SimpleQueue()  # campaigns to read again from their first request
+        self._claiming: set[int] = set()  # (feed thread) followed campaigns whose winners must claim
+        self._claims: dict[int, dict[str, ClaimView]] = {}  # (feed thread) their wins' claims, by request id
+        self._claims_read: dict[int, dt.datetime] = {}  # (feed thread) when their claims were read last
 
     # -- the feed -----------------------------------------------------------------------------------------
 
@@ -227,16 +253,16 @@ class DecisionFeed:
                 )
             }
             new = sorted(asked - self._reading.keys())
-            partitions = (
-                {
-                    int(c): p
-                    for c, p in conn.execute(
-                        select(campaign.c.id, campaign.c.kafka_partition).where(campaign.c.id.in_(new))
+            partitions = {}
+            if new:
+                for c, p, claim_seconds in conn.execute(
+                    select(campaign.c.id, campaign.c.kafka_partition, campaign.c.claim_seconds).where(
+                        campaign.c.id.in_(new)
                     )
-                }
-                if new
-                else {}
-            )
+                ):
+                    partitions[int(c)] = p
+                    if claim_seconds:
+                        self._claiming.add(int(c))
         reading = {c: f for c, f in self._reading.items() if c in asked}
         places = {c: p for c, p in self._places.items() if c in reading}
         while not self._refollow.empty():  # their earlier answers changed (stock added): read them all again
@@ -259,7 +285,43 @@ class DecisionFeed:
             reading[c] = Followed(followed.partition, followed.since, cursor)
         more = any(f.position < stored.get(f.partition, 0) for f in reading.values())
         self._reading, self._places = reading, places
-        return Round(stored, dict(reading), decided, more)
+        claims = self._read_claims(set(reading), again=set(new))
+        if claims is not None:  # (the rows just read, as their claims say now: read after them, so none missing)
+            decided = [
+                (r, d.claimed(self._claims[d.campaign_id][r])) if self._claim_of(d, r) else (r, d) for r, d in decided
+            ]
+        return Round(stored, dict(reading), decided, more, tuple(claims or ()))
+
+    def _claim_of(self, decided: Decided, request_id: str) -> bool:
+        return request_id in self._claims.get(decided.campaign_id, ())
+
+    def _read_claims(self, followed: set[int], again: set[int]) -> list[tuple[str, ClaimView]] | None:
+        """In the feed's thread: the claims changed since the last read of the followed campaigns that need claims
+        (all of them for a campaign newly followed); None when no followed campaign needs claims."""
+        self._claiming &= followed
+        self._claims = {c: v for c, v in self._claims.items() if c in self._claiming}
+        self._claims_read = {c: t for c, t in self._claims_read.items() if c in self._claiming and c not in again}
+        if not self._claiming:
+            return None
+        changed: list[tuple[str, ClaimView]] = []
+        with self.engine.connect() as conn:
+            for c in sorted(self._claiming):
+                changed += self._changed_claims(conn, c)
+        return changed
+
+    def _changed_claims(self, conn: Connection, campaign_id: int) -> list[tuple[str, ClaimView]]:
+        now = utcnow()
+        since = self._claims_read.get(campaign_id)
+        rows = conn.exec_driver_sql(CLAIMS, (campaign_id, dt.datetime.min if since is None else since - CLAIMS_OVERLAP))
+        self._claims_read[campaign_id] = now
+        views = self._claims.setdefault(campaign_id, {})
+        changed = []
+        for request_id, deadline, claimed_at, released_at, promoted in rows:
+            view = ClaimView.of(deadline, claimed_at, released_at, promoted)
+            if views.get(request_id) != view:
+                views[request_id] = view
+                changed.append((request_id, view))
+        return changed
 
     def _read(
         self, campaign_id: int, partition: int, start: int, end: int, places: dict[int, tuple[int, int]]
@@ -299,6 +361,10 @@ class DecisionFeed:
                 for future in held:
                     if not future.done():
                         future.set_result(decided)
+        for request_id, view in round_.claims:  # claimed, released, promoted since: the answers kept change
+            known = answers.get(request_id)
+            if known is not None:
+                answers.put(request_id, known.claimed(view))
         self._fresh_until = now + 3 * max(self.interval_s, IDLE_INTERVAL_S)  # a few rounds missed: not current
         self._round_at = now
         asked, self._next_round = self._next_round, []

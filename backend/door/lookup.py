@@ -22,6 +22,7 @@ from backend.app.observability import LOOKUP_DATABASE_READS
 from backend.app.outages import DATABASE_OUTAGES
 from backend.door.decisions import Decided, DecisionFeed, TooManyHeld, refusal
 from backend.queries.participation import decision, line_position, place_among
+from fcfs.claims import ClaimView
 from fcfs.request_ids import IssuedRequest, RequestIdSigner
 
 MAX_WAIT_S = 30.0
@@ -154,6 +155,8 @@ class Lookups:
             row.kafka_offset,
             row.promoted_at is not None,
         )
+        if row.deadline is not None:
+            decided = decided.claimed(ClaimView.of(row.deadline, row.claimed_at, row.released_at, row.claim_promoted))
         self.feed.answers.put(request_id, decided)
         return decided
 

@@ -9,20 +9,33 @@ from typing import Any, NamedTuple
 from sqlalchemy import Engine, Integer, and_, cast, func, or_, select
 
 from fcfs.db import utcnow
-from fcfs.schema import Outcome, consumer_lag_sample, consumer_offset, participation_history
+from fcfs.schema import Outcome, claim, consumer_lag_sample, consumer_offset, participation_history
 
 h = participation_history.c
 RATE_WINDOW = dt.timedelta(seconds=10)  # the decision rate of a partition, from its lag samples this far back
 
 
 def decision(engine: Engine, *, request_id: str) -> Any:
-    """The decided request (status, user_id, where it was in the log, when and in which row it was decided),
-    None while it is not decided."""
+    """The decided request (status, user_id, where it was in the log, when and in which row it was decided, and
+    its win's claim if its campaign's winners must claim), None while it is not decided."""
+    c = claim.c
     with engine.connect() as conn:
         return conn.execute(
-            select(h.id, h.status, h.user_id, h.kafka_partition, h.kafka_offset, h.decided_at, h.promoted_at).where(
-                h.request_id == request_id
+            select(
+                h.id,
+                h.status,
+                h.user_id,
+                h.kafka_partition,
+                h.kafka_offset,
+                h.decided_at,
+                h.promoted_at,
+                c.deadline,
+                c.claimed_at,
+                c.released_at,
+                c.promoted.label("claim_promoted"),
             )
+            .select_from(participation_history.outerjoin(claim, c.history_id == h.id))
+            .where(h.request_id == request_id)
         ).first()
 
 

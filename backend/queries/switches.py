@@ -13,22 +13,13 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Connection, Engine, Row, insert, select, update
+from sqlalchemy import Engine, Row, insert, select, update
 
+from fcfs.claims import count_second, promote
 from fcfs.schema import SwitchAction, campaign, campaign_switch
 
 MAX_STOCK = 100_000_000  # a campaign's stock at most (as at creation)
 ADD_AT_ONCE = 100_000  # units added by one call at most: the promotion is one transaction under the campaign's lock
-EARLIEST_FAILS = (  # a campaign's FAILs in decision order (log order; the synchronous door's, by row)
-    "SELECT id FROM participation_history WHERE campaign_id = %s AND status = 'FAIL' "
-    "ORDER BY kafka_offset, id LIMIT %s FOR UPDATE"
-)
-PROMOTE = "UPDATE participation_history SET status = 'SUCCESS', promoted_at = %s WHERE id IN ({})"
-PROMOTED_SECOND = (  # the Live page's curves: the promoted count as winners, no longer as fails, in this second
-    "INSERT INTO campaign_second (campaign_id, `second`, success_count, fail_count, duplicate_count, stock_after) "
-    "VALUES (%s, %s, %s, %s, 0, %s) ON DUPLICATE KEY UPDATE success_count = success_count + VALUES(success_count), "
-    "fail_count = fail_count + VALUES(fail_count), stock_after = VALUES(stock_after)"
-)
 
 
 class SwitchRefused(ValueError):
@@ -108,7 +99,7 @@ def add_stock(
             return None
         if row.total_stock + add > MAX_STOCK:
             raise SwitchRefused(f"the stock would be {row.total_stock + add:,}, over {MAX_STOCK:,}")
-        promoted = _promote(conn, campaign_id, row.current_stock + add, now)
+        promoted = promote(conn, campaign_id, row.current_stock + add, now, row.claim_seconds)
         left = row.current_stock + add - promoted
         conn.execute(
             update(campaign)
@@ -122,8 +113,7 @@ def add_stock(
             )
         )
         if promoted:
-            second = now.replace(microsecond=0)
-            conn.exec_driver_sql(PROMOTED_SECOND, (campaign_id, second, promoted, -promoted, left))
+            count_second(conn, campaign_id, now, promoted, -promoted, left)
         conn.execute(
             insert(campaign_switch).values(
                 campaign_id=campaign_id,
@@ -138,15 +128,6 @@ def add_stock(
             )
         )
         return conn.execute(select(campaign).where(campaign.c.id == campaign_id)).one(), promoted
-
-
-def _promote(conn: Connection, campaign_id: int, units: int, now: dt.datetime) -> int:
-    """The earliest `units` FAILs of the campaign become SUCCESS (fewer if it has fewer); how many did."""
-    ids = [i for (i,) in conn.exec_driver_sql(EARLIEST_FAILS, (campaign_id, units))]
-    for start in range(0, len(ids), 10_000):
-        chunk = ids[start : start + 10_000]
-        conn.exec_driver_sql(PROMOTE.format(",".join(["%s"] * len(chunk))), (now, *chunk))
-    return len(ids)
 
 
 def switches(engine: Engine, *, campaign_id: int, limit: int = 1000) -> Sequence[Row[Any]]:

@@ -81,6 +81,7 @@ def create_campaign(
         "mode": body.mode,
         "weight": body.weight,
         "paused": body.paused,
+        "claim_seconds": body.claim_seconds,
     }
     row = stored.create_campaign(engine, values=values, partitions=partitions, partition=body.partition)
     campaigns.remember(window_of(row))

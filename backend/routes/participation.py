@@ -8,12 +8,31 @@ from fastapi import APIRouter, Depends, Header, Path, Query, Request
 from starlette.responses import Response
 
 from backend.app.deps import EngineDep, IntakeDep, SignerDep, client_address
-from backend.app.errors import campaign_not_found, campaign_paused, envelope, invalid, wrong_channel
-from backend.contract.responses import AcceptedParticipation, ParticipationState, SyncParticipation, errors, link, ok
+from backend.app.errors import (
+    campaign_not_found,
+    campaign_paused,
+    claim_refused,
+    envelope,
+    invalid,
+    not_your_request,
+    request_not_found,
+    wrong_channel,
+)
+from backend.contract.responses import (
+    AcceptedParticipation,
+    Claim,
+    ParticipationState,
+    SyncParticipation,
+    errors,
+    link,
+    ok,
+)
 from backend.contract.schemas import CampaignId, ParticipationRequest
 from backend.door.handler import IDEMPOTENCY_KEY, IDEMPOTENCY_KEY_PROBLEM
 from backend.door.intake import closed, identify, reply
 from backend.door.lookup import MAX_WAIT_S, Lookups
+from fcfs.claims import ClaimRefused, ClaimView, claim
+from fcfs.db import utcnow
 from fcfs.events import signed_event
 from fcfs.ledger import CampaignClosed, CampaignPaused, UnknownCampaign, WrongChannel, decide_now
 from fcfs.simulated import HEADER
@@ -178,3 +197,57 @@ async def participation_state(
         campaign_id, request_id, client=client_address(request), partition=partition, offset=offset, wait_s=wait_seconds
     )
     return envelope(data)
+
+
+@router.post(
+    "/participation/{requestId}/claim",
+    summary="Claim a win: in a campaign with claimSeconds, a win not claimed in time goes to the next in line",
+    operation_id="claimWin",
+    responses={
+        **ok(200, Claim),
+        **errors(
+            400,
+            408,
+            413,
+            422,
+            _401="USER_AUTH=jwt: no valid bearer token (UNAUTHENTICATED)",
+            _403="NOT_YOUR_REQUEST: the request is another user's; USER_MISMATCH: the body's userId is not the "
+            "token's user",
+            _404="REQUEST_NOT_FOUND: an id this system never issued for this campaign",
+            _409="NOT_A_WINNER (PENDING, FAIL or DUPLICATE: data.status), CLAIM_EXPIRED (not claimed in time), "
+            "CLAIM_NOT_NEEDED (the campaign's winners need not claim)",
+            _429="RATE_LIMITED: over the client's or the user's rate (Retry-After)",
+            _503="DATABASE_UNAVAILABLE",
+        ),
+    },
+)
+def claim_win(
+    campaign_id: CampaignIdPath,
+    request_id: Annotated[str, Path(alias="requestId", max_length=64)],
+    user_id: Participant,
+    engine: EngineDep,
+    signer: SignerDep,
+    intake: IntakeDep,
+    request: Request,
+) -> Response:
+    """The same identity as taking part (the body's userId, or the bearer token's user) and the same limits; a
+    claim of a claimed win answers the same claim again. Locks the win's claim row only, never the campaign."""
+    intake.limits.check(client_address(request), user_id)
+    issued = signer.verify(campaign_id, request_id)
+    if issued is None:
+        raise request_not_found()
+    if issued.user_id != user_id:
+        raise not_your_request(request_id)
+    try:
+        won = claim(engine, campaign_id=campaign_id, request_id=request_id, now=utcnow())
+    except ClaimRefused as exc:
+        raise claim_refused(exc.code, request_id, exc.status) from None
+    data = {
+        "requestId": request_id,
+        "campaignId": campaign_id,
+        "userId": user_id,
+        "status": "SUCCESS",
+        "promoted": won.promoted,
+        "claim": ClaimView.of(won.deadline, won.claimed_at, None, won.promoted).json(),
+    }
+    return envelope(data, "claimed already" if won.again else "claimed")

@@ -20,7 +20,7 @@ def history_counts(engine: Engine, campaign_id: int) -> dict[str, int]:
             .where(participation_history.c.campaign_id == campaign_id)
             .group_by(participation_history.c.status)
         ).all()
-    counts = {o.value: 0 for o in Outcome}
+    counts = {o.value: 0 for o in Outcome if o is not Outcome.RELEASED}  # (RELEASED only when there are some)
     counts.update({status.value: n for status, n in rows})
     return counts
 
@@ -54,6 +54,7 @@ def assert_counters_match_history(engine: Engine, campaign_id: int) -> dict[str,
     assert row.success_count == counts["SUCCESS"]
     assert row.fail_count == counts["FAIL"]
     assert row.duplicate_count == counts["DUPLICATE"]
+    assert row.released_count == counts.get("RELEASED", 0)
     assert row.current_stock == row.total_stock - counts["SUCCESS"] >= 0
     return counts
 

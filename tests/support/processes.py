@@ -87,6 +87,9 @@ class Processes:
     def worker(self, settings: Settings, *args: str, **extra: str) -> Proc:
         return self.start("worker", [sys.executable, "-m", "worker", *args], settings_env(settings, **extra))
 
+    def releaser(self, settings: Settings, *args: str, **extra: str) -> Proc:
+        return self.start("releaser", [sys.executable, "-m", "batch.releaser", *args], settings_env(settings, **extra))
+
     def stop_all(self) -> None:
         for proc in self.started:
             if proc.popen.poll() is None:
