@@ -7,7 +7,10 @@
   const main = document.getElementById("campaign");
   const campaign = main.dataset.campaign;
   const jwt = main.dataset.auth === "jwt";
+  const claims = Number(main.dataset.claim) > 0;  // the campaign's winners must claim (its claimSeconds)
   const button = document.getElementById("take-part");
+  const claimButton = document.getElementById("claim");
+  const note = document.getElementById("claim-note");
   const message = document.getElementById("message");
   const ticket = document.getElementById("ticket");
   const base = `/api/campaigns/${campaign}/participation`;
@@ -66,13 +69,54 @@
     SUCCESS: "You won! 🎉",
     FAIL: "Sorry — all gone before your turn.",
     DUPLICATE: "You had already taken part: this click did not count again.",
+    RELEASED: "Your win was not claimed in time: it went to the next in line.",
   };
+  let settled = false;  // claimed (or too late) on this page: a look-up older than that changes nothing
+  const REVISIT_S = 3;  // a decision that may still change (a claim due, a waiting list): looked up again this often
 
+  function showNote(text) {
+    note.hidden = !text;
+    note.textContent = text || "";
+  }
+
+  // the outcome; true while it may still change: a win to claim, or a FAIL on the waiting list of a claims campaign
   function outcome(data) {
-    say(data.status, OUTCOMES[data.status]);
     document.getElementById("ahead").textContent = "0";
-    document.getElementById("eta").textContent = `decided: you were number ${data.place}`;
+    if (data.place !== undefined) document.getElementById("eta").textContent = `decided: you were number ${data.place}`;
     button.hidden = true;
+    claimButton.hidden = true;
+    if (data.status === "SUCCESS" && data.claim && data.claim.state === "CLAIMED") {
+      say("CLAIMED", data.promoted ? "You won (a prize passed on to you) and it is yours. 🎉" : "You won, and it is yours. 🎉");
+      showNote("Claimed.");
+      return false;
+    }
+    if (data.status === "SUCCESS" && data.claim) {
+      say("SUCCESS", data.promoted ? "A prize was passed on to you: you won! 🎉" : OUTCOMES.SUCCESS);
+      showNote(`Claim it before ${new Date(data.claim.deadline).toLocaleTimeString()}, or it goes to the next in line.`);
+      claimButton.hidden = false;
+      claimButton.disabled = false;
+      return true;
+    }
+    say(data.status, OUTCOMES[data.status]);
+    if (data.status === "FAIL" && claims) {
+      showNote("You are on the waiting list: a prize its winner does not claim in time comes to the next in line.");
+      return true;
+    }
+    showNote(data.status === "RELEASED" ? "" : null);
+    return false;
+  }
+
+  async function revisit(url) {  // a decided request that may still change: claimed, released, or promoted
+    for (;;) {
+      await pause(REVISIT_S);
+      if (settled) return;
+      try {
+        const response = await fetch(url, { cache: "no-store" });
+        if (response.ok && !settled && !outcome((await response.json()).data)) return;
+      } catch (error) {
+        // (the connection: next time)
+      }
+    }
   }
 
   const pause = (seconds) => new Promise((resolve) => setTimeout(resolve, seconds * 1000));
@@ -82,8 +126,8 @@
   }
 
   async function follow(accepted) {  // the long-poll: each GET is held until the decision or WAIT_S
-    const query = `partition=${accepted.partition}&offset=${accepted.offset}&waitSeconds=${WAIT_S}`;
-    const url = `${base}/${encodeURIComponent(accepted.requestId)}?${query}`;
+    const ticketQuery = `partition=${accepted.partition}&offset=${accepted.offset}`;
+    const url = `${base}/${encodeURIComponent(accepted.requestId)}?${ticketQuery}&waitSeconds=${WAIT_S}`;
     for (;;) {
       let response;
       try {
@@ -95,7 +139,10 @@
       }
       if (response.ok) {
         const data = (await response.json()).data;
-        if (data.status !== "PENDING") return outcome(data);
+        if (data.status !== "PENDING") {
+          if (outcome(data)) revisit(`${base}/${encodeURIComponent(accepted.requestId)}?${ticketQuery}`);
+          return;
+        }
         say("PENDING", "You are in line.");
         showLine(data);
       } else if (response.status === 404 || response.status === 422) {  // not a request of this door (any more)
@@ -110,6 +157,36 @@
     }
   }
 
+  function identity() {  // who takes part (and claims): the token's user, or this browser's user id
+    const headers = { "Content-Type": "application/json" };
+    if (jwt) headers.Authorization = `Bearer ${token}`;
+    return { headers, body: jwt ? "{}" : JSON.stringify({ userId: userId() }) };
+  }
+
+  async function claimWin() {
+    const accepted = JSON.parse(store.getItem(`fcfs-request-${campaign}`) || "null");
+    if (!accepted) return;
+    claimButton.disabled = true;
+    const { headers, body } = identity();
+    let response;
+    try {
+      response = await fetch(`${base}/${encodeURIComponent(accepted.requestId)}/claim`, { method: "POST", headers, body });
+    } catch (error) {
+      response = null;
+    }
+    const answer = response ? await response.json().catch(() => ({})) : {};
+    if (response && response.ok) {
+      settled = true;
+      outcome(answer.data);
+    } else if (answer.errorCode === "CLAIM_EXPIRED") {
+      settled = true;
+      outcome({ status: "RELEASED" });
+    } else {
+      showNote(answer.message || "Could not claim it: try again.");
+      claimButton.disabled = false;
+    }
+  }
+
   async function takePart() {
     if (jwt && !token) {
       say("ERROR", "Sign in on the site that shows this page first.");
@@ -117,9 +194,8 @@
     }
     button.disabled = true;
     say("SENDING", "Sending…");
-    const headers = { "Content-Type": "application/json", "Idempotency-Key": idempotencyKey() };
-    if (jwt) headers.Authorization = `Bearer ${token}`;
-    const body = jwt ? "{}" : JSON.stringify({ userId: userId() });
+    const { headers: identified, body } = identity();
+    const headers = { ...identified, "Idempotency-Key": idempotencyKey() };
     for (let attempt = 0; ; attempt++) {
       let response;
       try {
@@ -153,6 +229,7 @@
   }
 
   button.addEventListener("click", takePart);
+  claimButton.addEventListener("click", claimWin);
   const earlier = store.getItem(`fcfs-request-${campaign}`);
   if (earlier) {  // a reload after the click: the same request, followed again
     const accepted = JSON.parse(earlier);

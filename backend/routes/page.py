@@ -42,6 +42,15 @@ for _name in ASSETS:  # before /c/{campaignId}: the first route that matches a p
     _asset_route(_name)
 
 
+def _span(seconds: int) -> str:
+    """A claim window as people say it: 90 s, 5 minutes, 2 hours, 3 days."""
+    for unit, size in (("day", 86_400), ("hour", 3_600), ("minute", 60)):
+        if seconds >= size and seconds % size == 0:
+            n = seconds // size
+            return f"{n} {unit}{'s' if n > 1 else ''}"
+    return f"{seconds} s"
+
+
 @router.get(
     "/c/{campaignId}",
     summary="The participant's page: take part, see the ticket and the place in line, then the outcome",
@@ -56,11 +65,13 @@ def participant_page(
         page = _asset("missing.html").replace("{campaign_id}", str(campaign_id))
         return Response(page, 404, media_type="text/html; charset=utf-8", headers=HEADERS)
     stock = "prize" if row.total_stock == 1 else "prizes"
+    claim = f"; winners claim within {_span(row.claim_seconds)}" if row.claim_seconds else ""
     page = (
         _asset("page.html")
         .replace("{campaign_id}", str(campaign_id))
         .replace("{auth}", settings.user_auth)
-        .replace("{about}", html.escape(f"{row.total_stock:,} {stock}, first come, first served"))
+        .replace("{claim_seconds}", str(row.claim_seconds))
+        .replace("{about}", html.escape(f"{row.total_stock:,} {stock}, first come, first served{claim}"))
         .replace("{name}", html.escape(row.name))  # last: a name may hold "{about}" and stays as written
     )
     return Response(page, media_type="text/html; charset=utf-8", headers={**HEADERS, "Cache-Control": "no-cache"})

@@ -248,3 +248,45 @@ def test_a_made_up_ticket_does_not_change_a_decided_answer(
         assert (data["partition"], data["offset"]) == (ticket["partition"], ticket["offset"])  # the stored ones
     with database.connect() as conn:
         assert dict(conn.execute(select(h.request_id, h.status).where(h.campaign_id == campaign_id)).all()) == recorded
+
+
+def test_on_the_page_a_fail_waits_in_line_a_released_prize_comes_to_it_and_it_claims_it(
+    settings: Settings, database: Engine, processes: Processes, browser: webdriver.Chrome
+) -> None:
+    """A one-prize campaign whose winners claim within 8 s: another user wins first and does not claim; the
+    browser's FAIL says it is on the waiting list and — no reload — the released prize comes to it (promoted,
+    with the claim button); it claims, the page says so, and the database has the claim."""
+    api = processes.api(settings)
+    campaign_id = api.create_campaign(total_stock=1, name="Claim it", claimSeconds=8)
+    processes.worker(settings)
+    first = _post_all(api, campaign_id, range(1, 2))[0]
+    browser.get(f"{api.base_url}/c/{campaign_id}")
+    assert "winners claim within 8 s" in browser.find_element(By.ID, "about").text
+    browser.find_element(By.ID, "take-part").click()
+
+    def status() -> str:
+        return str(browser.find_element(By.ID, "message").get_attribute("data-status"))
+
+    wait_until(lambda: status() == "FAIL", 30, "the FAIL on the page")
+    assert "waiting list" in browser.find_element(By.ID, "claim-note").text
+    processes.releaser(settings, "--interval", "0.2")
+    wait_until(lambda: status() == "SUCCESS", 30, "the released prize on the page")
+    assert "passed on to you" in browser.find_element(By.ID, "message").text
+    claim_button = browser.find_element(By.ID, "claim")
+    assert claim_button.is_displayed()
+    claim_button.click()
+    wait_until(
+        lambda: status() == "CLAIMED", 15, f"the claim on the page: {browser.find_element(By.ID, 'claim-note').text}"
+    )
+    stored = json.loads(browser.execute_script(f"return localStorage.getItem('fcfs-request-{campaign_id}')"))
+    with database.connect() as conn:
+        claims = {
+            r.request_id: r
+            for r in conn.execute(
+                text("SELECT request_id, claimed_at, released_at, promoted FROM claim WHERE campaign_id = :c"),
+                {"c": campaign_id},
+            )
+        }
+    assert claims[first["requestId"]].released_at is not None and claims[first["requestId"]].claimed_at is None
+    mine = claims[stored["requestId"]]
+    assert mine.claimed_at is not None and mine.promoted and mine.released_at is None
