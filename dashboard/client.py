@@ -104,6 +104,9 @@ class ApiClient:
         url = f"/api/admin/campaigns/{campaign_id}/stock"
         return dict(self.call("POST", url, json={"add": add}, headers=OPERATOR))
 
+    def claims(self, campaign_id: int) -> dict[str, Any]:
+        return dict(self.call("GET", f"/api/admin/campaigns/{campaign_id}/claims"))
+
     def switches(self, campaign_id: int) -> list[dict[str, Any]]:
         return list(self.call("GET", f"/api/admin/campaigns/{campaign_id}/switches"))
 

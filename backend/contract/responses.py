@@ -82,6 +82,22 @@ class ClaimState(BaseModel):
     claimedAt: str | None = Field(None, description="CLAIMED: when (ISO 8601, UTC)")
 
 
+class ClaimsSecond(BaseModel):
+    ts: int
+    won: int
+    claimed: int
+    released: int
+
+
+class ClaimsSummary(BaseModel):
+    wins: int = Field(description="wins so far, promoted ones included (one claim row each)")
+    claimed: int
+    released: int = Field(description="not claimed in time: their units went to the next in line")
+    waiting: int = Field(description="wins neither claimed nor released yet")
+    promoted: int = Field(description="wins that came from a release or added stock")
+    perSecond: list[ClaimsSecond] = Field(description="the newest 3,600 seconds with a win, claim or release")
+
+
 class Claim(BaseModel):
     requestId: str
     campaignId: int

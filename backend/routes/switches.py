@@ -20,11 +20,12 @@ from backend.app.deps import AdminDep, CampaignCacheDep, EngineDep, SettingsDep,
 from backend.app.errors import campaign_not_found, envelope, invalid
 from backend.contract.dates import stored_utc
 from backend.contract.presenters import campaign_json, switch_json
-from backend.contract.responses import Campaign, StockAddedAnswer, Switch, errors, ok
+from backend.contract.responses import Campaign, ClaimsSummary, StockAddedAnswer, Switch, errors, ok
 from backend.contract.schemas import CampaignChange, CampaignId, StockAdded
 from backend.door.campaign_cache import CampaignCache, window_of
 from backend.queries import campaigns as stored_campaigns
 from backend.queries import switches as stored
+from backend.queries.claims import claims_summary
 from fcfs.db import utcnow
 from fcfs.schema import SwitchAction
 from fcfs.settings import Settings
@@ -155,3 +156,14 @@ def list_switches(campaign_id: CampaignIdPath, engine: EngineDep, settings: Sett
     if not rows and not stored_campaigns.campaign_exists(engine, campaign_id=campaign_id):
         raise campaign_not_found(campaign_id)
     return envelope([switch_json(row, settings.tz) for row in rows])
+
+
+@router.get(
+    "/claims",
+    summary="The campaign's claims: wins claimed, waiting for their claim, released, promoted, and per second",
+    responses={**ok(200, ClaimsSummary), **errors(404, 422)},
+)
+def campaign_claims(campaign_id: CampaignIdPath, engine: EngineDep) -> Response:
+    if not stored_campaigns.campaign_exists(engine, campaign_id=campaign_id):
+        raise campaign_not_found(campaign_id)
+    return envelope(claims_summary(engine, campaign_id=campaign_id))

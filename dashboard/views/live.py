@@ -269,6 +269,40 @@ def switches(campaign_id: int, campaigns: list[dict[str, Any]]) -> None:
             table(log[::-1], SWITCH_COLUMNS)
 
 
+def claims(campaign_id: int, campaigns: list[dict[str, Any]]) -> None:
+    """A campaign whose winners must claim: wins claimed, waiting, released (their units to the next in line) and
+    promoted, and over time."""
+    chosen = next((c for c in campaigns if c["id"] == campaign_id), None)
+    if chosen is None or not chosen.get("claimSeconds"):
+        return
+    summary = attempt(lambda: api().claims(campaign_id), "read the claims")
+    if summary is None:
+        return
+    st.subheader(f"Claims — each win within {chosen['claimSeconds']:,} s")
+    row = st.columns(4)
+    row[0].metric("Claimed", f"{summary['claimed']:,}")
+    row[1].metric("Waiting for their claim", f"{summary['waiting']:,}")
+    row[2].metric("Released", f"{summary['released']:,}", help="not claimed in time: the unit went to the next in line")
+    row[3].metric("Promoted", f"{summary['promoted']:,}", help="wins that came from a release or added stock")
+    seconds = summary["perSecond"]
+    if not seconds:
+        return
+    fig = _figure("Claims and releases so far", height=260)
+    times = [dt.datetime.fromtimestamp(s["ts"], get_settings().tz) for s in seconds]
+    for name, key, color in (
+        ("won", "won", "#2ca02c"),
+        ("claimed", "claimed", "#1f77b4"),
+        ("released", "released", "#d62728"),
+    ):
+        running = 0
+        cumulative = []
+        for s in seconds:
+            running += s[key]
+            cumulative.append(running)
+        fig.add_scatter(x=times, y=cumulative, mode="lines", name=name, line={"color": color, "shape": "hv"})
+    st.plotly_chart(fig, width="stretch", key=f"claims-{campaign_id}")
+
+
 def _switched(action: Callable[[], object], what: str) -> None:
     if attempt(action, what) is not None:
         st.rerun()
@@ -330,5 +364,6 @@ if campaigns is not None:
         invite(chosen)
         switches(chosen, campaigns)
         live_panel(chosen)
+        claims(chosen, campaigns)
         after_the_event(chosen)
 recover_when_back()

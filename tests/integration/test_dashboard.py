@@ -102,6 +102,35 @@ def test_the_live_page_pauses_resumes_and_ends_a_campaign_and_lists_its_switches
     assert set(log["who"]) == {"dashboard"}
 
 
+def test_the_live_page_shows_a_campaigns_claims_as_the_api_counts_them(
+    api: Api, settings: Settings, processes: Processes
+) -> None:
+    """Stock 2, claims within 5 s: user 1 claims, user 2 does not — released, user 3 promoted and waiting."""
+    campaign_id = api.create_campaign(total_stock=2, name="Claims campaign", claimSeconds=5)
+    with api.client() as client:
+        tickets = [
+            client.post(f"/api/campaigns/{campaign_id}/participation", json={"userId": u}).json()["data"]
+            for u in (1, 2, 3)
+        ]
+        processes.worker(settings)
+        url = f"/api/campaigns/{campaign_id}/participation/{tickets[0]['requestId']}"
+        assert client.get(url, params={"waitSeconds": 30}).json()["data"]["status"] == "SUCCESS"
+        assert client.post(f"{url}/claim", json={"userId": 1}).status_code == 200
+    releaser = processes.releaser(settings, "--interval", "0.2")
+    wait_until(lambda: api.status(campaign_id)["releasedCount"] == 1, 30, "user 2's win released")
+    assert releaser.terminate() == 0
+    with api.client(admin=True) as admin:
+        summary = admin.get(f"/api/admin/campaigns/{campaign_id}/claims").json()["data"]
+    assert (summary["claimed"], summary["waiting"], summary["released"], summary["promoted"]) == (1, 1, 1, 1)
+    assert sum(s["won"] for s in summary["perSecond"]) == summary["wins"] == 3
+
+    at = page("live", campaign=str(campaign_id))
+    assert not at.exception, at.exception
+    shown = metrics(at)
+    assert [shown[k] for k in ("Claimed", "Waiting for their claim", "Released", "Promoted")] == ["1", "1", "1", "1"]
+    assert any("Claims — each win within 5 s" in s.value for s in at.subheader)
+
+
 def test_control_page_buttons_call_the_api(api: Api, settings: Settings) -> None:
     at = page("control")
     at.text_input(key="campaign-name").input("Created from the dashboard")
