@@ -104,6 +104,9 @@ class ApiClient:
         url = f"/api/admin/campaigns/{campaign_id}/stock"
         return dict(self.call("POST", url, json={"add": add}, headers=OPERATOR))
 
+    def alerts(self, limit: int = 50) -> list[dict[str, Any]]:
+        return list(self.call("GET", "/api/admin/alerts", params={"limit": limit}))
+
     def claims(self, campaign_id: int) -> dict[str, Any]:
         return dict(self.call("GET", f"/api/admin/campaigns/{campaign_id}/claims"))
 

@@ -361,3 +361,25 @@ consumer_lag_sample = Table(
     Column("committed_offset", BigInteger, nullable=False),
     Index("ix_lag_sample_time", "sampled_at"),
 )
+
+alert = Table(
+    "alert",
+    metadata,
+    # Incidents and events the alerter saw (0015), and to which webhooks each was delivered (fcfs/alerts.py).
+    Column("id", BigInteger, primary_key=True, autoincrement=True),
+    Column("incident_key", String(255), nullable=False),  # one open incident per key at a time
+    Column("kind", String(32), nullable=False),
+    Column("subject", String(200), nullable=False),
+    Column("text", String(500), nullable=False),
+    Column("opened_at", Timestamp, nullable=False),
+    Column("resolved_at", Timestamp, nullable=True),  # an event (sold out, a crowd's end): at once
+    Column("fired_to", String(1000), nullable=False, server_default=""),  # the URLs (digests) that have it
+    Column("resolved_to", String(1000), nullable=False, server_default=""),
+    Column("attempts", Integer, nullable=False, server_default="0"),  # failed deliveries in a row
+    Column("next_attempt_at", Timestamp, nullable=False),
+    Column("last_error", String(300), nullable=True),
+    Column("done", Boolean, nullable=False, server_default=false()),  # delivered everywhere, resolved
+    Index("ix_alert_key", "incident_key"),
+    Index("ix_alert_due", "done", "next_attempt_at"),
+    Index("ix_alert_open", "resolved_at"),
+)

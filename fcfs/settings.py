@@ -122,6 +122,12 @@ class Settings(BaseSettings):
     # how often the releaser (batch/releaser.py) releases the wins not claimed in time: a win is released, and its
     # unit promoted, within about this long of its deadline
     claim_release_interval_s: float = Field(default=1.0, ge=0.05, le=60)
+    # the alerter (batch/alerter.py): webhooks (comma-separated URLs, Slack-compatible JSON), how often it looks,
+    # how long a partition's lag must stand still to be STALLED, and the window of the growth/503 alerts
+    alert_webhook_urls: str = ""
+    alert_interval_s: float = Field(default=5.0, ge=0.2, le=300)
+    alert_stalled_s: float = Field(default=30.0, ge=1, le=3600)
+    alert_window_s: float = Field(default=60.0, ge=1, le=3600)
     timezone: str = "Asia/Seoul"
     api_base_url: str = "http://127.0.0.1:8000"
     # the address people reach the public door at (the Live page's link and QR code to the participant page,

@@ -8,6 +8,7 @@ import shutil
 import subprocess
 from pathlib import Path
 
+import prometheus_client
 import yaml
 
 from fcfs.settings import Settings
@@ -69,6 +70,7 @@ def test_procfile_runs_every_process() -> None:
     assert "python -m worker" in processes["worker"]
     assert "python -m batch.scheduler" in processes["scheduler"]
     assert "python -m batch.releaser" in processes["releaser"]
+    assert "python -m batch.alerter" in processes["alerter"]
     assert "streamlit run dashboard/app.py" in processes["dashboard"]
 
 
@@ -111,3 +113,26 @@ def test_every_link_of_the_readme_and_the_docs_leads_somewhere() -> None:
     }
     assert {p.resolve() for p in pages[1:]} <= from_readme
     assert linked
+
+
+def test_the_prometheus_rules_name_metrics_this_system_exports() -> None:
+    """Each rule has an expression, labels and a summary, and every fcfs_ metric it reads is one the API or a
+    worker registers (a renamed metric would leave the rule silent)."""
+    rules = yaml.safe_load((ROOT / "stack" / "prometheus" / "alerts.yml").read_text())["groups"][0]["rules"]
+    names = {r["alert"] for r in rules}
+    assert names == {
+        "FcfsLagStalled",
+        "FcfsWorkerLost",
+        "FcfsDeadLettersGrowing",
+        "FcfsDoorUnavailable",
+        "FcfsDatabaseUnavailable",
+    }
+    import backend.app.observability
+    import worker.metrics
+
+    exported = {m.name for m in prometheus_client.REGISTRY.collect()}
+    assert {backend.app.observability.__name__, worker.metrics.__name__}
+    for rule in rules:
+        assert rule["expr"] and rule["labels"]["severity"] and rule["annotations"]["summary"], rule
+        for metric in re.findall(r"fcfs_[a-z_]+", rule["expr"]):
+            assert re.sub(r"_(total|count|sum|bucket)$", "", metric) in exported, metric

@@ -110,6 +110,7 @@ def winner_json(row: Any, position: int, tz: ZoneInfo) -> dict[str, Any]:
         "kafkaPartition": row.kafka_partition,
         "kafkaOffset": row.kafka_offset,
         "simulated": is_simulated(row.user_id),
+        "claimedAt": iso(row.claimed_at, tz),
     }
 
 

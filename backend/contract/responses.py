@@ -82,6 +82,27 @@ class ClaimState(BaseModel):
     claimedAt: str | None = Field(None, description="CLAIMED: when (ISO 8601, UTC)")
 
 
+class AlertPublic(BaseModel):
+    id: int
+    kind: Literal[
+        "LAG_STALLED",
+        "WORKER_LOST",
+        "DEAD_LETTERS_GROWING",
+        "DOOR_UNAVAILABLE",
+        "DATABASE_UNAVAILABLE",
+        "SOLD_OUT",
+        "CROWD_FINISHED",
+    ]
+    subject: str
+    text: str
+    state: Literal["FIRING", "RESOLVED", "EVENT"]
+    openedAt: str
+    resolvedAt: str | None
+    delivered: bool = Field(description="every webhook has what is due (its firing; once resolved, that too)")
+    attempts: int = Field(description="failed deliveries in a row (retried with a growing pause)")
+    lastError: str | None
+
+
 class ClaimsSecond(BaseModel):
     ts: int
     won: int
@@ -215,6 +236,7 @@ class Winner(BaseModel):
     kafkaPartition: int | None
     kafkaOffset: int | None
     simulated: bool  # a user of the simulated range (the crowd simulator, the bulk load), not a person
+    claimedAt: str | None = Field(None, description="a campaign whose winners must claim: when this one did")
 
 
 class Winners(BaseModel):

@@ -11,7 +11,7 @@ from sqlalchemy import Engine, Row, select
 
 from backend.queries.timeline import decided_per_second, lag_history
 from fcfs.placement import PartitionLoad, live_load
-from fcfs.schema import worker_heartbeat
+from fcfs.schema import alert, worker_heartbeat
 
 
 def recent_workers(engine: Engine, *, since: dt.datetime) -> Sequence[Row[Any]]:
@@ -35,3 +35,9 @@ def partition_figures(
 def lag_series(engine: Engine, *, topic: str, since: dt.datetime) -> dict[int, list[dict[str, int]]]:
     with engine.connect() as conn:
         return lag_history(conn, topic, since)
+
+
+def recent_alerts(engine: Engine, *, limit: int) -> Sequence[Row[Any]]:
+    """The alerter's newest incidents and events (fcfs/alerts.py)."""
+    with engine.connect() as conn:
+        return conn.execute(select(alert).order_by(alert.c.id.desc()).limit(limit)).all()

@@ -4,7 +4,8 @@
 Decision order is the order of `(decided_at, id)`: a batch's rows share `decided_at` and are inserted in
 log order, and the index `(campaign_id, decided_at)` holds them in exactly that order (InnoDB appends the
 primary key), so paging walks the index and never sorts. Every winner is decided no later than the
-sell-out, so the walk stops there instead of reading the campaign's failed requests after it.
+sell-out, so the walk stops there instead of reading the campaign's failed requests after it — unless a FAIL
+was promoted (stock added, a win released): a promoted winner keeps its place, decided after the sell-out.
 """
 
 from __future__ import annotations
@@ -22,11 +23,20 @@ from sqlalchemy import Connection, Engine, Row, and_, func, or_, select
 
 from backend.contract.presenters import iso
 from fcfs.epoch import epoch_us, from_epoch_us
-from fcfs.schema import Outcome, campaign, participation_history
+from fcfs.schema import Outcome, campaign, campaign_switch, claim, participation_history
 from fcfs.simulated import is_simulated
 
 h = participation_history.c
-CSV_COLUMNS = ["position", "userId", "requestId", "decidedAt", "kafkaPartition", "kafkaOffset", "simulated"]
+CSV_COLUMNS = [
+    "position",
+    "userId",
+    "requestId",
+    "decidedAt",
+    "kafkaPartition",
+    "kafkaOffset",
+    "simulated",
+    "claimedAt",  # a campaign whose winners must claim: when this one did (empty: not yet)
+]
 
 
 @dataclass(frozen=True)
@@ -54,6 +64,22 @@ class Cursor:
         return cls(from_epoch_us(micros), row_id, position)
 
 
+def winners_decided_by(conn: Connection, campaign_id: int) -> dt.datetime | None:
+    """When the campaign's last winner was decided at the latest: its sell-out, if none of its FAILs was ever
+    promoted (None: not known — not sold out, or a promoted winner may come after it)."""
+    row = conn.execute(
+        select(campaign.c.sold_out_at, campaign.c.released_count).where(campaign.c.id == campaign_id)
+    ).first()
+    if row is None or row.sold_out_at is None or row.released_count:
+        return None
+    promoted = conn.scalar(
+        select(func.count())
+        .select_from(campaign_switch)
+        .where(campaign_switch.c.campaign_id == campaign_id, campaign_switch.c.promoted > 0)
+    )
+    return None if promoted else row.sold_out_at
+
+
 def winners_page(
     engine: Engine, *, campaign_id: int, after: Cursor | None, limit: int
 ) -> tuple[list[Any], int, Cursor | None]:
@@ -66,9 +92,10 @@ def _winners_page(
     conn: Connection, campaign_id: int, after: Cursor | None, limit: int
 ) -> tuple[list[Any], int, Cursor | None]:
     """Up to `limit` winners after the cursor, in decision order: (rows, position of the first, next cursor)."""
-    sold_out_at = conn.scalar(select(campaign.c.sold_out_at).where(campaign.c.id == campaign_id))
+    sold_out_at = winners_decided_by(conn, campaign_id)
     query = (
-        select(h.id, h.user_id, h.request_id, h.decided_at, h.kafka_partition, h.kafka_offset)
+        select(h.id, h.user_id, h.request_id, h.decided_at, h.kafka_partition, h.kafka_offset, claim.c.claimed_at)
+        .select_from(participation_history.outerjoin(claim, claim.c.history_id == h.id))
         .where(h.campaign_id == campaign_id, h.status == Outcome.SUCCESS)
         .order_by(h.decided_at, h.id)
         .limit(limit)
@@ -117,6 +144,7 @@ def winners_csv(engine: Engine, campaign_id: int, tz: ZoneInfo, chunk: int = 10_
                     row.kafka_partition,
                     row.kafka_offset,
                     "true" if is_simulated(row.user_id) else "false",
+                    iso(row.claimed_at, tz) or "",
                 ]
             )
         yield out.getvalue().encode()
@@ -133,7 +161,8 @@ def user_requests(engine: Engine, *, campaign_id: int, user_id: int) -> list[tup
 
 
 def _user_requests(conn: Connection, campaign_id: int, user_id: int) -> list[tuple[Row[Any], int]]:
-    c = conn.execute(select(campaign.c.sold_out_at, campaign.c.success_count).where(campaign.c.id == campaign_id)).one()
+    c = conn.execute(select(campaign.c.success_count).where(campaign.c.id == campaign_id)).one()
+    decided_by = winners_decided_by(conn, campaign_id)
     rows = conn.execute(
         select(participation_history)
         .where(h.campaign_id == campaign_id, h.user_id == user_id)
@@ -141,7 +170,7 @@ def _user_requests(conn: Connection, campaign_id: int, user_id: int) -> list[tup
     ).all()
     answers = []
     for row in rows:
-        if c.sold_out_at is not None and row.decided_at > c.sold_out_at:
+        if decided_by is not None and row.decided_at > decided_by:
             before = int(c.success_count)  # decided after the last winner: every winner came before
         else:
             before = int(

@@ -1,4 +1,4 @@
-"""Operator endpoints for the running system: workers, Kafka lag, the dead-letter topic."""
+"""Operator endpoints for the running system: workers, Kafka lag, the dead-letter topic, the alerts."""
 
 from __future__ import annotations
 
@@ -12,8 +12,9 @@ from starlette.responses import Response
 
 from backend.app.deps import AdminDep, EngineDep, SettingsDep
 from backend.app.errors import ApiError, dead_letter_not_found, envelope, invalid, kafka_unavailable
-from backend.contract.presenters import dead_letter_json, worker_json
+from backend.contract.presenters import dead_letter_json, iso, worker_json
 from backend.contract.responses import (
+    AlertPublic,
     DeadLetterPublic,
     DeadLetters,
     KafkaState,
@@ -24,7 +25,7 @@ from backend.contract.responses import (
     ok,
 )
 from backend.contract.schemas import CamelModel
-from backend.queries.operations import lag_series, partition_figures, recent_workers
+from backend.queries.operations import lag_series, partition_figures, recent_alerts, recent_workers
 from backend.queries.timeline import lag_status
 from fcfs.db import utcnow
 from fcfs.dead_letters import read_dead_letter, read_dead_letters, replay, replayed_offsets
@@ -41,6 +42,31 @@ def workers(engine: EngineDep, settings: SettingsDep) -> Response:
     now = utcnow()
     rows = recent_workers(engine, since=now - dt.timedelta(hours=1))
     data = [worker_json(r, now, settings.tz) for r in rows]
+    return envelope(data)
+
+
+@router.get(
+    "/alerts",
+    summary="Recent alerts, newest first: incidents (firing, resolved) and events, and where they were delivered",
+    responses={**ok(200, list[AlertPublic]), **errors(422)},
+)
+def alerts(engine: EngineDep, settings: SettingsDep, limit: Annotated[int, Query(ge=1, le=1000)] = 50) -> Response:
+    events = {"SOLD_OUT", "CROWD_FINISHED"}
+    data = [
+        {
+            "id": r.id,
+            "kind": r.kind,
+            "subject": r.subject,
+            "text": r.text,
+            "state": "EVENT" if r.kind in events else "FIRING" if r.resolved_at is None else "RESOLVED",
+            "openedAt": iso(r.opened_at, settings.tz),
+            "resolvedAt": None if r.kind in events else iso(r.resolved_at, settings.tz),
+            "delivered": bool(r.done) or (r.resolved_at is None and bool(r.fired_to)),
+            "attempts": r.attempts,
+            "lastError": r.last_error,
+        }
+        for r in recent_alerts(engine, limit=limit)
+    ]
     return envelope(data)
 
 

@@ -1,5 +1,5 @@
-"""Kafka: offsets, lag and placed load per partition, the workers, where campaigns are placed, and the
-dead-letter topic with replay."""
+"""Kafka: offsets, lag and placed load per partition, the workers, the recent alerts, where campaigns are placed,
+and the dead-letter topic with replay."""
 
 from __future__ import annotations
 
@@ -33,6 +33,14 @@ WORKER_COLUMNS = {
     "db retries": field("dbRetriesTotal"),
     "heartbeat": field("heartbeatAt"),
 }
+ALERT_COLUMNS = {
+    "opened": field("openedAt"),
+    "state": field("state"),
+    "kind": field("kind"),
+    "what": field("text"),
+    "resolved": field("resolvedAt"),
+    "delivered": field("delivered"),
+}
 DEAD_LETTER_COLUMNS = {
     "offset": field("dlqOffset"),
     "code": field("code"),
@@ -62,6 +70,19 @@ def offsets_panel() -> None:
 
 
 offsets_panel()
+
+st.header("Alerts")
+alerts = attempt(lambda: api().alerts(50), "read the alerts")
+if alerts is not None:
+    firing = [a for a in alerts if a["state"] == "FIRING"]
+    st.caption(
+        f"{len(firing)} firing. Sent by `python -m batch.alerter` to ALERT_WEBHOOK_URLS, once when an incident "
+        "opens and once when it resolves; the Prometheus rules in `stack/prometheus/alerts.yml` say the same."
+    )
+    if alerts:
+        table(alerts, ALERT_COLUMNS)
+    else:
+        st.info("No alerts yet.")
 
 st.header("Placement")
 campaigns = attempt(api().campaigns, "list the campaigns")
