@@ -370,7 +370,9 @@ class CampaignStats(CountsPublic):
     campaignId: int
     campaignName: str
     uniqueUsers: int | None = None
-    sellOutSeconds: int | None = None
+    sellOutSeconds: float | None = Field(
+        None, description="seconds from its first request to its sell-out on the day (null: it did not sell out then)"
+    )
 
 
 class DayStats(CampaignStats):
