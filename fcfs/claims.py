@@ -30,6 +30,9 @@ EARLIEST_FAILS = (  # a campaign's FAILs in decision order (log order; the synch
     "SELECT id FROM participation_history WHERE campaign_id = %s AND status = 'FAIL' "
     "ORDER BY kafka_offset, id LIMIT %s FOR UPDATE"
 )
+DRAWN_FAILS = (  # a campaign drawn by DRAW: its rows' ids keep the draw's order, then the log's (fcfs/draw.py)
+    "SELECT id FROM participation_history WHERE campaign_id = %s AND status = 'FAIL' ORDER BY id LIMIT %s FOR UPDATE"
+)
 PROMOTE = "UPDATE participation_history SET status = 'SUCCESS', promoted_at = %s WHERE id IN ({})"
 OPEN_CLAIMS = (  # a win's claim window opens: the rows just decided SUCCESS or promoted
     "INSERT INTO claim (history_id, campaign_id, request_id, user_id, won_at, deadline, promoted, changed_at) "
@@ -87,11 +90,15 @@ def open_claims(
 
 
 def promote(conn: Connection, campaign_id: int, units: int, now: dt.datetime, claim_seconds: int) -> int:
-    """The campaign's earliest `units` FAILs become SUCCESS (fewer if it has fewer), each with its claim window when
-    the campaign needs claims; how many did. The caller holds the campaign's row lock and fixes its counters."""
+    """The campaign's earliest `units` FAILs (in its order: a drawn pre-queue's first) become SUCCESS (fewer if it
+    has fewer), each with its claim window when the campaign needs claims; how many did. The caller holds the
+    campaign's row lock and fixes its counters."""
     if units <= 0:
         return 0
-    ids = [i for (i,) in conn.exec_driver_sql(EARLIEST_FAILS, (campaign_id, units))]
+    drawn = conn.exec_driver_sql(
+        "SELECT pre_queue_order = 'DRAW' AND drawn_at IS NOT NULL FROM campaign WHERE id = %s", (campaign_id,)
+    ).scalar()
+    ids = [i for (i,) in conn.exec_driver_sql(DRAWN_FAILS if drawn else EARLIEST_FAILS, (campaign_id, units))]
     for start in range(0, len(ids), 10_000):
         chunk = ids[start : start + 10_000]
         conn.exec_driver_sql(PROMOTE.format(placeholders(len(chunk))), (now, *chunk))

@@ -18,9 +18,9 @@ from fcfs.campaigns import CampaignStatus, window_refusal
 from fcfs.claims import open_claims
 from fcfs.db import placeholders, utcnow
 from fcfs.decision import Tally, decide_batch
-from fcfs.epoch import from_epoch_s
+from fcfs.epoch import epoch_us, from_epoch_s
 from fcfs.events import ParticipationEvent
-from fcfs.schema import Channel, Outcome
+from fcfs.schema import Channel, Outcome, PreQueueOrder
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,6 +67,7 @@ class BatchResult:
     successes: int = 0
     fails: int = 0
     duplicates: int = 0
+    held: int = 0  # held in a pre-queue, to be decided at its draw (not decided yet)
 
     def add(self, other: BatchResult) -> None:
         self.decided += other.decided
@@ -74,6 +75,7 @@ class BatchResult:
         self.successes += other.successes
         self.fails += other.fails
         self.duplicates += other.duplicates
+        self.held += other.held
 
 
 # The hot path is plain SQL with %s parameters: no statement is built or compiled per batch, and
@@ -87,19 +89,36 @@ class Locked(NamedTuple):
     mode: str
     partition: int | None  # where its requests belong (None: by key, placed before placement existed)
     claim_seconds: int = 0  # each win's claim window (0: no claim needed)
+    opens_ms: int | None = None  # a pre-queue not drawn yet: the campaign's start, epoch ms (fcfs/draw.py)
+    pre_queue_order: PreQueueOrder = PreQueueOrder.FIFO
+    draw_seed: str | None = None
+
+
+LOCK_CAMPAIGNS = (
+    "SELECT id, current_stock, mode, kafka_partition, claim_seconds, "
+    "IF(pre_queue_seconds > 0 AND drawn_at IS NULL, starts_at, NULL), pre_queue_order, draw_seed FROM campaign "
+    "WHERE id IN ({}) ORDER BY id FOR UPDATE"
+)
 
 
 def lock_campaigns(conn: Connection, campaign_ids: Iterable[int]) -> dict[int, Locked]:
-    """Lock the campaigns' rows (in id order, so workers never deadlock); their stock, mode and partition."""
+    """Lock the campaigns' rows (in id order, so workers never deadlock); what deciding their requests needs."""
     ids = sorted(set(campaign_ids))
     if not ids:
         return {}
-    rows = conn.exec_driver_sql(
-        f"SELECT id, current_stock, mode, kafka_partition, claim_seconds FROM campaign "
-        f"WHERE id IN ({placeholders(len(ids))}) ORDER BY id FOR UPDATE",
-        tuple(ids),
-    )
-    return {campaign_id: Locked(stock, mode, partition, claim) for campaign_id, stock, mode, partition, claim in rows}
+    rows = conn.exec_driver_sql(LOCK_CAMPAIGNS.format(placeholders(len(ids))), tuple(ids))
+    return {
+        campaign_id: Locked(
+            stock,
+            mode,
+            partition,
+            claim,
+            None if opens is None else epoch_us(opens) // 1000,
+            PreQueueOrder(order),
+            seed,
+        )
+        for campaign_id, stock, mode, partition, claim, opens, order, seed in rows
+    }
 
 
 def prior_participants(conn: Connection, campaign_id: int, user_ids: Iterable[int]) -> set[int]:

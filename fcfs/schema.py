@@ -50,6 +50,13 @@ class Channel(enum.StrEnum):
     SYNC = "SYNC"
 
 
+class PreQueueOrder(enum.StrEnum):
+    """How a campaign's pre-queue is decided at the opening."""
+
+    FIFO = "FIFO"  # in log order
+    DRAW = "DRAW"  # in the order of the committed draw (fcfs/draw.py)
+
+
 def campaign_key(constraint: str) -> Column[int]:
     """`campaign_id` as part of a primary key and a reference to the campaign (per-campaign summaries)."""
     return Column(
@@ -80,6 +87,23 @@ campaign = Table(
     # Winners who must claim (0014): each win is released unless claimed within this long (0: no claim needed).
     Column("claim_seconds", Integer, nullable=False, server_default="0"),
     Column("released_count", BigInteger, nullable=False, server_default="0"),  # wins released so far
+    # A fair opening (0016): the requests of the `pre_queue_seconds` before `starts_at` are held (`pre_queue`) and
+    # decided at the opening in log order (FIFO) or by a draw (DRAW) whose seed's SHA-256 is published from creation
+    # (`draw_commitment`); the seed is revealed once drawn (fcfs/draw.py).
+    Column("pre_queue_seconds", Integer, nullable=False, server_default="0"),
+    Column(
+        "pre_queue_order",
+        Enum(PreQueueOrder, native_enum=True, name="pre_queue_order"),
+        nullable=False,
+        server_default="FIFO",
+    ),
+    Column("draw_seed", String(64), nullable=True),  # hex; secret until drawn_at
+    Column("draw_commitment", String(64), nullable=True),  # hex SHA-256 of the seed's bytes
+    Column("drawn_at", Timestamp, nullable=True),  # when the pre-queue was decided
+    Column("pre_queue_digest", String(64), nullable=True),  # the drawn queue's content (fcfs/draw.py)
+    Column("pre_queued_count", BigInteger, nullable=False, server_default="0"),  # requests held so far
+    Column("draw_winners", BigInteger, nullable=True),  # winners the draw decided
+    CheckConstraint("pre_queue_seconds >= 0", name="ck_campaign_pre_queue_seconds"),
     CheckConstraint("claim_seconds >= 0", name="ck_campaign_claim_seconds"),
     CheckConstraint("weight >= 1", name="ck_campaign_weight_positive"),
     CheckConstraint("kafka_partition >= 0", name="ck_campaign_partition_natural"),
@@ -147,6 +171,24 @@ claim = Table(
 )
 
 
+pre_queue = Table(
+    "pre_queue",
+    metadata,
+    # The requests held for a campaign's opening (0016), written by the worker with its offsets; decided (a history
+    # row each) when the campaign is drawn, in the same transaction that records the draw.
+    Column("id", BigInteger, primary_key=True, autoincrement=True),
+    Column("campaign_id", BigInteger, ForeignKey("campaign.id", name="fk_pre_queue_campaign"), nullable=False),
+    Column("request_id", String(64), nullable=False),  # binary, no-pad collation, as the history's
+    Column("user_id", BigInteger, nullable=False),
+    Column("kafka_partition", Integer, nullable=False),
+    Column("kafka_offset", BigInteger, nullable=False),
+    Column("requested_at", Timestamp, nullable=False),
+    Column("queued_at", Timestamp, nullable=False),
+    UniqueConstraint("request_id", name="uq_pre_queue_request_id"),
+    Index("ix_pre_queue_campaign_log", "campaign_id", "kafka_offset"),
+)
+
+
 class SwitchAction(enum.StrEnum):
     """What an operator changed during a campaign (the `campaign_switch` log)."""
 
@@ -155,6 +197,7 @@ class SwitchAction(enum.StrEnum):
     END = "END"
     MOVE_END = "MOVE_END"
     ADD_STOCK = "ADD_STOCK"
+    DRAW = "DRAW"  # the pre-queue decided at the opening (by the worker, not an operator)
 
 
 campaign_switch = Table(

@@ -86,6 +86,9 @@ class Settings(BaseSettings):
     worker_session_timeout_ms: int = Field(default=10_000, ge=6000, le=300_000)
     worker_metrics_host: str = "127.0.0.1"
     worker_metrics_port: int = Field(default=9101, ge=0, le=65535)
+    # a pre-queue is drawn at the first request stamped at or after its campaign's startsAt; with none, this long
+    # after startsAt once the worker has read the campaign's partition to its end (fcfs/draw.py)
+    pre_queue_grace_s: float = Field(default=2.0, ge=0, le=300)
 
     api_host: str = "127.0.0.1"
     api_port: int = Field(default=8000, ge=1, le=65535)

@@ -7,16 +7,21 @@ the history rows, update the counters and store the next offsets — all or noth
 
 from __future__ import annotations
 
+import datetime as dt
+import logging
 from collections import defaultdict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 from sqlalchemy import Connection, Engine, select
 
+from fcfs import draw
 from fcfs.db import placeholders, utcnow
 from fcfs.dead_letters import Code, DeadLetter
 from fcfs.ledger import BatchResult, Delivered, Locked, lock_campaigns, record_decisions
 from fcfs.schema import Channel, consumer_offset
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(slots=True)
@@ -60,8 +65,7 @@ def record_batch(
                 known.append(d)
             else:
                 dead.append(DeadLetter(*why, batch.topic, d.partition, d.offset, d.key, d.raw))
-        claims = {cid: row.claim_seconds for cid, row in locked.items() if row.claim_seconds}
-        result = _decide_new(conn, known, stocks, first_unrecorded, claims)
+        result = _decide_new(conn, known, locked, first_unrecorded)
         _save_offsets(conn, group, batch.topic, batch.next_offsets)
         if dead:
             dead_letter(dead)
@@ -86,12 +90,14 @@ def _undecidable(d: Delivered, locked: dict[int, Locked]) -> tuple[Code, str]:
 
 
 def _already_recorded(conn: Connection, request_ids: Sequence[str]) -> set[str]:
-    """The request ids among these that already have a history row (redelivered messages)."""
+    """The request ids among these that already have a history row or are held in a pre-queue (redelivered)."""
     if not request_ids:
         return set()
+    marks = placeholders(len(request_ids))
     rows = conn.exec_driver_sql(
-        f"SELECT request_id FROM participation_history WHERE request_id IN ({placeholders(len(request_ids))})",
-        tuple(request_ids),
+        f"SELECT request_id FROM participation_history WHERE request_id IN ({marks}) "
+        f"UNION ALL SELECT request_id FROM pre_queue WHERE request_id IN ({marks})",
+        tuple(request_ids) * 2,
     )
     return {request_id for (request_id,) in rows}
 
@@ -99,12 +105,12 @@ def _already_recorded(conn: Connection, request_ids: Sequence[str]) -> set[str]:
 def _decide_new(
     conn: Connection,
     delivered: Sequence[Delivered],
-    stocks: dict[int, int],
+    locked: dict[int, Locked],
     first_unrecorded: dict[int, int] | None = None,
-    claims: dict[int, int] | None = None,
 ) -> BatchResult:
-    """Decide and record every new event of a batch; `stocks` are the locked campaigns' stock levels, `claims`
-    the claim window of those that need claims.
+    """Decide and record every new event of a batch; `locked` are their campaigns' locked rows. The requests of a
+    campaign whose pre-queue is not drawn yet are held until the first one stamped at or after its start: the
+    pre-queue is drawn then, and the rest decided after it (fcfs/draw.py).
 
     `first_unrecorded` maps a partition to the first offset no committed batch covered: events at or
     past it are only looked up if their request id repeats within the batch; the unique request id
@@ -127,17 +133,50 @@ def _decide_new(
         by_campaign[d.event.campaign_id].append(d)
     now = utcnow()
     for campaign_id in sorted(by_campaign):
-        _, result = record_decisions(
-            conn,
-            campaign_id,
-            stocks[campaign_id],
-            by_campaign[campaign_id],
-            Channel.KAFKA,
-            now,
-            (claims or {}).get(campaign_id, 0),
-        )
+        row, events = locked[campaign_id], by_campaign[campaign_id]
+        stock = row.stock
+        if row.opens_ms is not None:  # a pre-queue not drawn: hold up to the first request after the opening
+            opening = next((i for i, d in enumerate(events) if d.event.requested_at_ms >= row.opens_ms), len(events))
+            draw.hold(conn, campaign_id, [(d.event, d.partition, d.offset) for d in events[:opening]], now)
+            total.held += opening
+            events = events[opening:]
+            if not events:
+                continue
+            stock = draw_now(conn, campaign_id, row, now).stock_left
+        _, result = record_decisions(conn, campaign_id, stock, events, Channel.KAFKA, now, row.claim_seconds)
         total.add(result)
     return total
+
+
+def draw_now(conn: Connection, campaign_id: int, row: Locked, now: dt.datetime) -> draw.Drawn:
+    """Decide the campaign's pre-queue (its row `row` locked, not drawn yet)."""
+    drawn = draw.draw(
+        conn,
+        campaign_id,
+        stock=row.stock,
+        order=row.pre_queue_order,
+        seed=row.draw_seed,
+        claim_seconds=row.claim_seconds,
+        now=now,
+    )
+    log.info(
+        "campaign %d: pre-queue of %d drawn (%s), %d winners",
+        campaign_id,
+        drawn.held,
+        row.pre_queue_order,
+        drawn.winners,
+    )
+    return drawn
+
+
+def draw_due(engine: Engine, campaign_id: int) -> draw.Drawn | None:
+    """Draw the campaign's pre-queue now if it is still not drawn (the worker's timer: no request came after the
+    opening); None if it was drawn meanwhile."""
+    with engine.begin() as conn:
+        row = lock_campaigns(conn, (campaign_id,)).get(campaign_id)
+        if row is None or row.opens_ms is None:
+            return None
+        return draw_now(conn, campaign_id, row, utcnow())
 
 
 SAVE_OFFSETS = (

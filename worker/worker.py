@@ -10,17 +10,19 @@ back and the same batch is retried with backoff, so nothing is lost and nothing 
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
 import signal
 import time
 from collections.abc import Sequence
 from types import FrameType
 
-from confluent_kafka import Consumer, KafkaError, Message, Producer, TopicPartition
+from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Producer, TopicPartition
 from sqlalchemy import Engine
 from sqlalchemy.exc import DBAPIError, IntegrityError, SQLAlchemyError
 
-from fcfs.db import short_error
+from fcfs import draw
+from fcfs.db import short_error, utcnow
 from fcfs.dead_letters import Code, DeadLetter, DeadLetterError, publish_dead_letters
 from fcfs.events import InvalidEvent, ParticipationEvent, unsigned
 from fcfs.kafka import consumer_config, producer_config
@@ -29,9 +31,10 @@ from fcfs.request_ids import RequestIdSigner
 from fcfs.settings import Settings
 from worker import metrics
 from worker.heartbeat import Heartbeat, WorkerStats
-from worker.store import Batch, load_offsets, record_batch
+from worker.store import Batch, draw_due, load_offsets, record_batch
 
 log = logging.getLogger(__name__)
+DRAW_CHECK_S = 0.5  # how often a worker looks for pre-queues due (fcfs/draw.py)
 
 
 class ParticipationWorker:
@@ -52,6 +55,7 @@ class ParticipationWorker:
         self._assigned: set[int] = set()
         self._recorded_up_to: dict[int, int] = {}  # partition -> next offset the database has decided
         self._heartbeat = Heartbeat(engine, self.group, self.topic)
+        self._next_draw_check = 0.0  # monotonic: when to look for pre-queues due next
 
     # -- life cycle -------------------------------------------------------------------------------
 
@@ -84,11 +88,12 @@ class ParticipationWorker:
                     if self.stats.first_message_at is None:
                         self.stats.first_message_at = time.monotonic()
                     self._handle(messages)
-                elif self.drain and self._caught_up():
+                elif self.drain and self._caught_up() and not self._draw_due(at_once=True):
                     log.info("drained: every assigned partition is caught up")
                     break
                 elif self.drain and not self._assigned and time.monotonic() - started > drain_wait_s:
                     raise TimeoutError("drain mode: no partition was assigned")
+                self._draw_due()
                 self._beat("RUNNING")
                 if time.monotonic() - last_report >= 10:
                     last_report = time.monotonic()
@@ -124,6 +129,31 @@ class ParticipationWorker:
             s.db_retries,
             s.decided / elapsed,
         )
+
+    # -- the pre-queues' timer ----------------------------------------------------------------------------
+
+    def _draw_due(self, at_once: bool = False) -> bool:
+        """Draw the pre-queues of campaigns on this worker's partitions that opened over PRE_QUEUE_GRACE_S ago with
+        no request since, once the partition is read to its end (twice a second at most); whether any was drawn."""
+        now = time.monotonic()
+        if not self._assigned or (now < self._next_draw_check and not at_once):
+            return False
+        self._next_draw_check = now + DRAW_CHECK_S
+        drew = False
+        try:
+            with self.engine.connect() as conn:
+                due = draw.due(conn, utcnow() - dt.timedelta(seconds=self.settings.pre_queue_grace_s))
+            for campaign_id, partition in due:
+                if partition in self._assigned and self._read_to_end(partition):
+                    drew |= draw_due(self.engine, campaign_id) is not None
+        except (SQLAlchemyError, KafkaException) as exc:
+            log.warning("drawing the pre-queues due: %s (again in %.1f s)", short_error(exc), DRAW_CHECK_S)
+        return drew
+
+    def _read_to_end(self, partition: int) -> bool:
+        assert self._consumer is not None
+        _, high = self._consumer.get_watermark_offsets(TopicPartition(self.topic, partition), timeout=2, cached=False)
+        return self._recorded_up_to.get(partition, 0) >= high
 
     # -- rebalance ----------------------------------------------------------------------------------
 

@@ -106,6 +106,7 @@ def create_app(settings: Settings | None = None) -> ParticipationDoor:
         app.state.campaigns = CampaignCache(
             engine, lambda: app.state.producer.partitions(settings.kafka_topic), on_restocked=feed.refollow
         )
+        app.state.lookups.campaigns = app.state.campaigns
         app.state.batch_executor = ThreadPoolExecutor(max_workers=2, thread_name_prefix="aggregate")
         app.state.manual_runs = threading.BoundedSemaphore(batch.MAX_MANUAL_RUNS)
         app.state.lock_engine = make_engine(

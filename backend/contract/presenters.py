@@ -10,7 +10,7 @@ from zoneinfo import ZoneInfo
 
 from sqlalchemy import Row
 
-from fcfs.campaigns import campaign_status
+from fcfs.campaigns import CampaignStatus, campaign_status
 from fcfs.crowd_runs import status_of
 from fcfs.db import utcnow
 from fcfs.dead_letters import PREVIEW_BYTES, StoredDeadLetter, printable
@@ -31,7 +31,7 @@ def campaign_json(row: Row[Any], tz: ZoneInfo, now: dt.datetime | None = None) -
         "name": row.name,
         "totalStock": row.total_stock,
         "currentStock": row.current_stock,
-        "status": campaign_status(row.starts_at, row.ends_at, row.current_stock, now or utcnow()).value,
+        "status": status_of_campaign(row, now).value,
         "mode": row.mode.value,
         "partition": row.kafka_partition,
         "weight": row.weight,
@@ -42,7 +42,27 @@ def campaign_json(row: Row[Any], tz: ZoneInfo, now: dt.datetime | None = None) -
         "paused": bool(row.paused),
         "claimSeconds": row.claim_seconds,
         "releasedCount": row.released_count,
+        **pre_queue_json(row, tz),
     }
+
+
+def pre_queue_json(row: Row[Any], tz: ZoneInfo) -> dict[str, Any]:
+    """A campaign's fair opening: its pre-queue, the draw's commitment and, once drawn, its seed."""
+    drawn = row.drawn_at is not None
+    return {
+        "preQueueSeconds": row.pre_queue_seconds,
+        "preQueueOrder": row.pre_queue_order.value,
+        "preQueuedCount": row.pre_queued_count,
+        "drawCommitment": row.draw_commitment,
+        "drawSeed": row.draw_seed if drawn else None,
+        "drawnAt": iso(row.drawn_at, tz),
+        "preQueueDigest": row.pre_queue_digest,
+        "drawWinners": row.draw_winners,
+    }
+
+
+def status_of_campaign(row: Row[Any], now: dt.datetime | None = None) -> CampaignStatus:
+    return campaign_status(row.starts_at, row.ends_at, row.current_stock, now or utcnow(), row.pre_queue_seconds)
 
 
 def campaign_status_json(row: Row[Any], now: dt.datetime | None = None) -> dict[str, Any]:
@@ -57,7 +77,7 @@ def campaign_status_json(row: Row[Any], now: dt.datetime | None = None) -> dict[
         "duplicateCount": row.duplicate_count,
         "totalParticipation": row.success_count + row.fail_count + row.duplicate_count + row.released_count,
         "stockUsageRate": f"{(winners * 100 / row.total_stock) if row.total_stock else 0:.2f}%",
-        "status": campaign_status(row.starts_at, row.ends_at, row.current_stock, now or utcnow()).value,
+        "status": status_of_campaign(row, now).value,
         "paused": bool(row.paused),
         "releasedCount": row.released_count,
     }
@@ -111,6 +131,7 @@ def winner_json(row: Any, position: int, tz: ZoneInfo) -> dict[str, Any]:
         "kafkaOffset": row.kafka_offset,
         "simulated": is_simulated(row.user_id),
         "claimedAt": iso(row.claimed_at, tz),
+        "promoted": row.promoted_at is not None,
     }
 
 

@@ -13,7 +13,7 @@ from backend.app.errors import CODES
 
 T = TypeVar("T")
 OutcomeName = Literal["SUCCESS", "FAIL", "DUPLICATE"]
-CampaignState = Literal["SCHEDULED", "OPEN", "SOLD_OUT", "ENDED"]
+CampaignState = Literal["SCHEDULED", "PRE_QUEUE", "OPEN", "SOLD_OUT", "ENDED"]
 
 
 class ApiResponse(BaseModel, Generic[T]):
@@ -38,6 +38,9 @@ class AcceptedParticipation(BaseModel):
     status: Literal["PENDING"]
     partition: int | None = Field(None, description="the Kafka partition holding the request (absent: not queued)")
     offset: int | None = Field(None, description="its offset in that partition: its place in line")
+    preQueued: bool | None = Field(
+        None, description="true: taken in the campaign's pre-queue, decided at the opening in its preQueueOrder"
+    )
 
 
 class SyncParticipation(BaseModel):
@@ -73,6 +76,9 @@ class ParticipationState(BaseModel):
     )
     claim: ClaimState | None = Field(
         None, description="SUCCESS or RELEASED, in a campaign whose winners must claim (claimSeconds > 0)"
+    )
+    preQueued: bool | None = Field(
+        None, description="PENDING: true while it waits in the campaign's pre-queue for the draw at the opening"
     )
 
 
@@ -147,6 +153,37 @@ class Campaign(BaseModel):
     paused: bool = Field(description="paused by its operators: the doors answer 409 CAMPAIGN_PAUSED")
     claimSeconds: int = Field(description="each win must be claimed within this long of its decision (0: no claim)")
     releasedCount: int = Field(description="wins released so far, not claimed in time")
+    preQueueSeconds: int = Field(description="requests this long before startsAt are held for the opening (0: none)")
+    preQueueOrder: Literal["FIFO", "DRAW"] = Field(description="how the pre-queue is decided at the opening")
+    preQueuedCount: int = Field(description="requests held in the pre-queue so far")
+    drawCommitment: str | None = Field(description="DRAW: hex SHA-256 of the draw's seed, published from creation")
+    drawSeed: str | None = Field(description="DRAW: the seed (hex), once the pre-queue is drawn")
+    drawnAt: str | None = Field(description="when the pre-queue was decided")
+    preQueueDigest: str | None = Field(description="hex SHA-256 of the drawn pre-queue's content (fcfs/draw.py)")
+    drawWinners: int | None = Field(description="winners the draw decided")
+
+
+class HeldSecond(BaseModel):
+    ts: int = Field(description="a second of arrival, epoch seconds")
+    held: int = Field(description="requests taken into the pre-queue in that second")
+    total: int = Field(description="held so far")
+
+
+class DrawState(BaseModel):
+    """A campaign's fair opening (see fcfs/draw.py); checked with `python -m fcfs.draw verify`."""
+
+    campaignId: int
+    startsAt: str | None
+    preQueueSeconds: int
+    preQueueOrder: Literal["FIFO", "DRAW"]
+    preQueuedCount: int
+    drawCommitment: str | None
+    drawSeed: str | None
+    drawnAt: str | None
+    preQueueDigest: str | None
+    drawWinners: int | None
+    perSecond: list[HeldSecond]
+    verify: str = Field(description="the command that recomputes the draw from this, the pre-queue and the winners")
 
 
 class Switch(BaseModel):
@@ -156,7 +193,7 @@ class Switch(BaseModel):
     campaignId: int
     ts: float = Field(description="when, epoch seconds")
     at: str
-    action: Literal["PAUSE", "RESUME", "END", "MOVE_END", "ADD_STOCK"]
+    action: Literal["PAUSE", "RESUME", "END", "MOVE_END", "ADD_STOCK", "DRAW"]
     actor: str = Field(description="the caller's X-Operator header, else 'admin API'")
     address: str
     endsAtBefore: str | None
@@ -209,7 +246,7 @@ class TimelineSwitch(BaseModel):
     """When an operator switched the campaign and what (who: the operators' plane's switch log)."""
 
     ts: float
-    action: Literal["PAUSE", "RESUME", "END", "MOVE_END", "ADD_STOCK"]
+    action: Literal["PAUSE", "RESUME", "END", "MOVE_END", "ADD_STOCK", "DRAW"]
 
 
 class Timeline(BaseModel):
@@ -237,6 +274,7 @@ class Winner(BaseModel):
     kafkaOffset: int | None
     simulated: bool  # a user of the simulated range (the crowd simulator, the bulk load), not a person
     claimedAt: str | None = Field(None, description="a campaign whose winners must claim: when this one did")
+    promoted: bool = Field(False, description="won later: a unit released, or stock added (the earliest FAILs first)")
 
 
 class Winners(BaseModel):

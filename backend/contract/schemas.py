@@ -9,8 +9,9 @@ from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt, model_
 from pydantic.alias_generators import to_camel
 
 from fcfs.claims import MAX_CLAIM_SECONDS
+from fcfs.draw import MAX_PRE_QUEUE_SECONDS
 from fcfs.events import MAX_USER_ID
-from fcfs.schema import Channel
+from fcfs.schema import Channel, PreQueueOrder
 from fcfs.simulated import FIRST_SIMULATED_USER
 
 
@@ -61,6 +62,22 @@ class CampaignCreate(CamelModel):
             "of its decision, else it is released to the next in line (0: no claim needed)",
         ),
     ] = 0
+    pre_queue_seconds: Annotated[
+        StrictInt,
+        Field(
+            ge=0,
+            le=MAX_PRE_QUEUE_SECONDS,
+            description="a fair opening: requests this many seconds before startsAt are accepted and held, then "
+            "decided at the opening in preQueueOrder (0: none; needs startsAt, KAFKA mode)",
+        ),
+    ] = 0
+    pre_queue_order: Annotated[
+        PreQueueOrder,
+        Field(
+            description="FIFO: the pre-queue in log order; DRAW: in the order of a draw whose seed is committed now "
+            "(drawCommitment) and revealed after the draw (drawSeed)"
+        ),
+    ] = PreQueueOrder.FIFO
 
     @model_validator(mode="after")
     def window_in_order(self) -> CampaignCreate:
@@ -71,6 +88,14 @@ class CampaignCreate(CamelModel):
             raise ValueError("endsAt must be after startsAt")
         if not self.name.strip():
             raise ValueError("name must not be blank")
+        if self.pre_queue_seconds and self.starts_at is None:
+            raise ValueError("a pre-queue (preQueueSeconds) needs startsAt: it is decided at the opening")
+        if self.pre_queue_seconds and self.mode is Channel.SYNC:
+            raise ValueError("a pre-queue (preQueueSeconds) needs KAFKA mode: it is held in the log's order")
+        if self.starts_at and self.pre_queue_seconds:
+            opens = _aware(self.starts_at) - dt.timedelta(seconds=self.pre_queue_seconds)
+            if opens < EARLIEST_TIME:
+                raise ValueError(f"the pre-queue must open after {EARLIEST_TIME:%Y-%m-%d} (UTC)")
         return self
 
 

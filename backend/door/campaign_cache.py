@@ -2,10 +2,10 @@
 
 A campaign's id, mode and partition never change after creation, so a known campaign stays cached; an unknown id
 is remembered for a moment only, so a campaign created since is found at once after. What an operator may switch
-during the event — paused, the end — is written with a row in the switch log (`campaign_switch`): the process
-that makes the switch updates its window at once, and every process reads the log's new rows every
-`CAMPAIGN_REFRESH_S` (one indexed query) and reloads the windows they name, so a switch holds in every process
-within that time.
+during the event — paused, the end — and a pre-queue's draw are written with a row in the switch log
+(`campaign_switch`): the process that makes the switch updates its window at once, and every process reads the
+log's new rows every `CAMPAIGN_REFRESH_S` (one indexed query) and reloads the windows they name, so a switch holds
+in every process within that time.
 Concurrent misses for one id share one database read: a campaign's first second is a burst of
 requests that all miss at once (1,000 separate reads made the first answers wait seconds).
 
@@ -43,12 +43,22 @@ class CampaignWindow:
     mode: Channel = Channel.KAFKA
     partition: int = -1
     paused: bool = False
-    opens_s: float = field(init=False)
+    pre_queue_s: int = 0  # its pre-queue: requests this long before starts_at are taken, held for the opening
+    drawn: bool = False  # its pre-queue is decided
+    opens_s: float = field(init=False)  # from when it takes requests (its pre-queue's start)
     closes_s: float = field(init=False)
+    starts_s: float = field(init=False)
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "opens_s", _epoch_s(self.starts_at, -math.inf))
+        object.__setattr__(self, "starts_s", _epoch_s(self.starts_at, -math.inf))
+        object.__setattr__(self, "opens_s", self.starts_s - self.pre_queue_s)
         object.__setattr__(self, "closes_s", _epoch_s(self.ends_at, math.inf))
+
+    def pre_queued(self, issued_at_ms: int | None, now_s: float) -> bool:
+        """Whether a request issued at `issued_at_ms` (None: not known) waits in the pre-queue for the draw."""
+        if not self.pre_queue_s or self.drawn:
+            return False
+        return (now_s if issued_at_ms is None else issued_at_ms / 1000) < self.starts_s
 
     def refusal(self, now_s: float) -> CampaignStatus | None:
         """SCHEDULED or ENDED when the campaign takes no participation at `now_s` (as `window_refusal`)."""
@@ -135,8 +145,9 @@ class CampaignCache:
                 if not switched:
                     return 0
                 last = switched[-1].id
-                if self._on_restocked is not None:
-                    for restocked in {r.campaign_id for r in switched if r.action is SwitchAction.ADD_STOCK}:
+                if self._on_restocked is not None:  # (a draw decides many requests at once too)
+                    redecided = (SwitchAction.ADD_STOCK, SwitchAction.DRAW)
+                    for restocked in {r.campaign_id for r in switched if r.action in redecided}:
                         self._on_restocked(restocked)
                 # known, or being read now: that read may predate the switch, and yields to the window stored here
                 ids = {
@@ -169,10 +180,21 @@ WINDOW_COLUMNS = (
     campaign.c.mode,
     campaign.c.kafka_partition,
     campaign.c.paused,
+    campaign.c.pre_queue_seconds,
+    campaign.c.drawn_at,
 )
 
 
 def window_of(row: Any) -> CampaignWindow:
     """A campaign row's window (a NULL partition: by key)."""
     partition = -1 if row.kafka_partition is None else row.kafka_partition
-    return CampaignWindow(row.id, row.starts_at, row.ends_at, row.mode, partition, bool(row.paused))
+    return CampaignWindow(
+        row.id,
+        row.starts_at,
+        row.ends_at,
+        row.mode,
+        partition,
+        bool(row.paused),
+        row.pre_queue_seconds,
+        row.drawn_at is not None,
+    )

@@ -56,6 +56,14 @@ ROWS = (
     "SELECT request_id, user_id, status, kafka_offset, promoted_at IS NOT NULL FROM participation_history "
     "WHERE campaign_id = %s AND kafka_offset >= %s AND kafka_offset < %s ORDER BY kafka_offset LIMIT %s"
 )
+DRAWN = (  # the campaigns' pre-queues drawn in the order of a draw: up to which offset their first rows go by it
+    "SELECT c.id, (SELECT MAX(q.kafka_offset) FROM pre_queue q WHERE q.campaign_id = c.id) FROM campaign c "
+    "WHERE c.id IN ({}) AND c.pre_queue_order = 'DRAW' AND c.drawn_at IS NOT NULL"
+)
+DRAWN_ROWS = (  # the history rows of a drawn pre-queue: written in the draw's order, so their ids keep it
+    "SELECT request_id, user_id, status, kafka_offset, promoted_at IS NOT NULL FROM participation_history "
+    "WHERE campaign_id = %s AND kafka_offset <= %s ORDER BY id"
+)
 RATE_WINDOW_S = 10.0  # a partition's decision rate: its progress over about this long
 IDLE_INTERVAL_S = 1.0  # the rounds' interval while nothing moves and nobody waits
 FOLLOW_FOR_S = 600.0  # a campaign is followed this long after its last look-up
@@ -192,6 +200,7 @@ class DecisionFeed:
         self._claiming: set[int] = set()  # (feed thread) followed campaigns whose winners must claim
         self._claims: dict[int, dict[str, ClaimView]] = {}  # (feed thread) their wins' claims, by request id
         self._claims_read: dict[int, dt.datetime] = {}  # (feed thread) when their claims were read last
+        self._drawn: dict[int, int] = {}  # (feed thread) campaigns drawn by DRAW: their pre-queue's last offset
 
     # -- the feed -----------------------------------------------------------------------------------------
 
@@ -243,6 +252,9 @@ class DecisionFeed:
     def read_round(self, asked: set[int]) -> Round:
         """In the feed's thread: the stored next offsets, then each followed campaign's new rows (in log order).
         What it follows changes only once the whole round is read."""
+        refollowed: set[int] = set()
+        while not self._refollow.empty():  # their earlier answers changed (stock added, a draw): read them again
+            refollowed.add(self._refollow.get_nowait())
         with self.engine.connect() as conn:
             stored = {
                 int(p): int(n)
@@ -263,13 +275,12 @@ class DecisionFeed:
                     partitions[int(c)] = p
                     if claim_seconds:
                         self._claiming.add(int(c))
+            self._read_drawn(conn, set(new) | (refollowed & self._reading.keys()))
         reading = {c: f for c, f in self._reading.items() if c in asked}
         places = {c: p for c, p in self._places.items() if c in reading}
-        while not self._refollow.empty():  # their earlier answers changed (stock added): read them all again
-            again = self._refollow.get_nowait()
-            if again in reading:  # "not decided" only above what was published before; the rest is re-read
-                reading[again] = Followed(reading[again].partition, reading[again].position, 0)
-                places[again] = (0, 0)
+        for again in refollowed & reading.keys():  # "not decided" only above what was published before; re-read
+            reading[again] = Followed(reading[again].partition, reading[again].position, 0)
+            places[again] = (0, 0)
         for c in new:
             if partitions.get(c) is not None:  # (a campaign without one goes by key: not followed, read on demand)
                 # read from its first request on, so every place is counted here (and the answers kept)
@@ -285,12 +296,22 @@ class DecisionFeed:
             reading[c] = Followed(followed.partition, followed.since, cursor)
         more = any(f.position < stored.get(f.partition, 0) for f in reading.values())
         self._reading, self._places = reading, places
+        self._drawn = {c: last for c, last in self._drawn.items() if c in reading}
         claims = self._read_claims(set(reading), again=set(new))
         if claims is not None:  # (the rows just read, as their claims say now: read after them, so none missing)
             decided = [
                 (r, d.claimed(self._claims[d.campaign_id][r])) if self._claim_of(d, r) else (r, d) for r, d in decided
             ]
         return Round(stored, dict(reading), decided, more, tuple(claims or ()))
+
+    def _read_drawn(self, conn: Connection, campaign_ids: set[int]) -> None:
+        """In the feed's thread: which of these campaigns had their pre-queue drawn (DRAW), and its last offset."""
+        for c in campaign_ids:
+            self._drawn.pop(c, None)
+        if campaign_ids:
+            for c, last in conn.exec_driver_sql(DRAWN.format(",".join(str(int(c)) for c in sorted(campaign_ids)))):
+                if last is not None:
+                    self._drawn[int(c)] = int(last)
 
     def _claim_of(self, decided: Decided, request_id: str) -> bool:
         return request_id in self._claims.get(decided.campaign_id, ())
@@ -330,8 +351,13 @@ class DecisionFeed:
         campaign's rows come in log order (one partition, one worker at a time) and are read from its first one
         on, so each place is the previous one + 1 — and where the next read starts. Plain tuples from the driver:
         the feed reads every decision of the campaigns people wait for."""
+        drawn = self._drawn.get(campaign_id)
         with self.engine.connect() as conn:
-            rows = conn.exec_driver_sql(ROWS, (campaign_id, start, end, READ_ROWS)).all()
+            if drawn is not None and start == 0:  # a drawn pre-queue first, in the draw's order, in one piece
+                rows = conn.exec_driver_sql(DRAWN_ROWS, (campaign_id, drawn)).all()
+                end = drawn + 1
+            else:
+                rows = conn.exec_driver_sql(ROWS, (campaign_id, start, end, READ_ROWS)).all()
         count, winners = places[campaign_id]
         decided = []
         for request_id, user_id, status, offset, promoted in rows:
@@ -341,7 +367,7 @@ class DecisionFeed:
             )
             winners += status == "SUCCESS"
         places[campaign_id] = (count, winners)
-        return decided, rows[-1][3] + 1 if len(rows) == READ_ROWS else end
+        return decided, rows[-1][3] + 1 if len(rows) == READ_ROWS and drawn is None else end
 
     def publish(self, round_: Round) -> None:
         """On the event loop: the round's decisions become answers and wake their held look-ups."""

@@ -160,6 +160,8 @@ class Intake:
         event = signed_event(self.signer, campaign_id, user_id, idempotency_key)
         value = event.to_json()
         data = reply(event, "PENDING")
+        if window.pre_queue_s and window.pre_queued(event.requested_at_ms, 0.0):
+            data["preQueued"] = True  # held for the draw at the opening
         if not publish:
             return data
         started = time.perf_counter()

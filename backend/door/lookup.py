@@ -20,6 +20,7 @@ from sqlalchemy.exc import DBAPIError, OperationalError
 from backend.app.errors import database_error, database_unavailable, request_not_found
 from backend.app.observability import LOOKUP_DATABASE_READS
 from backend.app.outages import DATABASE_OUTAGES
+from backend.door.campaign_cache import CampaignCache
 from backend.door.decisions import Decided, DecisionFeed, TooManyHeld, refusal
 from backend.queries.participation import decision, line_position, place_among
 from fcfs.claims import ClaimView
@@ -48,6 +49,7 @@ class Lookups:
         self.group = group
         self.topic = topic
         self._executor = ThreadPoolExecutor(max_workers=8, thread_name_prefix="look-up")
+        self.campaigns: CampaignCache | None = None  # the windows: a request held in a pre-queue is answered at once
 
     def close(self) -> None:
         self._executor.shutdown(wait=False, cancel_futures=True)
@@ -72,6 +74,13 @@ class Lookups:
         known = feed.answers.get(request_id)
         if known is not None:
             return known.answer(request_id)
+        window = None if self.campaigns is None else await self.campaigns.get(campaign_id)
+        if window is not None and window.pre_queued(issued.issued_at_ms, time.time()):
+            # not decided before the draw (known within a switch-log read of it): no read, or held for the draw
+            drawn = await self._held(request_id, client, wait_s) if wait_s > 0 and feed.fresh() else None
+            if drawn is not None:
+                return drawn.answer(request_id)
+            return {**(await self._pending(issued, campaign_id, request_id, None, None)), "preQueued": True}
         ticket = partition is not None and offset is not None
         if ticket:
             if not feed.following(campaign_id) or feed.pending_in_feed(campaign_id, partition, offset):
@@ -94,18 +103,23 @@ class Lookups:
                 found = await self._decision(request_id, campaign_id)
                 if found is not None:
                     return found.answer(request_id)
-            try:
-                with feed.hold(request_id, client) as decided:
-                    done, _ = await asyncio.wait((decided,), timeout=wait_s)
-                    if done:
-                        return decided.result().answer(request_id)
-            except TooManyHeld as exc:
-                raise refusal(exc) from None
+            held = await self._held(request_id, client, wait_s)
+            if held is not None:
+                return held.answer(request_id)
             if not feed.fresh():  # the feed stopped while we waited: the database says
                 found = await self._decision(request_id, campaign_id)
                 if found is not None:
                     return found.answer(request_id)
         return await self._pending(issued, campaign_id, request_id, partition, offset)
+
+    async def _held(self, request_id: str, client: str, wait_s: float) -> Decided | None:
+        """The request's decision if the feed publishes it within `wait_s` (bounded); None if not."""
+        try:
+            with self.feed.hold(request_id, client) as decided:
+                done, _ = await asyncio.wait((decided,), timeout=min(wait_s, self.max_wait_s))
+                return decided.result() if done else None
+        except TooManyHeld as exc:
+            raise refusal(exc) from None
 
     async def _decision(self, request_id: str, campaign_id: int) -> Decided | None:
         """Known to the feed by now, or read from the database (None: not decided)."""

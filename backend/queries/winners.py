@@ -36,6 +36,7 @@ CSV_COLUMNS = [
     "kafkaOffset",
     "simulated",
     "claimedAt",  # a campaign whose winners must claim: when this one did (empty: not yet)
+    "promoted",  # won later: a unit released by a winner who did not claim it, or stock added
 ]
 
 
@@ -94,7 +95,16 @@ def _winners_page(
     """Up to `limit` winners after the cursor, in decision order: (rows, position of the first, next cursor)."""
     sold_out_at = winners_decided_by(conn, campaign_id)
     query = (
-        select(h.id, h.user_id, h.request_id, h.decided_at, h.kafka_partition, h.kafka_offset, claim.c.claimed_at)
+        select(
+            h.id,
+            h.user_id,
+            h.request_id,
+            h.decided_at,
+            h.kafka_partition,
+            h.kafka_offset,
+            claim.c.claimed_at,
+            h.promoted_at,
+        )
         .select_from(participation_history.outerjoin(claim, claim.c.history_id == h.id))
         .where(h.campaign_id == campaign_id, h.status == Outcome.SUCCESS)
         .order_by(h.decided_at, h.id)
@@ -145,6 +155,7 @@ def winners_csv(engine: Engine, campaign_id: int, tz: ZoneInfo, chunk: int = 10_
                     row.kafka_offset,
                     "true" if is_simulated(row.user_id) else "false",
                     iso(row.claimed_at, tz) or "",
+                    "true" if row.promoted_at is not None else "false",
                 ]
             )
         yield out.getvalue().encode()

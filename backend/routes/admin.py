@@ -25,8 +25,9 @@ from backend.door.intake import ensure_taking_part
 from backend.door.producer import KafkaUnavailable
 from backend.queries import campaigns as stored
 from fcfs.db import utcnow
+from fcfs.draw import commitment, new_seed
 from fcfs.events import MAX_USER_ID, signed_event
-from fcfs.schema import Channel
+from fcfs.schema import Channel, PreQueueOrder
 from fcfs.simulated import simulated_user
 
 RETRY = {"Retry-After": "1"}
@@ -82,7 +83,12 @@ def create_campaign(
         "weight": body.weight,
         "paused": body.paused,
         "claim_seconds": body.claim_seconds,
+        "pre_queue_seconds": body.pre_queue_seconds,
+        "pre_queue_order": body.pre_queue_order,
     }
+    if body.pre_queue_seconds and body.pre_queue_order is PreQueueOrder.DRAW:
+        seed = new_seed()  # kept secret until the draw; its SHA-256 is published from now on
+        values |= {"draw_seed": seed, "draw_commitment": commitment(seed)}
     row = stored.create_campaign(engine, values=values, partitions=partitions, partition=body.partition)
     campaigns.remember(window_of(row))
     return envelope(campaign_json(row, settings.tz), "campaign created", 201)

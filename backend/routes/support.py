@@ -10,10 +10,11 @@ from starlette.responses import Response, StreamingResponse
 
 from backend.app.deps import AdminDep, EngineDep, SettingsDep, SignerDep
 from backend.app.errors import bad_cursor, campaign_not_found, envelope, invalid, request_not_found
-from backend.contract.presenters import iso, user_request_json, winner_json
-from backend.contract.responses import ParticipantLookup, Winners, errors, ok
+from backend.contract.presenters import iso, pre_queue_json, user_request_json, winner_json
+from backend.contract.responses import DrawState, ParticipantLookup, Winners, errors, ok
 from backend.contract.schemas import CampaignId
 from backend.queries.campaigns import get_campaign
+from backend.queries.draw import filling, pre_queue_csv
 from backend.queries.winners import Cursor, user_requests, winners_csv, winners_page
 from fcfs.events import MAX_USER_ID
 from fcfs.simulated import is_simulated
@@ -74,6 +75,39 @@ def winners_download(campaign_id: CampaignIdPath, engine: EngineDep, settings: S
         winners_csv(engine, campaign_id, settings.tz),
         media_type="text/csv; charset=utf-8",
         headers={"Content-Disposition": f'attachment; filename="campaign-{campaign_id}-winners.csv"'},
+    )
+
+
+@router.get(
+    "/draw",
+    summary="The fair opening: the pre-queue, the draw's commitment and, once drawn, its seed; held per second",
+    responses={**ok(200, DrawState), **errors(404, 422)},
+)
+def draw_state(campaign_id: CampaignIdPath, engine: EngineDep, settings: SettingsDep) -> Response:
+    row = _campaign_row(engine, campaign_id)
+    return envelope(
+        {
+            "campaignId": campaign_id,
+            "startsAt": iso(row.starts_at, settings.tz),
+            **pre_queue_json(row, settings.tz),
+            "perSecond": filling(engine, campaign_id) if row.pre_queue_seconds else [],
+            "verify": "python -m fcfs.draw verify --draw DRAW.json --pre-queue PRE_QUEUE.csv [--winners WINNERS.csv]",
+        }
+    )
+
+
+@router.get(
+    "/pre-queue.csv",
+    summary="The pre-queue in log order, each request with its outcome (PENDING before the draw), streamed as CSV",
+    response_class=StreamingResponse,
+    responses={200: {"content": {"text/csv": {}}}, **errors(404, 422)},
+)
+def pre_queue_download(campaign_id: CampaignIdPath, engine: EngineDep) -> Response:
+    _campaign_row(engine, campaign_id)
+    return StreamingResponse(
+        pre_queue_csv(engine, campaign_id),
+        media_type="text/csv; charset=utf-8",
+        headers={"Content-Disposition": f'attachment; filename="campaign-{campaign_id}-pre-queue.csv"'},
     )
 
 

@@ -165,7 +165,11 @@ def test_a_win_not_claimed_in_time_goes_to_the_next_in_line_and_claims_keep_thei
         listed = admin.get(f"/api/admin/campaigns/{campaign_id}/winners").json()["data"]["winners"]
         exported = admin.get(f"/api/admin/campaigns/{campaign_id}/winners.csv").text.splitlines()
     assert [(w["userId"], w["claimedAt"] is not None) for w in listed] == [(1, True), (4, True), (5, False)]
-    assert exported[0].endswith(",claimedAt") and [line.split(",")[1] for line in exported[1:]] == ["1", "4", "5"]
+    assert exported[0].endswith(",claimedAt,promoted") and [line.split(",")[1] for line in exported[1:]] == [
+        "1",
+        "4",
+        "5",
+    ]
 
     # 5, 6, 7 and 8 released in turn (each promoted first), then the unit goes back to the stock
     wait_until(lambda: campaign_row(database, campaign_id).current_stock == 1, 6 * CLAIM_S + 15, "the unit back")

@@ -1,0 +1,219 @@
+"""A fair opening, against the real stack (API, worker, Kafka, MariaDB): requests of the pre-queue are accepted and
+held, not decided, until the opening; then decided in the campaign's order — a draw by the seed committed at
+creation (recomputed by `python -m fcfs.draw verify` from the published files, which catch a wrong seed or a queue
+changed afterwards), or log order — and every later request after them in log order, a late one for the pre-queue
+included. Held requests survive a worker killed with SIGKILL; a worker restarted holds none twice."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+from confluent_kafka import Producer
+from sqlalchemy import Engine, text
+
+from fcfs.draw import Entry, draw_order, queue_digest, winners_of
+from fcfs.kafka import producer_config
+from fcfs.schema import PreQueueOrder
+from fcfs.settings import Settings
+from tests.support import ROOT, signed, wait_until
+from tests.support.ledger import assert_counters_match_history, campaign_row, history_rows
+from tests.support.processes import Api, Processes
+
+OPENS_IN_S = 8  # the pre-queue is open this long before the opening: time to send every request in it
+
+
+def _opening(seconds: float) -> tuple[dt.datetime, str]:
+    at = dt.datetime.now(dt.UTC).replace(microsecond=0) + dt.timedelta(seconds=seconds)
+    return at, at.isoformat().replace("+00:00", "Z")
+
+
+def _take_part(api: Api, campaign_id: int, user: int) -> dict[str, Any]:
+    r = httpx.post(f"{api.base_url}/api/campaigns/{campaign_id}/participation", json={"userId": user}, timeout=30)
+    assert r.status_code == 202, r.text
+    return dict(r.json()["data"])
+
+
+def _look_up(api: Api, campaign_id: int, ticket: dict[str, Any], wait_s: float = 0) -> dict[str, Any]:
+    params = {"partition": ticket["partition"], "offset": ticket["offset"], "waitSeconds": wait_s}
+    url = f"{api.base_url}/api/campaigns/{campaign_id}/participation/{ticket['requestId']}"
+    r = httpx.get(url, params=params, timeout=60)
+    assert r.status_code == 200, r.text
+    return dict(r.json()["data"])
+
+
+def _draw(api: Api, campaign_id: int) -> dict[str, Any]:
+    with api.client(admin=True) as admin:
+        r = admin.get(f"/api/admin/campaigns/{campaign_id}/draw")
+    assert r.status_code == 200, r.text
+    return dict(r.json()["data"])
+
+
+def _verify(tmp: Path, draw_state: dict[str, Any], pre_queue: str, winners: str) -> subprocess.CompletedProcess[str]:
+    (tmp / "draw.json").write_text(json.dumps({"data": draw_state}))
+    (tmp / "pre-queue.csv").write_text(pre_queue)
+    (tmp / "winners.csv").write_text(winners)
+    command = [sys.executable, "-m", "fcfs.draw", "verify", "--draw", str(tmp / "draw.json")]
+    command += ["--pre-queue", str(tmp / "pre-queue.csv"), "--winners", str(tmp / "winners.csv")]
+    return subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=60, check=False)
+
+
+def _held(engine: Engine, campaign_id: int) -> list[Any]:
+    with engine.connect() as conn:
+        return list(
+            conn.execute(
+                text("SELECT * FROM pre_queue WHERE campaign_id = :c ORDER BY kafka_offset"), {"c": campaign_id}
+            ).all()
+        )
+
+
+def test_a_drawn_pre_queue_is_decided_as_the_committed_seed_says_and_anyone_can_recompute_it(
+    settings: Settings, database: Engine, processes: Processes, tmp_path: Path
+) -> None:
+    """Stock 3, a DRAW pre-queue of users 1–10 (user 3 twice): all 202 and held (PENDING, preQueued) — none decided
+    before the opening, whatever the worker reads; a worker killed with SIGKILL meanwhile loses none and its
+    successor holds none twice. With nobody after the opening the worker draws after the grace: the winners are
+    the first three of the order that the seed (its SHA-256 published at creation, itself revealed now) gives,
+    their places 1–3; the verify command agrees, and refuses a wrong seed or a changed queue. A request stamped
+    before the opening that reaches the log after the draw (a slow API process) is decided after it, in log
+    order."""
+    api = processes.api(settings)
+    opens_at, opens_text = _opening(OPENS_IN_S)
+    campaign_id = api.create_campaign(total_stock=3, startsAt=opens_text, preQueueSeconds=3600, preQueueOrder="DRAW")
+    created = _draw(api, campaign_id)
+    assert created["preQueueOrder"] == "DRAW" and created["drawSeed"] is None and created["drawnAt"] is None
+    assert len(created["drawCommitment"]) == 64 and api.status(campaign_id)["status"] == "PRE_QUEUE"
+    _, later_text = _opening(7200)
+    not_yet = api.create_campaign(total_stock=1, startsAt=later_text, preQueueSeconds=60)
+    r = httpx.post(f"{api.base_url}/api/campaigns/{not_yet}/participation", json={"userId": 1}, timeout=30)
+    assert r.status_code == 409 and r.json()["errorCode"] == "CAMPAIGN_NOT_STARTED", r.text
+
+    worker = processes.worker(settings)
+    tickets = {user: _take_part(api, campaign_id, user) for user in range(1, 11)}
+    again = _take_part(api, campaign_id, 3)
+    assert all(t["preQueued"] is True for t in [*tickets.values(), again])
+    wait_until(lambda: campaign_row(database, campaign_id).pre_queued_count == 11, 30, "the pre-queue held")
+    worker.kill()
+    worker = processes.worker(settings)
+    pending = _look_up(api, campaign_id, tickets[1])
+    assert pending["status"] == "PENDING" and pending["preQueued"] is True, pending
+    assert history_rows(database, campaign_id) == [] and len(_held(database, campaign_id)) == 11
+
+    # nobody after the opening: drawn PRE_QUEUE_GRACE_S after it, once the worker has read the partition to its end
+    assert time.time() < opens_at.timestamp(), "the pre-queue took longer than the test allows"
+    drawn_won = _look_up(api, campaign_id, tickets[1], wait_s=OPENS_IN_S + 20)
+    assert drawn_won["status"] in ("SUCCESS", "FAIL"), drawn_won
+    state = wait_until(lambda: (s := _draw(api, campaign_id))["drawnAt"] and s, 10, "the draw published")
+    assert state["drawSeed"] is not None and state["preQueuedCount"] == 11 and state["drawWinners"] == 3
+    assert time.time() >= opens_at.timestamp() + settings.pre_queue_grace_s - 1  # not before the opening
+
+    held = _held(database, campaign_id)
+    entries = [Entry(h.request_id, h.user_id, h.kafka_partition, h.kafka_offset) for h in held]
+    assert queue_digest(entries) == state["preQueueDigest"]
+    order = draw_order(PreQueueOrder.DRAW, entries, state["drawSeed"], state["preQueueDigest"])
+    expected = [e.user_id for e in winners_of(order, 3)]
+    rows = history_rows(database, campaign_id)
+    assert sorted(r.user_id for r in rows if r.status.value == "SUCCESS") == sorted(expected)
+    assert [r.status.value for r in rows].count("DUPLICATE") == 1 and len(rows) == 11
+    by_id = sorted(rows, key=lambda r: r.id)  # written in the draw's order
+    assert [r.request_id for r in by_id] == [e.request_id for e in order]
+    for place, user in enumerate(expected, start=1):
+        answer = _look_up(api, campaign_id, tickets[user], wait_s=10)
+        assert (answer["status"], answer["place"], answer["winnersBefore"]) == ("SUCCESS", place, place - 1), answer
+    fresh = processes.api(settings)  # a process that never followed it: from the database, the same places
+    assert _look_up(fresh, campaign_id, tickets[expected[2]])["place"] == 3
+
+    # a request stamped before the opening, in the log after the draw: decided after it, in log order (FAIL: sold out)
+    partition = campaign_row(database, campaign_id).kafka_partition
+    late = signed(settings, campaign_id, 99, int(opens_at.timestamp() * 1000) - 500)
+    producer = Producer(producer_config(settings))
+    producer.produce(settings.kafka_topic, late.to_json(), late.key(), partition=partition)
+    assert producer.flush(10) == 0
+    after = _take_part(api, campaign_id, 11)
+    assert _look_up(api, campaign_id, after, wait_s=30)["status"] == "FAIL"
+    rows = history_rows(database, campaign_id)
+    assert [(r.user_id, r.status.value) for r in rows[-2:]] == [(99, "FAIL"), (11, "FAIL")]
+    assert min(r.id for r in rows[-2:]) > max(r.id for r in by_id) and len(_held(database, campaign_id)) == 11
+    counts = assert_counters_match_history(database, campaign_id)
+    assert counts == {"SUCCESS": 3, "FAIL": 9, "DUPLICATE": 1}
+
+    with api.client(admin=True) as admin:
+        pre_queue = admin.get(f"/api/admin/campaigns/{campaign_id}/pre-queue.csv").text
+        winners = admin.get(f"/api/admin/campaigns/{campaign_id}/winners.csv").text
+    checked = _verify(tmp_path, state, pre_queue, winners)
+    assert checked.returncode == 0 and "the draw checks out" in checked.stdout, checked.stdout + checked.stderr
+    assert "WRONG" not in checked.stdout
+    wrong_seed = {**state, "drawSeed": "00" * 32}
+    refused = _verify(tmp_path, wrong_seed, pre_queue, winners)
+    assert refused.returncode == 1 and "WRONG" in refused.stdout, refused.stdout
+    lines = pre_queue.splitlines()
+    changed = "\n".join([lines[0], *lines[2:]]) + "\n"  # one request taken out of the queue afterwards
+    refused = _verify(tmp_path, state, changed, winners)
+    assert refused.returncode == 1 and "digest" in refused.stdout, refused.stdout
+    assert _draw(api, not_yet)["drawSeed"] is None  # (another campaign's seed stays secret)
+
+
+def test_a_fifo_pre_queue_is_decided_in_log_order_at_the_first_request_after_the_opening(
+    settings: Settings, database: Engine, processes: Processes
+) -> None:
+    """Stock 2, a FIFO pre-queue of users 5, 4, 3, 2, 1 and 4 again, in that log order: at the first request after
+    the opening (user 9) the worker decides the pre-queue in log order — 5 and 4 win, 3, 2, 1 FAIL, 4's repeat
+    DUPLICATE — and user 9 after them. The switch log records the draw, and the campaign leaves PRE_QUEUE."""
+    api = processes.api(settings)
+    opens_at, opens_text = _opening(OPENS_IN_S)
+    campaign_id = api.create_campaign(total_stock=2, startsAt=opens_text, preQueueSeconds=600)
+    assert api.status(campaign_id)["status"] == "PRE_QUEUE" and _draw(api, campaign_id)["drawCommitment"] is None
+    processes.worker(settings, PRE_QUEUE_GRACE_S="300")  # only the request after the opening draws
+    tickets = [_take_part(api, campaign_id, user) for user in (5, 4, 3, 2, 1, 4)]
+    wait_until(lambda: campaign_row(database, campaign_id).pre_queued_count == 6, 30, "the pre-queue held")
+    assert history_rows(database, campaign_id) == []
+    wait_until(lambda: time.time() >= opens_at.timestamp(), OPENS_IN_S + 5, "the opening")
+    nine = _take_part(api, campaign_id, 9)
+    assert "preQueued" not in nine
+    assert _look_up(api, campaign_id, nine, wait_s=30)["status"] == "FAIL"
+    rows = history_rows(database, campaign_id)
+    assert [(r.user_id, r.status.value) for r in rows] == [
+        (5, "SUCCESS"),
+        (4, "SUCCESS"),
+        (3, "FAIL"),
+        (2, "FAIL"),
+        (1, "FAIL"),
+        (4, "DUPLICATE"),
+        (9, "FAIL"),
+    ]
+    places = [_look_up(api, campaign_id, t, wait_s=10)["place"] for t in tickets]
+    assert places == [1, 2, 3, 4, 5, 6]
+    state = _draw(api, campaign_id)
+    assert state["drawnAt"] is not None and state["drawWinners"] == 2 and state["drawSeed"] is None
+    assert api.status(campaign_id)["status"] == "SOLD_OUT"
+    with api.client(admin=True) as admin:
+        switches = admin.get(f"/api/admin/campaigns/{campaign_id}/switches").json()["data"]
+    assert [s["action"] for s in switches] == ["DRAW"] and switches[0]["actor"] == "worker"
+    assert assert_counters_match_history(database, campaign_id) == {"SUCCESS": 2, "FAIL": 4, "DUPLICATE": 1}
+
+
+def test_a_pre_queue_is_refused_where_it_cannot_be_kept(settings: Settings, processes: Processes) -> None:
+    """Without startsAt, in SYNC mode, past a week, or with an unknown order: 422, nothing created."""
+    api = processes.api(settings)
+    _, opens_text = _opening(3600)
+    bad: list[dict[str, Any]] = [
+        {"preQueueSeconds": 60},
+        {"preQueueSeconds": 60, "startsAt": opens_text, "mode": "SYNC"},
+        {"preQueueSeconds": 8 * 24 * 3600, "startsAt": opens_text},
+        {"preQueueSeconds": -1, "startsAt": opens_text},
+        {"preQueueSeconds": "60", "startsAt": opens_text},
+        {"preQueueSeconds": 60, "startsAt": opens_text, "preQueueOrder": "RANDOM"},
+        {"preQueueSeconds": 60, "startsAt": "1970-01-02T00:00:30Z"},
+    ]
+    with api.client(admin=True) as admin:
+        before = len(admin.get("/api/admin/campaigns").json()["data"])
+        for fields in bad:
+            r = admin.post("/api/admin/campaigns", json={"name": "x", "totalStock": 1, **fields})
+            assert r.status_code in (400, 422), (fields, r.text)
+        assert len(admin.get("/api/admin/campaigns").json()["data"]) == before
