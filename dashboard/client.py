@@ -110,17 +110,27 @@ class ApiClient:
     def claims(self, campaign_id: int) -> dict[str, Any]:
         return dict(self.call("GET", f"/api/admin/campaigns/{campaign_id}/claims"))
 
+    def draw(self, campaign_id: int) -> dict[str, Any]:
+        return dict(self.call("GET", f"/api/admin/campaigns/{campaign_id}/draw"))
+
     def switches(self, campaign_id: int) -> list[dict[str, Any]]:
         return list(self.call("GET", f"/api/admin/campaigns/{campaign_id}/switches"))
 
     def winners_csv(self, campaign_id: int) -> bytes:
         """The winners as CSV (the API streams it; the download button keeps it for the browser)."""
+        return self._csv(f"/api/admin/campaigns/{campaign_id}/winners.csv", "winners export")
+
+    def pre_queue_csv(self, campaign_id: int) -> bytes:
+        """The pre-queue in log order with each request's outcome, as CSV (to check the draw)."""
+        return self._csv(f"/api/admin/campaigns/{campaign_id}/pre-queue.csv", "pre-queue export")
+
+    def _csv(self, path: str, what: str) -> bytes:
         try:
-            response = self._http.get(f"/api/admin/campaigns/{campaign_id}/winners.csv", timeout=300)
+            response = self._http.get(path, timeout=300)
         except httpx.TransportError as exc:
             raise BackendUnavailable(f"the API at {self.base_url} is not reachable ({type(exc).__name__})") from None
         if response.status_code != 200:
-            raise BackendError(response.status_code, None, f"winners export failed ({response.status_code})")
+            raise BackendError(response.status_code, None, f"{what} failed ({response.status_code})")
         return response.content
 
     def participant(self, campaign_id: int, params: dict[str, Any]) -> dict[str, Any]:

@@ -143,8 +143,14 @@
           if (outcome(data)) revisit(`${base}/${encodeURIComponent(accepted.requestId)}?${ticketQuery}`);
           return;
         }
-        say("PENDING", "You are in line.");
-        showLine(data);
+        if (data.preQueued) {  // held for the opening: no line yet, the order is made then
+          say("PENDING", "You are in the pre-queue: it is decided at the opening, everyone in it at once.");
+          document.getElementById("ahead").textContent = "—";
+          document.getElementById("eta").textContent = "at the opening";
+        } else {
+          say("PENDING", "You are in line.");
+          showLine(data);
+        }
       } else if (response.status === 404 || response.status === 422) {  // not a request of this door (any more)
         store.removeItem(`fcfs-request-${campaign}`);
         ticket.hidden = true;

@@ -66,12 +66,16 @@ def participant_page(
         return Response(page, 404, media_type="text/html; charset=utf-8", headers=HEADERS)
     stock = "prize" if row.total_stock == 1 else "prizes"
     claim = f"; winners claim within {_span(row.claim_seconds)}" if row.claim_seconds else ""
+    rule = "first come, first served"
+    if row.pre_queue_seconds:  # a fair opening: the pre-queue is decided at startsAt, then first come, first served
+        held = "in a random order drawn at the opening" if row.pre_queue_order.value == "DRAW" else "in arrival order"
+        rule = f"clicks from {_span(row.pre_queue_seconds)} before the opening are decided {held}, then {rule}"
     page = (
         _asset("page.html")
         .replace("{campaign_id}", str(campaign_id))
         .replace("{auth}", settings.user_auth)
         .replace("{claim_seconds}", str(row.claim_seconds))
-        .replace("{about}", html.escape(f"{row.total_stock:,} {stock}, first come, first served{claim}"))
+        .replace("{about}", html.escape(f"{row.total_stock:,} {stock}, {rule}{claim}"))
         .replace("{name}", html.escape(row.name))  # last: a name may hold "{about}" and stays as written
     )
     return Response(page, media_type="text/html; charset=utf-8", headers={**HEADERS, "Cache-Control": "no-cache"})

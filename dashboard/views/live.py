@@ -19,7 +19,14 @@ from fcfs.settings import get_settings
 LAG_WINDOW_S = 300
 COLORS = {"success": "#2ca02c", "fail": "#ff7f0e", "duplicate": "#7f7f7f"}
 INTAKE = ("accepted", "unavailable", "limited")
-SWITCHED = {"PAUSE": "paused", "RESUME": "resumed", "END": "ended", "MOVE_END": "end moved", "ADD_STOCK": "stock added"}
+SWITCHED = {
+    "PAUSE": "paused",
+    "RESUME": "resumed",
+    "END": "ended",
+    "MOVE_END": "end moved",
+    "ADD_STOCK": "stock added",
+    "DRAW": "pre-queue drawn",
+}
 
 
 @dataclass(frozen=True)
@@ -228,6 +235,8 @@ SWITCH_COLUMNS = {
 
 
 def _switch_detail(s: dict[str, Any]) -> str:
+    if s["action"] == "DRAW":
+        return ": the pre-queue decided at the opening"
     if s["action"] == "ADD_STOCK":
         return f": +{s['stockAdded']:,}, {s['promoted']:,} to the earliest FAILs"
     return f" → {s['endsAtAfter'] or 'no end'}" if s["action"] in ("END", "MOVE_END") else ""
@@ -303,6 +312,52 @@ def claims(campaign_id: int, campaigns: list[dict[str, Any]]) -> None:
     st.plotly_chart(fig, width="stretch", key=f"claims-{campaign_id}")
 
 
+def fair_opening(campaign_id: int, campaigns: list[dict[str, Any]]) -> None:
+    """A campaign with a pre-queue: it filling up, the draw's commitment, and once drawn the seed revealed, the
+    winners it decided and how to check it."""
+    chosen = next((c for c in campaigns if c["id"] == campaign_id), None)
+    if chosen is None or not chosen.get("preQueueSeconds"):
+        return
+    state = attempt(lambda: api().draw(campaign_id), "read the pre-queue")
+    if state is None:
+        return
+    order = "a draw" if state["preQueueOrder"] == "DRAW" else "arrival order"
+    st.subheader(f"Fair opening — a pre-queue of {chosen['preQueueSeconds']:,} s, decided in {order}")
+    row = st.columns(3)
+    row[0].metric("Held in the pre-queue", f"{state['preQueuedCount']:,}")
+    drawn = state["drawnAt"] is not None
+    won = state["drawWinners"] or 0
+    row[1].metric("Decided", f"{won:,} winner{'' if won == 1 else 's'}" if drawn else "at the opening")
+    row[2].metric("Opens", state["startsAt"] or "—", help="the pre-queue is decided then, everyone in it at once")
+    if state["drawCommitment"]:
+        st.markdown(f"Commitment (SHA-256 of the seed, published from creation): `{state['drawCommitment']}`")
+    if drawn:
+        if state["drawSeed"]:
+            st.markdown(f"Seed, revealed at the draw ({state['drawnAt']}): `{state['drawSeed']}`")
+        st.markdown(f"Pre-queue digest: `{state['preQueueDigest']}` — check it: `{state['verify']}`")
+        st.download_button(
+            "Download the pre-queue (CSV)",
+            data=lambda: api().pre_queue_csv(campaign_id),
+            file_name=f"campaign-{campaign_id}-pre-queue.csv",
+            mime="text/csv",
+            on_click="ignore",
+            icon=":material/download:",
+            key="pre-queue-download",
+        )
+    seconds = state["perSecond"]
+    if seconds:
+        fig = _figure("The pre-queue filling up", height=240)
+        times = [dt.datetime.fromtimestamp(s["ts"], get_settings().tz) for s in seconds]
+        fig.add_scatter(
+            x=times,
+            y=[s["total"] for s in seconds],
+            mode="lines",
+            name="held",
+            line={"color": "#9467bd", "shape": "hv"},
+        )
+        st.plotly_chart(fig, width="stretch", key=f"pre-queue-{campaign_id}")
+
+
 def _switched(action: Callable[[], object], what: str) -> None:
     if attempt(action, what) is not None:
         st.rerun()
@@ -363,6 +418,7 @@ if campaigns is not None:
     if chosen is not None:
         invite(chosen)
         switches(chosen, campaigns)
+        fair_opening(chosen, campaigns)
         live_panel(chosen)
         claims(chosen, campaigns)
         after_the_event(chosen)

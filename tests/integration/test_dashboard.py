@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import datetime as dt
+import time
 from collections.abc import Iterator
 
 import pytest
@@ -129,6 +131,38 @@ def test_the_live_page_shows_a_campaigns_claims_as_the_api_counts_them(
     shown = metrics(at)
     assert [shown[k] for k in ("Claimed", "Waiting for their claim", "Released", "Promoted")] == ["1", "1", "1", "1"]
     assert any("Claims — each win within 5 s" in s.value for s in at.subheader)
+
+
+def test_the_live_page_shows_a_pre_queue_filling_and_its_draw_revealed(
+    api: Api, settings: Settings, processes: Processes
+) -> None:
+    """A DRAW pre-queue of 4 users: the commitment shown from the start and the held count as it fills; once drawn
+    (stock 1, at the first request after the opening), the seed, the winners and the draw on the switch log."""
+    opens = dt.datetime.now(dt.UTC).replace(microsecond=0) + dt.timedelta(seconds=5)
+    starts_at = opens.isoformat().replace("+00:00", "Z")
+    campaign_id = api.create_campaign(
+        total_stock=1, name="Drawn campaign", startsAt=starts_at, preQueueSeconds=600, preQueueOrder="DRAW"
+    )
+    processes.worker(settings)
+    with api.client() as client:
+        for user in (1, 2, 3, 4):
+            assert client.post(f"/api/campaigns/{campaign_id}/participation", json={"userId": user}).status_code == 202
+        with api.client(admin=True) as admin:
+            url = f"/api/admin/campaigns/{campaign_id}/draw"
+            wait_until(lambda: admin.get(url).json()["data"]["preQueuedCount"] == 4, 30, "the pre-queue held")
+            commitment = admin.get(url).json()["data"]["drawCommitment"]
+            at = page("live", campaign=str(campaign_id))
+            assert not at.exception, at.exception
+            assert metrics(at)["Held in the pre-queue"] == "4" and metrics(at)["Decided"] == "at the opening"
+            assert any(commitment in m.value for m in at.markdown) and not any("Seed" in m.value for m in at.markdown)
+            wait_until(lambda: time.time() >= opens.timestamp(), 10, "the opening")
+            assert client.post(f"/api/campaigns/{campaign_id}/participation", json={"userId": 5}).status_code == 202
+            state = wait_until(lambda: (d := admin.get(url).json()["data"])["drawnAt"] and d, 30, "the draw")
+    at = page("live", campaign=str(campaign_id))
+    assert not at.exception, at.exception
+    assert metrics(at)["Decided"] == "1 winner"
+    assert any(state["drawSeed"] in m.value for m in at.markdown)
+    assert any("Fair opening — a pre-queue of 600 s, decided in a draw" in s.value for s in at.subheader)
 
 
 def test_control_page_buttons_call_the_api(api: Api, settings: Settings) -> None:
