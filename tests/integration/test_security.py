@@ -6,6 +6,7 @@ import logging
 import re
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import psutil
@@ -104,9 +105,12 @@ def test_a_limit_holds_across_every_api_process(
     accepted = total - refused
     allowed = burst + rate * seconds
     assert refused > 4 * allowed, out  # offered: far over the limit
-    assert abs(accepted - allowed) <= 0.1 * allowed, (accepted, allowed, out)
-    in_kafka = sum(end_offsets(settings).values()) - before  # wrk does not count answers in flight at its end
-    assert accepted <= in_kafka <= min(accepted + 64, allowed * 1.1)  # no 429 enqueued anything
+    # What the limit let through is counted in the log: wrk does not count the answers in flight at its end (one
+    # per connection at most), and on a busy machine a produce can take a second — the last tokens' 202s with it.
+    time.sleep(settings.kafka_produce_timeout_ms / 1000 + 1)  # every admitted request produced, or refused
+    in_kafka = sum(end_offsets(settings).values()) - before
+    assert accepted <= in_kafka <= accepted + 64, (accepted, in_kafka, out)  # no 429 enqueued anything
+    assert abs(in_kafka - allowed) <= 0.1 * allowed, (in_kafka, accepted, allowed, out)
 
 
 def test_request_ids_are_echoed_and_metrics_are_served(settings: Settings, processes: Processes) -> None:
