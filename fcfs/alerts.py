@@ -32,6 +32,7 @@ from typing import Any
 
 import httpx
 from sqlalchemy import Engine, insert, select, update
+from sqlalchemy.exc import OperationalError
 
 from fcfs.schema import alert, campaign, campaign_intake_second, consumer_lag_sample, crowd_run, worker_heartbeat
 
@@ -345,7 +346,7 @@ class Alerter:
             return
         self.database_down_since = now
         log.warning("alerter: the database is unavailable")
-        self._send_memory(f"[FIRING] {Kind.DATABASE_UNAVAILABLE}: the alerter cannot reach the database", now, now)
+        self._send_memory(f"[FIRING] {Kind.DATABASE_UNAVAILABLE}: the alerter cannot reach the database", now)
 
     def _database_back(self, now: dt.datetime) -> None:
         since, self.database_down_since = self.database_down_since, None
@@ -365,11 +366,18 @@ class Alerter:
                 )
             )
 
-    def _send_memory(self, text: str, opened: dt.datetime, now: dt.datetime) -> None:
+    def _send_memory(self, text: str, opened: dt.datetime) -> None:
         """The database's own outage: sent from memory, best effort once per URL (the row comes when it is back)."""
+        data = {
+            "text": text,
+            "kind": Kind.DATABASE_UNAVAILABLE.value,
+            "state": "FIRING",
+            "subject": "the database",
+            "openedAt": f"{opened:%Y-%m-%dT%H:%M:%S.%f}Z",
+        }
         for url in self.urls:
             try:
-                self.post(url, {"text": text, "kind": Kind.DATABASE_UNAVAILABLE.value, "state": "FIRING"})
+                self.post(url, data)
             except Exception as exc:  # noqa: BLE001
                 log.warning("alerter: cannot send the database's outage to %s: %s", url, exc)
 
@@ -380,6 +388,4 @@ def _post(url: str, data: dict[str, Any]) -> None:
 
 
 def _database_down(exc: Exception) -> bool:
-    from sqlalchemy.exc import OperationalError
-
     return isinstance(exc, OperationalError)

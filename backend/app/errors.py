@@ -81,6 +81,7 @@ CODES: dict[str, int] = {
     "DATABASE_ERROR": 503,
     "NOT_READY": 503,
     "WAITING_FULL": 503,
+    "LOOKUPS_BUSY": 503,
     "CROWD_NOT_STARTED": 503,
 }
 RETRY = {"Retry-After": "1"}
@@ -156,6 +157,15 @@ def waiting_full(limit: int) -> ApiError:
     return ApiError(
         "WAITING_FULL",
         f"this server process already holds {limit} waiting look-ups; look up without waitSeconds, or retry",
+        headers=RETRY,
+    )
+
+
+def lookups_busy(limit: int) -> ApiError:
+    return ApiError(
+        "LOOKUPS_BUSY",
+        f"this server process already has {limit} look-ups waiting for the database; retry, or look up with the "
+        "ticket (partition and offset), which needs no database read",
         headers=RETRY,
     )
 

@@ -17,7 +17,7 @@ from typing import Any, TypeVar
 from sqlalchemy import Engine
 from sqlalchemy.exc import DBAPIError, OperationalError
 
-from backend.app.errors import database_error, database_unavailable, request_not_found
+from backend.app.errors import database_error, database_unavailable, lookups_busy, request_not_found
 from backend.app.observability import LOOKUP_DATABASE_READS
 from backend.app.outages import DATABASE_OUTAGES
 from backend.door.campaign_cache import CampaignCache
@@ -27,6 +27,7 @@ from fcfs.claims import ClaimView
 from fcfs.request_ids import IssuedRequest, RequestIdSigner
 
 MAX_WAIT_S = 30.0
+READS_QUEUED = 256  # look-ups waiting for a database read in one process at most: past it, 503 LOOKUPS_BUSY at once
 CATCH_UP_S = 2.0  # a decided request's look-up waits this long at most for the feed to reach it, then reads
 T = TypeVar("T")
 
@@ -49,6 +50,8 @@ class Lookups:
         self.group = group
         self.topic = topic
         self._executor = ThreadPoolExecutor(max_workers=8, thread_name_prefix="look-up")
+        self._reads = 0  # look-ups reading the database or queued for it (bounded: a flood is refused, not queued)
+        self.reads_max = READS_QUEUED
         self.campaigns: CampaignCache | None = None  # the windows: a request held in a pre-queue is answered at once
 
     def close(self) -> None:
@@ -175,7 +178,10 @@ class Lookups:
         return decided
 
     async def _read(self, read: Callable[[], T]) -> T:
+        if self._reads >= self.reads_max:  # (the event loop's own counter: no lock needed)
+            raise lookups_busy(self.reads_max)
         LOOKUP_DATABASE_READS.inc()
+        self._reads += 1
         try:
             return await asyncio.get_running_loop().run_in_executor(self._executor, read)
         except OperationalError:
@@ -183,3 +189,5 @@ class Lookups:
             raise database_unavailable() from None
         except DBAPIError:
             raise database_error() from None
+        finally:
+            self._reads -= 1

@@ -168,6 +168,7 @@ def participate_sync(
             _429="TOO_MANY_WAITING: waitSeconds, and this client already waits for WAIT_MAX_PER_CLIENT outcomes "
             "at once (Retry-After)",
             _503="WAITING_FULL: waitSeconds, and this process already holds WAIT_MAX_HELD look-ups (Retry-After); "
+            "LOOKUPS_BUSY: 256 look-ups already wait for a database read in this process (Retry-After); "
             "DATABASE_UNAVAILABLE",
         ),
     },

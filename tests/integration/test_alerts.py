@@ -16,13 +16,16 @@ from typing import Any
 import httpx
 import pytest
 from confluent_kafka import Producer
-from sqlalchemy import Engine, select
+from sqlalchemy import Engine, select, text
 
+from fcfs.db import make_engine
 from fcfs.kafka import producer_config
+from fcfs.provision import ensure_database, migrate
 from fcfs.schema import worker_heartbeat
 from fcfs.settings import Settings
-from tests.support import settings_env, wait_until
+from tests.support import free_port, free_ports, settings_env, wait_until
 from tests.support.processes import Processes
+from tests.support.stack import stack_database
 
 
 class Receiver:
@@ -121,3 +124,69 @@ def test_each_incident_reaches_the_webhook_once_when_it_fires_and_once_when_it_r
     assert all(a["delivered"] for a in mine)
     assert sum("sending" in p.log() for p in alerters) == 1  # one process sends, the other stands by
     assert httpx.get(f"{api.base_url}/api/admin/alerts", timeout=10).status_code == 401
+
+
+def test_a_stalled_partition_and_a_door_answering_503_are_each_sent_once_and_resolved_once(
+    settings: Settings, database: Engine, processes: Processes, receiver: Receiver
+) -> None:
+    """50 requests and no worker: the partition's lag stands still past ALERT_STALLED_S — fired once, resolved
+    once a worker drains it. An API process whose Kafka is gone answers 503: the door's alert fired once,
+    resolved once the window passes without a 503."""
+    with database.begin() as conn:  # (an incident of the door left open by an earlier test would hide this one)
+        conn.execute(text("DELETE FROM alert WHERE kind = 'DOOR_UNAVAILABLE'"))
+    env = {"ALERT_WEBHOOK_URLS": receiver.url, "ALERT_INTERVAL_S": "0.3", "ALERT_STALLED_S": "3", "ALERT_WINDOW_S": "3"}
+    processes.start("alerter", [sys.executable, "-m", "batch.alerter"], settings_env(settings, **env))
+    api = processes.api(settings, LAG_SAMPLE_INTERVAL_S="0.5")
+    campaign_id = api.create_campaign(total_stock=10, name="Stalled campaign")
+    with api.client(admin=True) as admin:
+        body = {"campaignId": campaign_id, "count": 50, "userIdStart": 1}
+        assert admin.post("/api/admin/test/participate-bulk", json=body).status_code == 202
+        partition = admin.get(f"/api/admin/campaigns/{campaign_id}").json()["data"]["partition"]
+    stalled = f"partition {partition} of {settings.kafka_topic}"
+    wait_until(lambda: receiver.of("LAG_STALLED", stalled) == [("FIRING", stalled)], 60, "the stalled partition")
+    processes.worker(settings)
+    wait_until(lambda: len(receiver.of("LAG_STALLED", stalled)) == 2, 60, "the partition moving again")
+
+    cut_off = processes.api(
+        settings, KAFKA_BOOTSTRAP_SERVERS=f"127.0.0.1:{free_port()}", KAFKA_PRODUCE_TIMEOUT_MS="500"
+    )
+    r = httpx.post(f"{cut_off.base_url}/api/campaigns/{campaign_id}/participation", json={"userId": 77}, timeout=30)
+    assert (r.status_code, r.json()["errorCode"]) == (503, "KAFKA_UNAVAILABLE"), r.text
+    door = "the participation door"
+    wait_until(lambda: receiver.of("DOOR_UNAVAILABLE", door) == [("FIRING", door)], 60, "the door's 503")
+    wait_until(lambda: len(receiver.of("DOOR_UNAVAILABLE", door)) == 2, 60, "the door's resolution")
+    time.sleep(2)  # a few more rounds: nothing sent again
+    assert receiver.of("LAG_STALLED", stalled) == [("FIRING", stalled), ("RESOLVED", stalled)]
+    assert receiver.of("DOOR_UNAVAILABLE", door) == [("FIRING", door), ("RESOLVED", door)]
+    assert "no progress" in next(b["text"] for b in receiver.bodies if b["kind"] == "LAG_STALLED")
+
+
+def test_the_database_unavailable_to_the_alerter_is_sent_from_memory_then_recorded_and_resolved(
+    settings: Settings, processes: Processes, receiver: Receiver
+) -> None:
+    """The alerter's own database stops: the outage is sent at once from memory (once, however many rounds fail);
+    when it is back the incident is recorded with its resolution, which is sent once."""
+    with stack_database("mariadb-alerter-test", free_ports(1)) as (server, start_db, stop_db):
+        url = server + "fcfs_alerts"
+        ensure_database(url)
+        migrate(url)
+        env = {"ALERT_WEBHOOK_URLS": receiver.url, "ALERT_INTERVAL_S": "0.3", "DATABASE_URL": url}
+        alerter = processes.start("alerter", [sys.executable, "-m", "batch.alerter"], settings_env(settings, **env))
+        wait_until(lambda: "sending" in alerter.log(), 30, "the alerter sending")
+        stop_db()
+        subject = "the database"
+        wait_until(lambda: any(b["kind"] == "DATABASE_UNAVAILABLE" for b in receiver.bodies), 60, "the outage")
+        time.sleep(2)  # rounds that fail again: not sent again
+        start_db()
+        wait_until(lambda: len(receiver.of("DATABASE_UNAVAILABLE", subject)) == 2, 60, "the resolution")
+        time.sleep(2)
+        sent = [b["state"] for b in receiver.bodies if b["kind"] == "DATABASE_UNAVAILABLE"]
+        assert sent == ["FIRING", "RESOLVED"], receiver.bodies
+        engine = make_engine(url, pool_size=1)
+        try:
+            with engine.connect() as conn:
+                rows = conn.execute(text("SELECT * FROM alert WHERE kind = 'DATABASE_UNAVAILABLE'")).all()
+        finally:
+            engine.dispose()
+        assert len(rows) == 1 and rows[0].resolved_at > rows[0].opened_at and rows[0].done
+        assert alerter.popen.poll() is None

@@ -5,6 +5,7 @@ follow and what it published. (The feed against the real database and worker: te
 from __future__ import annotations
 
 import asyncio
+import threading
 from typing import Any
 
 import pytest
@@ -100,3 +101,31 @@ def test_answers_keep_the_newest_when_full() -> None:
     for n in range(6):
         answers.put(f"r{n}", decided(n + 1, n))
     assert len(answers) <= 4 and answers.get("r5") is not None and answers.get("r0") is None
+
+
+def test_look_ups_waiting_for_the_database_are_bounded_and_refused_at_once_past_it() -> None:
+    """A flood of look-ups the feed cannot answer queues no more than `reads_max` database reads per process:
+    the next is refused at once (503 LOOKUPS_BUSY, Retry-After), and a slot freed takes reads again."""
+    from backend.app.errors import ApiError
+    from backend.door.lookup import Lookups
+    from fcfs.request_ids import RequestIdSigner
+
+    async def scenario() -> None:
+        lookups = Lookups(None, RequestIdSigner("s"), feed(), group="g", topic="t")  # type: ignore[arg-type]
+        lookups.reads_max = 2
+        gate = threading.Event()
+        try:
+            held = [asyncio.ensure_future(lookups._read(gate.wait)) for _ in range(2)]
+            await asyncio.sleep(0.05)
+            with pytest.raises(ApiError) as refused:
+                await lookups._read(lambda: True)
+            assert (refused.value.status_code, refused.value.error_code) == (503, "LOOKUPS_BUSY")
+            assert "Retry-After" in (refused.value.headers or {})
+            gate.set()
+            assert await asyncio.gather(*held) == [True, True]
+            assert await lookups._read(lambda: "read") == "read"
+        finally:
+            gate.set()
+            lookups.close()
+
+    asyncio.run(scenario())
