@@ -58,6 +58,7 @@ PLAN = (
     Experiment("ops_plane", (), 3, "benchmarks/ops-plane.md"),
     Experiment("dashboard_poll", (), 2, "benchmarks/dashboard-poll.md"),
     Experiment("winners_export", (), 2, "benchmarks/winners-export.md"),
+    Experiment("draw", (), 1, "benchmarks/draw.md"),
     Experiment("limiter_capacity", (), 1, "benchmarks/limiter-capacity.md"),
     Experiment("lookups", (), 5, "benchmarks/lookups.md"),
 )

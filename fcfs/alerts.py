@@ -248,6 +248,9 @@ class Alerter:
     probes: list[Callable[[dt.datetime], Iterable[Incident]]]
     post: Callable[[str, dict[str, Any]], None] = field(default=lambda url, data: _post(url, data))
     database_down_since: dt.datetime | None = None
+    _memory_sent: set[str] = field(default_factory=set)  # digests of the URLs that have the database's outage
+    _memory_attempts: int = 0
+    _memory_next: dt.datetime = dt.datetime.min
 
     def round(self, now: dt.datetime) -> None:
         try:
@@ -342,11 +345,11 @@ class Alerter:
             log.warning("alert %d: delivery failed (%s); again in %.0f s", row.id, error, pause)
 
     def _database_down(self, now: dt.datetime) -> None:
-        if self.database_down_since is not None:
-            return
-        self.database_down_since = now
-        log.warning("alerter: the database is unavailable")
-        self._send_memory(f"[FIRING] {Kind.DATABASE_UNAVAILABLE}: the alerter cannot reach the database", now)
+        if self.database_down_since is None:
+            self.database_down_since = now
+            self._memory_sent, self._memory_attempts, self._memory_next = set(), 0, now
+            log.warning("alerter: the database is unavailable")
+        self._send_memory(now)
 
     def _database_back(self, now: dt.datetime) -> None:
         since, self.database_down_since = self.database_down_since, None
@@ -362,24 +365,36 @@ class Alerter:
                     opened_at=since,
                     resolved_at=now,
                     next_attempt_at=now,
-                    fired_to=",".join(sorted(url_digest(u) for u in self.urls)),  # (sent while it was away)
+                    fired_to=",".join(sorted(self._memory_sent)),  # (the URLs that had it while it was away)
                 )
             )
 
-    def _send_memory(self, text: str, opened: dt.datetime) -> None:
-        """The database's own outage: sent from memory, best effort once per URL (the row comes when it is back)."""
+    def _send_memory(self, now: dt.datetime) -> None:
+        """The database's own outage, from memory: to each URL that does not have it yet, retried with a growing
+        pause while the database stays away (its row, with what is still due, is written when it is back)."""
+        if now < self._memory_next:
+            return
+        since = self.database_down_since
+        assert since is not None
         data = {
-            "text": text,
+            "text": f"[FIRING] {Kind.DATABASE_UNAVAILABLE}: the alerter cannot reach the database",
             "kind": Kind.DATABASE_UNAVAILABLE.value,
             "state": "FIRING",
             "subject": "the database",
-            "openedAt": f"{opened:%Y-%m-%dT%H:%M:%S.%f}Z",
+            "openedAt": f"{since:%Y-%m-%dT%H:%M:%S.%f}Z",
         }
+        failed = False
         for url in self.urls:
+            if url_digest(url) in self._memory_sent:
+                continue
             try:
                 self.post(url, data)
-            except Exception as exc:  # noqa: BLE001
+                self._memory_sent.add(url_digest(url))
+            except Exception as exc:  # noqa: BLE001 - a receiver down too: again after a pause
+                failed = True
                 log.warning("alerter: cannot send the database's outage to %s: %s", url, exc)
+        self._memory_attempts = self._memory_attempts + 1 if failed else 0
+        self._memory_next = now + dt.timedelta(seconds=min(2.0**self._memory_attempts, MAX_BACKOFF_S) if failed else 0)
 
 
 def _post(url: str, data: dict[str, Any]) -> None:

@@ -24,6 +24,7 @@ from fcfs.provision import ensure_database, migrate
 from fcfs.schema import worker_heartbeat
 from fcfs.settings import Settings
 from tests.support import free_port, free_ports, settings_env, wait_until
+from tests.support.ledger import campaign_row
 from tests.support.processes import Processes
 from tests.support.stack import stack_database
 
@@ -141,7 +142,7 @@ def test_a_stalled_partition_and_a_door_answering_503_are_each_sent_once_and_res
     with api.client(admin=True) as admin:
         body = {"campaignId": campaign_id, "count": 50, "userIdStart": 1}
         assert admin.post("/api/admin/test/participate-bulk", json=body).status_code == 202
-        partition = admin.get(f"/api/admin/campaigns/{campaign_id}").json()["data"]["partition"]
+    partition = campaign_row(database, campaign_id).kafka_partition
     stalled = f"partition {partition} of {settings.kafka_topic}"
     wait_until(lambda: receiver.of("LAG_STALLED", stalled) == [("FIRING", stalled)], 60, "the stalled partition")
     processes.worker(settings)
@@ -164,8 +165,9 @@ def test_a_stalled_partition_and_a_door_answering_503_are_each_sent_once_and_res
 def test_the_database_unavailable_to_the_alerter_is_sent_from_memory_then_recorded_and_resolved(
     settings: Settings, processes: Processes, receiver: Receiver
 ) -> None:
-    """The alerter's own database stops: the outage is sent at once from memory (once, however many rounds fail);
-    when it is back the incident is recorded with its resolution, which is sent once."""
+    """The alerter's own database stops: the outage is sent from memory — retried while the receiver refuses it,
+    then not again however many rounds fail; when the database is back the incident is recorded with its
+    resolution, which is sent once."""
     with stack_database("mariadb-alerter-test", free_ports(1)) as (server, start_db, stop_db):
         url = server + "fcfs_alerts"
         ensure_database(url)
@@ -182,6 +184,7 @@ def test_the_database_unavailable_to_the_alerter_is_sent_from_memory_then_record
         time.sleep(2)
         sent = [b["state"] for b in receiver.bodies if b["kind"] == "DATABASE_UNAVAILABLE"]
         assert sent == ["FIRING", "RESOLVED"], receiver.bodies
+        assert receiver.refused == 2  # the outage's first two deliveries refused: retried from memory
         engine = make_engine(url, pool_size=1)
         try:
             with engine.connect() as conn:

@@ -106,6 +106,15 @@ def test_dashboard_poll_benchmark_runs(settings: Settings, tmp_path: Path) -> No
     assert figures["poll_ms"]["p50"] > 0
 
 
+def test_draw_benchmark_runs(settings: Settings, tmp_path: Path) -> None:
+    args = ["--held", "1000", "5000", "--repeat", "1", "--database", "fcfs_test_draw", "--out-dir", str(tmp_path)]
+    run_bench(settings, "bench.draw", args, timeout_s=300)
+    rows = json.loads((tmp_path / "draw.json").read_text())["result"]
+    assert [(r["held"], r["stock"]) for r in rows] == [(1000, 100), (5000, 500)]
+    assert all(r["locked_s"] > 0 and r["verify_s"] > 0 for r in rows)
+    assert "| 5,000 | 500 |" in (tmp_path / "draw.md").read_text()
+
+
 def test_limiter_capacity_benchmark_runs(settings: Settings, tmp_path: Path) -> None:
     run_bench(settings, "bench.limiter_capacity", ["--keys", "1000", "1000000", "--out-dir", str(tmp_path)], 300)
     rows = json.loads((tmp_path / "limiter-capacity.json").read_text())["rows"]

@@ -80,7 +80,8 @@ def test_a_drawn_pre_queue_is_decided_as_the_committed_seed_says_and_anyone_can_
     before the opening, whatever the worker reads; a worker killed with SIGKILL meanwhile loses none and its
     successor holds none twice. With nobody after the opening the worker draws after the grace: the winners are
     the first three of the order that the seed (its SHA-256 published at creation, itself revealed now) gives,
-    their places 1–3; the verify command agrees, and refuses a wrong seed or a changed queue. A request stamped
+    their places 1–3; a unit added goes to the fourth of that order; the verify command agrees, and refuses a
+    wrong seed or a changed queue. A request stamped
     before the opening that reaches the log after the draw (a slow API process) is decided after it, in log
     order."""
     api = processes.api(settings)
@@ -142,13 +143,20 @@ def test_a_drawn_pre_queue_is_decided_as_the_committed_seed_says_and_anyone_can_
     assert min(r.id for r in rows[-2:]) > max(r.id for r in by_id) and len(_held(database, campaign_id)) == 11
     counts = assert_counters_match_history(database, campaign_id)
     assert counts == {"SUCCESS": 3, "FAIL": 9, "DUPLICATE": 1}
+    with api.client(admin=True) as admin:  # a unit added goes to the earliest FAIL in the draw's order, not the log's
+        added = admin.post(f"/api/admin/campaigns/{campaign_id}/stock", json={"add": 1})
+    assert added.status_code == 200 and added.json()["data"]["promoted"] == 1, added.text
+    fourth = winners_of(order, 4)[3]
+    promoted = [r for r in history_rows(database, campaign_id) if r.promoted_at is not None]
+    assert [r.request_id for r in promoted] == [fourth.request_id]
+    assert assert_counters_match_history(database, campaign_id) == {"SUCCESS": 4, "FAIL": 8, "DUPLICATE": 1}
 
     with api.client(admin=True) as admin:
         pre_queue = admin.get(f"/api/admin/campaigns/{campaign_id}/pre-queue.csv").text
         winners = admin.get(f"/api/admin/campaigns/{campaign_id}/winners.csv").text
     checked = _verify(tmp_path, state, pre_queue, winners)
     assert checked.returncode == 0 and "the draw checks out" in checked.stdout, checked.stdout + checked.stderr
-    assert "WRONG" not in checked.stdout
+    assert "WRONG" not in checked.stdout and "1 promoted later" in checked.stdout, checked.stdout
     wrong_seed = {**state, "drawSeed": "00" * 32}
     refused = _verify(tmp_path, wrong_seed, pre_queue, winners)
     assert refused.returncode == 1 and "WRONG" in refused.stdout, refused.stdout
