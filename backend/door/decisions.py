@@ -56,13 +56,14 @@ ROWS = (
     "SELECT request_id, user_id, status, kafka_offset, promoted_at IS NOT NULL FROM participation_history "
     "WHERE campaign_id = %s AND kafka_offset >= %s AND kafka_offset < %s ORDER BY kafka_offset LIMIT %s"
 )
-DRAWN = (  # the campaigns' pre-queues drawn in the order of a draw: up to which offset their first rows go by it
-    "SELECT c.id, (SELECT MAX(q.kafka_offset) FROM pre_queue q WHERE q.campaign_id = c.id) FROM campaign c "
-    "WHERE c.id IN ({}) AND c.pre_queue_order = 'DRAW' AND c.drawn_at IS NOT NULL"
+DRAWN = (  # the campaigns' pre-queues drawn in the order of a draw: when, and up to which offset it decided
+    "SELECT c.id, c.drawn_at, (SELECT MAX(q.kafka_offset) FROM pre_queue q WHERE q.campaign_id = c.id) "
+    "FROM campaign c WHERE c.id IN ({}) AND c.pre_queue_order = 'DRAW' AND c.drawn_at IS NOT NULL"
 )
-DRAWN_ROWS = (  # the history rows of a drawn pre-queue: written in the draw's order, so their ids keep it
-    "SELECT request_id, user_id, status, kafka_offset, promoted_at IS NOT NULL FROM participation_history "
-    "WHERE campaign_id = %s AND kafka_offset <= %s ORDER BY id"
+DRAWN_ROWS = (  # a drawn pre-queue's history rows, written in the draw's order (their ids keep it), all decided at
+    # the draw: pages of the index (campaign_id, decided_at), which holds them by id
+    "SELECT request_id, user_id, status, kafka_offset, promoted_at IS NOT NULL, id FROM participation_history "
+    "WHERE campaign_id = %s AND decided_at = %s AND id > %s AND kafka_offset <= %s ORDER BY decided_at, id LIMIT %s"
 )
 RATE_WINDOW_S = 10.0  # a partition's decision rate: its progress over about this long
 IDLE_INTERVAL_S = 1.0  # the rounds' interval while nothing moves and nobody waits
@@ -109,6 +110,14 @@ class Decided(NamedTuple):
         if self.claim is not None:
             answer["claim"] = self.claim.json()
         return answer
+
+
+class Drawn(NamedTuple):
+    """A followed campaign's pre-queue drawn by DRAW: its history rows up to `last_offset` go in the draw's order."""
+
+    at: dt.datetime  # when (every row of the draw was decided then)
+    last_offset: int
+    after_id: int = 0  # read up to this row so far
 
 
 class Answers:
@@ -200,7 +209,7 @@ class DecisionFeed:
         self._claiming: set[int] = set()  # (feed thread) followed campaigns whose winners must claim
         self._claims: dict[int, dict[str, ClaimView]] = {}  # (feed thread) their wins' claims, by request id
         self._claims_read: dict[int, dt.datetime] = {}  # (feed thread) when their claims were read last
-        self._drawn: dict[int, int] = {}  # (feed thread) campaigns drawn by DRAW: their pre-queue's last offset
+        self._drawn: dict[int, Drawn] = {}  # (feed thread) campaigns drawn by DRAW: their pre-queue's block
 
     # -- the feed -----------------------------------------------------------------------------------------
 
@@ -309,9 +318,10 @@ class DecisionFeed:
         for c in campaign_ids:
             self._drawn.pop(c, None)
         if campaign_ids:
-            for c, last in conn.exec_driver_sql(DRAWN.format(",".join(str(int(c)) for c in sorted(campaign_ids)))):
+            marks = ",".join(str(int(c)) for c in sorted(campaign_ids))
+            for c, drawn_at, last in conn.exec_driver_sql(DRAWN.format(marks)):
                 if last is not None:
-                    self._drawn[int(c)] = int(last)
+                    self._drawn[int(c)] = Drawn(drawn_at, int(last))
 
     def _claim_of(self, decided: Decided, request_id: str) -> bool:
         return request_id in self._claims.get(decided.campaign_id, ())
@@ -351,23 +361,28 @@ class DecisionFeed:
         campaign's rows come in log order (one partition, one worker at a time) and are read from its first one
         on, so each place is the previous one + 1 — and where the next read starts. Plain tuples from the driver:
         the feed reads every decision of the campaigns people wait for."""
-        drawn = self._drawn.get(campaign_id)
+        drawn = self._drawn.get(campaign_id) if start == 0 else None
         with self.engine.connect() as conn:
-            if drawn is not None and start == 0:  # a drawn pre-queue first, in the draw's order, in one piece
-                rows = conn.exec_driver_sql(DRAWN_ROWS, (campaign_id, drawn)).all()
-                end = drawn + 1
+            if drawn is not None:  # a drawn pre-queue first, in the draw's order, a page at a time
+                page = (campaign_id, drawn.at, drawn.after_id, drawn.last_offset, READ_ROWS)
+                rows = conn.exec_driver_sql(DRAWN_ROWS, page).all()
             else:
                 rows = conn.exec_driver_sql(ROWS, (campaign_id, start, end, READ_ROWS)).all()
         count, winners = places[campaign_id]
         decided = []
-        for request_id, user_id, status, offset, promoted in rows:
+        for request_id, user_id, status, offset, promoted, *_ in rows:
             count += 1
             decided.append(
                 (request_id, Decided(campaign_id, user_id, status, count, winners, partition, offset, bool(promoted)))
             )
             winners += status == "SUCCESS"
         places[campaign_id] = (count, winners)
-        return decided, rows[-1][3] + 1 if len(rows) == READ_ROWS and drawn is None else end
+        if drawn is not None:  # the block's next page, or past it
+            if len(rows) == READ_ROWS:
+                self._drawn[campaign_id] = drawn._replace(after_id=rows[-1][5])
+                return decided, 0
+            return decided, drawn.last_offset + 1
+        return decided, rows[-1][3] + 1 if len(rows) == READ_ROWS else end
 
     def publish(self, round_: Round) -> None:
         """On the event loop: the round's decisions become answers and wake their held look-ups."""

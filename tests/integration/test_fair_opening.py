@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import re
 import subprocess
 import sys
 import time
@@ -225,3 +226,44 @@ def test_a_pre_queue_is_refused_where_it_cannot_be_kept(settings: Settings, proc
             r = admin.post("/api/admin/campaigns", json={"name": "x", "totalStock": 1, **fields})
             assert r.status_code in (400, 422), (fields, r.text)
         assert len(admin.get("/api/admin/campaigns").json()["data"]) == before
+
+
+def _database_reads(api: Api) -> float:
+    text_ = httpx.get(f"{api.base_url}/metrics", timeout=10).text
+    found = re.search(r"^fcfs_lookup_database_reads_total (\S+)$", text_, re.M)
+    return float(found[1]) if found else 0.0
+
+
+def test_a_big_drawn_pre_queue_is_learned_by_the_feed_page_by_page_in_the_draws_order(
+    settings: Settings, database: Engine, processes: Processes
+) -> None:
+    """12,000 simulated users in a DRAW pre-queue (the bulk loader), stock 100: after the draw every API process
+    learns the block in pages of the draw's order — each request's place is its rank in the draw across the
+    pages' edges, answered from the feed (no database read) — and the winners are the draw's first 100."""
+    api = processes.api(settings)
+    opens_at, opens_text = _opening(OPENS_IN_S + 4)
+    campaign_id = api.create_campaign(total_stock=100, startsAt=opens_text, preQueueSeconds=600, preQueueOrder="DRAW")
+    processes.worker(settings)
+    with api.client(admin=True) as admin:
+        body = {"campaignId": campaign_id, "count": 12_000, "userIdStart": 1}
+        assert admin.post("/api/admin/test/participate-bulk", json=body).status_code == 202
+    wait_until(lambda: campaign_row(database, campaign_id).pre_queued_count == 12_000, 60, "the pre-queue held")
+    assert time.time() < opens_at.timestamp(), "the pre-queue took longer than the test allows"
+    state = wait_until(lambda: (s := _draw(api, campaign_id))["drawnAt"] and s, OPENS_IN_S + 30, "the draw")
+    rows = sorted(history_rows(database, campaign_id), key=lambda r: r.id)  # the draw's order
+    assert len(rows) == 12_000 and [r.status.value for r in rows[:101]] == ["SUCCESS"] * 100 + ["FAIL"]
+
+    def answer(rank: int) -> dict[str, Any]:
+        r = rows[rank - 1]
+        ticket = {"requestId": r.request_id, "partition": r.kafka_partition, "offset": r.kafka_offset}
+        return _look_up(api, campaign_id, ticket, wait_s=10)
+
+    assert answer(1)["place"] == 1  # the feed follows the campaign from now on
+    wait_until(lambda: answer(12_000)["place"] == 12_000, 30, "the feed through the whole block")
+    before = _database_reads(api)
+    ranks = [2, 100, 101, 4_999, 5_000, 5_001, 5_002, 9_999, 10_000, 10_001, 11_999]
+    answers = [answer(rank) for rank in ranks]
+    assert [a["place"] for a in answers] == ranks
+    assert [a["winnersBefore"] for a in answers] == [min(rank - 1, 100) for rank in ranks]
+    assert _database_reads(api) == before  # every one from the feed
+    assert state["drawWinners"] == 100
