@@ -65,6 +65,17 @@
       data.etaSeconds === null || data.etaSeconds === undefined ? "soon" : `in about ${Math.ceil(data.etaSeconds)} s`;
   }
 
+  function showPending(data) {  // in line, or held in the pre-queue for the opening (no line yet: its order is made then)
+    if (data.preQueued) {
+      say("PENDING", "You are in the pre-queue: it is decided at the opening, everyone in it at once.");
+      document.getElementById("ahead").textContent = "—";
+      document.getElementById("eta").textContent = "at the opening";
+    } else {
+      say("PENDING", "You are in line.");
+      showLine(data);
+    }
+  }
+
   const OUTCOMES = {
     SUCCESS: "You won! 🎉",
     FAIL: "Sorry — all gone before your turn.",
@@ -143,14 +154,7 @@
           if (outcome(data)) revisit(`${base}/${encodeURIComponent(accepted.requestId)}?${ticketQuery}`);
           return;
         }
-        if (data.preQueued) {  // held for the opening: no line yet, the order is made then
-          say("PENDING", "You are in the pre-queue: it is decided at the opening, everyone in it at once.");
-          document.getElementById("ahead").textContent = "—";
-          document.getElementById("eta").textContent = "at the opening";
-        } else {
-          say("PENDING", "You are in line.");
-          showLine(data);
-        }
+        showPending(data);
       } else if (response.status === 404 || response.status === 422) {  // not a request of this door (any more)
         store.removeItem(`fcfs-request-${campaign}`);
         ticket.hidden = true;
@@ -213,7 +217,7 @@
         const accepted = (await response.json()).data;
         store.setItem(`fcfs-request-${campaign}`, JSON.stringify(accepted));
         showTicket(accepted);
-        say("PENDING", "You are in line.");
+        showPending(accepted);
         return follow(accepted);
       }
       const answer = response ? await response.json().catch(() => ({})) : {};
@@ -241,7 +245,7 @@
     const accepted = JSON.parse(earlier);
     button.disabled = true;
     showTicket(accepted);
-    say("PENDING", "You are in line.");
+    showPending(accepted);
     follow(accepted);
   }
 })();

@@ -4,6 +4,7 @@ decision feed, not a database read each), their bounds, and the participant's pa
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 import json
 import re
 import time
@@ -290,3 +291,35 @@ def test_on_the_page_a_fail_waits_in_line_a_released_prize_comes_to_it_and_it_cl
     assert claims[first["requestId"]].released_at is not None and claims[first["requestId"]].claimed_at is None
     mine = claims[stored["requestId"]]
     assert mine.claimed_at is not None and mine.promoted and mine.released_at is None
+
+
+def test_on_the_page_a_click_in_the_pre_queue_waits_for_the_opening_then_shows_the_draws_outcome(
+    settings: Settings, database: Engine, processes: Processes, browser: webdriver.Chrome
+) -> None:
+    """A campaign drawn at its opening: the page says how it opens; a click in the pre-queue shows it waits for the
+    opening (no line yet), then — no reload — the outcome the draw recorded for it."""
+    api = processes.api(settings)
+    opens = dt.datetime.now(dt.UTC).replace(microsecond=0) + dt.timedelta(seconds=6)
+    campaign_id = api.create_campaign(
+        total_stock=1,
+        name="Drawn at the opening",
+        startsAt=opens.isoformat().replace("+00:00", "Z"),
+        preQueueSeconds=600,
+        preQueueOrder="DRAW",
+    )
+    processes.worker(settings)
+    browser.get(f"{api.base_url}/c/{campaign_id}")
+    assert "random order drawn at the opening" in browser.find_element(By.ID, "about").text
+    browser.find_element(By.ID, "take-part").click()
+    wait_until(lambda: "pre-queue" in browser.find_element(By.ID, "message").text, 15, "the pre-queue on the page")
+    assert browser.find_element(By.ID, "message").get_attribute("data-status") == "PENDING"
+    assert browser.find_element(By.ID, "eta").text == "at the opening"
+    stored = json.loads(browser.execute_script(f"return localStorage.getItem('fcfs-request-{campaign_id}')"))
+    status = wait_until(
+        lambda: (s := browser.find_element(By.ID, "message").get_attribute("data-status")) != "PENDING" and s,
+        40,
+        "the draw's outcome on the page",
+    )
+    with database.connect() as conn:
+        recorded = conn.execute(select(h.status).where(h.request_id == stored["requestId"])).scalar_one()
+    assert time.time() >= opens.timestamp() and status == recorded.value == "SUCCESS"  # the only one in the draw
