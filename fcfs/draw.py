@@ -5,7 +5,8 @@ them: it holds them (`pre_queue`, in the transaction that stores its offsets) un
 the whole pre-queue in one transaction under the campaign's row lock, then every later request is decided
 first-come-first-served in log order, as always. The pre-queue closes at the first request in the campaign's log
 stamped at or after `starts_at` (the worker draws before deciding it), or, when none comes, `PRE_QUEUE_GRACE_S`
-after `starts_at` once the worker has read the campaign's partition to its end. A request stamped before
+after `starts_at` once the worker has read the campaign's partition that far: to its end, or to a request (of any
+campaign sharing the partition) stamped `PRE_QUEUE_GRACE_S` after `starts_at` or later. A request stamped before
 `starts_at` that reaches the log after that (a slower API process's clock, a slow produce) is decided in log order
 after the draw.
 
@@ -119,8 +120,9 @@ HELD = (
     "SELECT request_id, user_id, kafka_partition, kafka_offset, requested_at FROM pre_queue WHERE campaign_id = %s "
     "ORDER BY kafka_partition, kafka_offset"
 )
-DUE = (  # campaigns whose pre-queue waits for its draw past the grace, on these partitions
-    "SELECT id, kafka_partition FROM campaign WHERE pre_queue_seconds > 0 AND drawn_at IS NULL AND starts_at <= %s"
+DUE = (  # campaigns whose pre-queue waits for its draw past the grace: where, and when they opened
+    "SELECT id, kafka_partition, starts_at FROM campaign WHERE pre_queue_seconds > 0 AND drawn_at IS NULL "
+    "AND starts_at <= %s"
 )
 
 
@@ -205,9 +207,15 @@ def draw(
     return Drawn(len(held), winners, stock, digest)
 
 
-def due(conn: Connection, opened_before: dt.datetime) -> list[tuple[int, int | None]]:
-    """(campaign, partition) of the pre-queues not drawn whose campaign opened before `opened_before`."""
-    return [(int(c), p) for c, p in conn.exec_driver_sql(DUE, (opened_before,))]
+class Due(NamedTuple):
+    campaign_id: int
+    partition: int | None
+    opens_ms: int  # its start, epoch ms
+
+
+def due(conn: Connection, opened_before: dt.datetime) -> list[Due]:
+    """The pre-queues not drawn whose campaign opened before `opened_before`."""
+    return [Due(int(c), p, epoch_us(at) // 1000) for c, p, at in conn.exec_driver_sql(DUE, (opened_before,))]
 
 
 # -- checking a draw: python -m fcfs.draw verify -------------------------------------------------------------------

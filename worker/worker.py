@@ -56,6 +56,7 @@ class ParticipationWorker:
         self._recorded_up_to: dict[int, int] = {}  # partition -> next offset the database has decided
         self._heartbeat = Heartbeat(engine, self.group, self.topic)
         self._next_draw_check = 0.0  # monotonic: when to look for pre-queues due next
+        self._stamped_up_to: dict[int, int] = {}  # partition -> the latest stamp (ms) of a request recorded from it
 
     # -- life cycle -------------------------------------------------------------------------------
 
@@ -134,7 +135,9 @@ class ParticipationWorker:
 
     def _draw_due(self, at_once: bool = False) -> bool:
         """Draw the pre-queues of campaigns on this worker's partitions that opened over PRE_QUEUE_GRACE_S ago with
-        no request since, once the partition is read to its end (twice a second at most); whether any was drawn."""
+        no request since, once the partition is read that far: to its end, or to a request stamped PRE_QUEUE_GRACE_S
+        after the opening or later (a partition other campaigns keep busy); twice a second at most. Whether any was
+        drawn."""
         now = time.monotonic()
         if not self._assigned or (now < self._next_draw_check and not at_once):
             return False
@@ -143,9 +146,13 @@ class ParticipationWorker:
         try:
             with self.engine.connect() as conn:
                 due = draw.due(conn, utcnow() - dt.timedelta(seconds=self.settings.pre_queue_grace_s))
-            for campaign_id, partition in due:
-                if partition in self._assigned and self._read_to_end(partition):
-                    drew |= draw_due(self.engine, campaign_id) is not None
+            grace_ms = round(self.settings.pre_queue_grace_s * 1000)
+            for d in due:
+                if d.partition not in self._assigned:
+                    continue
+                read_past = self._stamped_up_to.get(d.partition, 0) >= d.opens_ms + grace_ms
+                if read_past or self._read_to_end(d.partition):
+                    drew |= draw_due(self.engine, d.campaign_id) is not None
         except (SQLAlchemyError, KafkaException) as exc:
             log.warning("drawing the pre-queues due: %s (again in %.1f s)", short_error(exc), DRAW_CHECK_S)
         return drew
@@ -280,6 +287,9 @@ class ParticipationWorker:
                 backoff = min(backoff * 2, self.settings.worker_retry_max_backoff_s)
                 continue
             metrics.BATCH_SECONDS.observe(time.perf_counter() - started)
+            for d in batch.delivered:
+                if d.event.requested_at_ms > self._stamped_up_to.get(d.partition, 0):
+                    self._stamped_up_to[d.partition] = d.event.requested_at_ms
             for partition, offset in batch.next_offsets.items():
                 self._recorded_up_to[partition] = max(self._recorded_up_to.get(partition, 0), offset)
             self.stats.dead_lettered += len(recorded.dead_letters)

@@ -267,3 +267,33 @@ def test_a_big_drawn_pre_queue_is_learned_by_the_feed_page_by_page_in_the_draws_
     assert [a["winnersBefore"] for a in answers] == [min(rank - 1, 100) for rank in ranks]
     assert _database_reads(api) == before  # every one from the feed
     assert state["drawWinners"] == 100
+
+
+def test_a_pre_queue_on_a_busy_partition_is_drawn_once_the_worker_reads_past_the_grace_not_at_its_end(
+    settings: Settings, database: Engine, processes: Processes
+) -> None:
+    """Campaign A's pre-queue (2 users) shares its partition with campaign B, which gets a backlog of 60,000
+    requests stamped after A's opening and its grace, and no request of A comes after the opening: the worker
+    draws A as soon as it has read past the grace — a request of B stamped later — not once the partition's
+    end is reached (it would wait for B's whole backlog)."""
+    api = processes.api(settings)
+    opens_at, opens_text = _opening(OPENS_IN_S)
+    a = api.create_campaign(total_stock=1, startsAt=opens_text, preQueueSeconds=600, partition=0)
+    b = api.create_campaign(total_stock=10, partition=0)
+    tickets = [_take_part(api, a, user) for user in (1, 2)]
+    assert all(t["preQueued"] for t in tickets)
+    grace = 1.0
+    wait_until(lambda: time.time() >= opens_at.timestamp() + grace + 0.5, OPENS_IN_S + 5, "past the grace")
+    with api.client(admin=True) as admin:
+        body = {"campaignId": b, "count": 60_000, "userIdStart": 1}
+        assert admin.post("/api/admin/test/participate-bulk", json=body).status_code == 202
+    processes.worker(settings, PRE_QUEUE_GRACE_S=str(grace))
+    drawn_at = wait_until(lambda: campaign_row(database, a).drawn_at, 60, "A's draw")
+    with database.connect() as conn:
+        before = conn.execute(
+            text("SELECT COUNT(*) FROM participation_history WHERE campaign_id = :b AND decided_at <= :at"),
+            {"b": b, "at": drawn_at},
+        ).scalar_one()
+    assert before < 30_000, before  # drawn early in B's backlog
+    assert [(r.user_id, r.status.value) for r in history_rows(database, a)] == [(1, "SUCCESS"), (2, "FAIL")]
+    wait_until(lambda: campaign_row(database, b).success_count == 10, 60, "B's backlog decided")
