@@ -127,12 +127,12 @@ def test_each_incident_reaches_the_webhook_once_when_it_fires_and_once_when_it_r
     assert httpx.get(f"{api.base_url}/api/admin/alerts", timeout=10).status_code == 401
 
 
-def test_a_stalled_partition_and_a_door_answering_503_are_each_sent_once_and_resolved_once(
+def test_a_stalled_partition_a_door_answering_503_and_a_crowd_finished_are_each_sent_once(
     settings: Settings, database: Engine, processes: Processes, receiver: Receiver
 ) -> None:
     """50 requests and no worker: the partition's lag stands still past ALERT_STALLED_S — fired once, resolved
     once a worker drains it. An API process whose Kafka is gone answers 503: the door's alert fired once,
-    resolved once the window passes without a 503."""
+    resolved once the window passes without a 503. A crowd run to its end: its event sent once."""
     with database.begin() as conn:  # (an incident of the door left open by an earlier test would hide this one)
         conn.execute(text("DELETE FROM alert WHERE kind = 'DOOR_UNAVAILABLE'"))
     env = {"ALERT_WEBHOOK_URLS": receiver.url, "ALERT_INTERVAL_S": "0.3", "ALERT_STALLED_S": "3", "ALERT_WINDOW_S": "3"}
@@ -156,7 +156,16 @@ def test_a_stalled_partition_and_a_door_answering_503_are_each_sent_once_and_res
     door = "the participation door"
     wait_until(lambda: receiver.of("DOOR_UNAVAILABLE", door) == [("FIRING", door)], 60, "the door's 503")
     wait_until(lambda: len(receiver.of("DOOR_UNAVAILABLE", door)) == 2, 60, "the door's resolution")
+
+    port = free_port()  # a crowd through the healthy door, to its end: the event sent once
+    crowded = processes.api_on(settings, port, CROWD_TARGET_URL=f"http://127.0.0.1:{port}")
+    with crowded.client(admin=True) as admin:
+        r = admin.post("/api/admin/crowd", json={"campaignId": campaign_id, "users": 200, "seconds": 2})
+        assert r.status_code == 202, r.text
+        run = f"crowd run {r.json()['data']['runId']}"
+    wait_until(lambda: receiver.of("CROWD_FINISHED", run) == [("EVENT", run)], 60, "the crowd's end")
     time.sleep(2)  # a few more rounds: nothing sent again
+    assert receiver.of("CROWD_FINISHED", run) == [("EVENT", run)]
     assert receiver.of("LAG_STALLED", stalled) == [("FIRING", stalled), ("RESOLVED", stalled)]
     assert receiver.of("DOOR_UNAVAILABLE", door) == [("FIRING", door), ("RESOLVED", door)]
     assert "no progress" in next(b["text"] for b in receiver.bodies if b["kind"] == "LAG_STALLED")
