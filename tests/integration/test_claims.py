@@ -22,20 +22,6 @@ from tests.support.processes import Api, Processes
 CLAIM_S = 5  # long enough for the test to claim a promoted win on a busy machine
 
 
-def _take_part(api: Api, campaign_id: int, user: int) -> dict[str, Any]:
-    r = httpx.post(f"{api.base_url}/api/campaigns/{campaign_id}/participation", json={"userId": user}, timeout=30)
-    assert r.status_code == 202, r.text
-    return dict(r.json()["data"])
-
-
-def _look_up(api: Api, campaign_id: int, ticket: dict[str, Any], wait_s: float = 0) -> dict[str, Any]:
-    params = {"partition": ticket["partition"], "offset": ticket["offset"], "waitSeconds": wait_s}
-    url = f"{api.base_url}/api/campaigns/{campaign_id}/participation/{ticket['requestId']}"
-    r = httpx.get(url, params=params, timeout=60)
-    assert r.status_code == 200, r.text
-    return dict(r.json()["data"])
-
-
 def _claim(api: Api, campaign_id: int, request_id: str, user: Any) -> httpx.Response:
     url = f"{api.base_url}/api/campaigns/{campaign_id}/participation/{request_id}/claim"
     return httpx.post(url, json={"userId": user}, timeout=30)
@@ -128,9 +114,9 @@ def test_a_win_not_claimed_in_time_goes_to_the_next_in_line_and_claims_keep_thei
     assert api.status(campaign_id)["releasedCount"] == 0
     processes.worker(settings)
     releaser = processes.releaser(settings, "--interval", "0.2")
-    tickets = {user: _take_part(api, campaign_id, user) for user in range(1, 9)}
-    again = _take_part(api, campaign_id, 1)
-    first = _look_up(api, campaign_id, tickets[1], wait_s=30)
+    tickets = {user: api.take_part(campaign_id, user) for user in range(1, 9)}
+    again = api.take_part(campaign_id, 1)
+    first = api.look_up(campaign_id, tickets[1], wait_s=30)
     assert first["status"] == "SUCCESS" and first["claim"]["state"] == "UNCLAIMED", first
     assert first["claim"]["deadline"].endswith("Z")
 
@@ -141,9 +127,9 @@ def test_a_win_not_claimed_in_time_goes_to_the_next_in_line_and_claims_keep_thei
     assert twice.status_code == 200 and twice.json()["message"] == "claimed already"
     assert twice.json()["data"]["claim"] == claimed.json()["data"]["claim"]
     assert _refusal(_claim(api, campaign_id, tickets[2]["requestId"], 1))[:2] == (403, "NOT_YOUR_REQUEST")
-    assert _look_up(api, campaign_id, tickets[8], wait_s=30)["status"] == "FAIL"
+    assert api.look_up(campaign_id, tickets[8], wait_s=30)["status"] == "FAIL"
     assert _refusal(_claim(api, campaign_id, tickets[8]["requestId"], 8)) == (409, "NOT_A_WINNER", "FAIL")
-    assert _look_up(api, campaign_id, again, wait_s=30)["status"] == "DUPLICATE"
+    assert api.look_up(campaign_id, again, wait_s=30)["status"] == "DUPLICATE"
     assert _refusal(_claim(api, campaign_id, again["requestId"], 1)) == (409, "NOT_A_WINNER", "DUPLICATE")
     made_up = tickets[1]["requestId"][:-4] + ("AAAA" if not tickets[1]["requestId"].endswith("AAAA") else "BBBB")
     assert _refusal(_claim(api, campaign_id, made_up, 1))[:2] == (404, "REQUEST_NOT_FOUND")
@@ -152,7 +138,7 @@ def test_a_win_not_claimed_in_time_goes_to_the_next_in_line_and_claims_keep_thei
     assert _claim(api, campaign_id, "x" * 65, 1).status_code == 422
 
     def status_of(user: int) -> dict[str, Any]:
-        return _look_up(api, campaign_id, tickets[user])
+        return api.look_up(campaign_id, tickets[user])
 
     four = wait_until(lambda: (s := status_of(4))["status"] == "SUCCESS" and s, 3 * CLAIM_S + 10, "4 promoted")
     assert four["promoted"] is True and four["claim"]["state"] == "UNCLAIMED", four
@@ -177,8 +163,8 @@ def test_a_win_not_claimed_in_time_goes_to_the_next_in_line_and_claims_keep_thei
     # (each API process learns a change within a feed round: DECISION_FEED_INTERVAL_S, a second when idle)
     wait_until(lambda: [status_of(u)["status"] for u in range(1, 9)] == expected, 5, "the look-ups follow")
     assert [status_of(u)["claim"]["state"] for u in (1, 4)] == ["CLAIMED", "CLAIMED"]
-    late = _take_part(api, campaign_id, 9)
-    won = _look_up(api, campaign_id, late, wait_s=30)
+    late = api.take_part(campaign_id, 9)
+    won = api.look_up(campaign_id, late, wait_s=30)
     assert won["status"] == "SUCCESS" and won["promoted"] is False and won["claim"]["state"] == "UNCLAIMED"
 
     counts = assert_counters_match_history(database, campaign_id)
@@ -190,7 +176,7 @@ def test_a_win_not_claimed_in_time_goes_to_the_next_in_line_and_claims_keep_thei
     promoted_at = [c.won_at for c in claims if c.promoted]
     assert promoted_at == sorted(promoted_at)  # promotions in log order
     fresh = processes.api(settings)  # a process that never followed it: from the database, the same answers
-    assert [_look_up(fresh, campaign_id, tickets[u])["status"] for u in (1, 2, 4)] == ["SUCCESS", "RELEASED", "SUCCESS"]
+    assert [fresh.look_up(campaign_id, tickets[u])["status"] for u in (1, 2, 4)] == ["SUCCESS", "RELEASED", "SUCCESS"]
     assert api.status(campaign_id)["releasedCount"] == 6
     assert releaser.popen.poll() is None
 

@@ -35,20 +35,6 @@ def _opening(seconds: float) -> tuple[dt.datetime, str]:
     return at, at.isoformat().replace("+00:00", "Z")
 
 
-def _take_part(api: Api, campaign_id: int, user: int) -> dict[str, Any]:
-    r = httpx.post(f"{api.base_url}/api/campaigns/{campaign_id}/participation", json={"userId": user}, timeout=30)
-    assert r.status_code == 202, r.text
-    return dict(r.json()["data"])
-
-
-def _look_up(api: Api, campaign_id: int, ticket: dict[str, Any], wait_s: float = 0) -> dict[str, Any]:
-    params = {"partition": ticket["partition"], "offset": ticket["offset"], "waitSeconds": wait_s}
-    url = f"{api.base_url}/api/campaigns/{campaign_id}/participation/{ticket['requestId']}"
-    r = httpx.get(url, params=params, timeout=60)
-    assert r.status_code == 200, r.text
-    return dict(r.json()["data"])
-
-
 def _draw(api: Api, campaign_id: int) -> dict[str, Any]:
     with api.client(admin=True) as admin:
         r = admin.get(f"/api/admin/campaigns/{campaign_id}/draw")
@@ -97,19 +83,19 @@ def test_a_drawn_pre_queue_is_decided_as_the_committed_seed_says_and_anyone_can_
     assert r.status_code == 409 and r.json()["errorCode"] == "CAMPAIGN_NOT_STARTED", r.text
 
     worker = processes.worker(settings)
-    tickets = {user: _take_part(api, campaign_id, user) for user in range(1, 11)}
-    again = _take_part(api, campaign_id, 3)
+    tickets = {user: api.take_part(campaign_id, user) for user in range(1, 11)}
+    again = api.take_part(campaign_id, 3)
     assert all(t["preQueued"] is True for t in [*tickets.values(), again])
     wait_until(lambda: campaign_row(database, campaign_id).pre_queued_count == 11, 30, "the pre-queue held")
     worker.kill()
     worker = processes.worker(settings)
-    pending = _look_up(api, campaign_id, tickets[1])
+    pending = api.look_up(campaign_id, tickets[1])
     assert pending["status"] == "PENDING" and pending["preQueued"] is True, pending
     assert history_rows(database, campaign_id) == [] and len(_held(database, campaign_id)) == 11
 
     # nobody after the opening: drawn PRE_QUEUE_GRACE_S after it, once the worker has read the partition to its end
     assert time.time() < opens_at.timestamp(), "the pre-queue took longer than the test allows"
-    drawn_won = _look_up(api, campaign_id, tickets[1], wait_s=OPENS_IN_S + 20)
+    drawn_won = api.look_up(campaign_id, tickets[1], wait_s=OPENS_IN_S + 20)
     assert drawn_won["status"] in ("SUCCESS", "FAIL"), drawn_won
     state = wait_until(lambda: (s := _draw(api, campaign_id))["drawnAt"] and s, 10, "the draw published")
     assert state["drawSeed"] is not None and state["preQueuedCount"] == 11 and state["drawWinners"] == 3
@@ -126,10 +112,10 @@ def test_a_drawn_pre_queue_is_decided_as_the_committed_seed_says_and_anyone_can_
     by_id = sorted(rows, key=lambda r: r.id)  # written in the draw's order
     assert [r.request_id for r in by_id] == [e.request_id for e in order]
     for place, user in enumerate(expected, start=1):
-        answer = _look_up(api, campaign_id, tickets[user], wait_s=10)
+        answer = api.look_up(campaign_id, tickets[user], wait_s=10)
         assert (answer["status"], answer["place"], answer["winnersBefore"]) == ("SUCCESS", place, place - 1), answer
     fresh = processes.api(settings)  # a process that never followed it: from the database, the same places
-    assert _look_up(fresh, campaign_id, tickets[expected[2]])["place"] == 3
+    assert fresh.look_up(campaign_id, tickets[expected[2]])["place"] == 3
 
     # a request stamped before the opening, in the log after the draw: decided after it, in log order (FAIL: sold out)
     partition = campaign_row(database, campaign_id).kafka_partition
@@ -137,8 +123,8 @@ def test_a_drawn_pre_queue_is_decided_as_the_committed_seed_says_and_anyone_can_
     producer = Producer(producer_config(settings))
     producer.produce(settings.kafka_topic, late.to_json(), late.key(), partition=partition)
     assert producer.flush(10) == 0
-    after = _take_part(api, campaign_id, 11)
-    assert _look_up(api, campaign_id, after, wait_s=30)["status"] == "FAIL"
+    after = api.take_part(campaign_id, 11)
+    assert api.look_up(campaign_id, after, wait_s=30)["status"] == "FAIL"
     rows = history_rows(database, campaign_id)
     assert [(r.user_id, r.status.value) for r in rows[-2:]] == [(99, "FAIL"), (11, "FAIL")]
     assert min(r.id for r in rows[-2:]) > max(r.id for r in by_id) and len(_held(database, campaign_id)) == 11
@@ -179,13 +165,13 @@ def test_a_fifo_pre_queue_is_decided_in_log_order_at_the_first_request_after_the
     campaign_id = api.create_campaign(total_stock=2, startsAt=opens_text, preQueueSeconds=600)
     assert api.status(campaign_id)["status"] == "PRE_QUEUE" and _draw(api, campaign_id)["drawCommitment"] is None
     processes.worker(settings, PRE_QUEUE_GRACE_S="300")  # only the request after the opening draws
-    tickets = [_take_part(api, campaign_id, user) for user in (5, 4, 3, 2, 1, 4)]
+    tickets = [api.take_part(campaign_id, user) for user in (5, 4, 3, 2, 1, 4)]
     wait_until(lambda: campaign_row(database, campaign_id).pre_queued_count == 6, 30, "the pre-queue held")
     assert history_rows(database, campaign_id) == []
     wait_until(lambda: time.time() >= opens_at.timestamp(), OPENS_IN_S + 5, "the opening")
-    nine = _take_part(api, campaign_id, 9)
+    nine = api.take_part(campaign_id, 9)
     assert "preQueued" not in nine
-    assert _look_up(api, campaign_id, nine, wait_s=30)["status"] == "FAIL"
+    assert api.look_up(campaign_id, nine, wait_s=30)["status"] == "FAIL"
     rows = history_rows(database, campaign_id)
     assert [(r.user_id, r.status.value) for r in rows] == [
         (5, "SUCCESS"),
@@ -196,7 +182,7 @@ def test_a_fifo_pre_queue_is_decided_in_log_order_at_the_first_request_after_the
         (4, "DUPLICATE"),
         (9, "FAIL"),
     ]
-    places = [_look_up(api, campaign_id, t, wait_s=10)["place"] for t in tickets]
+    places = [api.look_up(campaign_id, t, wait_s=10)["place"] for t in tickets]
     assert places == [1, 2, 3, 4, 5, 6]
     state = _draw(api, campaign_id)
     assert state["drawnAt"] is not None and state["drawWinners"] == 2 and state["drawSeed"] is None
@@ -256,7 +242,7 @@ def test_a_big_drawn_pre_queue_is_learned_by_the_feed_page_by_page_in_the_draws_
     def answer(rank: int) -> dict[str, Any]:
         r = rows[rank - 1]
         ticket = {"requestId": r.request_id, "partition": r.kafka_partition, "offset": r.kafka_offset}
-        return _look_up(api, campaign_id, ticket, wait_s=10)
+        return api.look_up(campaign_id, ticket, wait_s=10)
 
     assert answer(1)["place"] == 1  # the feed follows the campaign from now on
     wait_until(lambda: answer(12_000)["place"] == 12_000, 30, "the feed through the whole block")
@@ -280,7 +266,7 @@ def test_a_pre_queue_on_a_busy_partition_is_drawn_once_the_worker_reads_past_the
     opens_at, opens_text = _opening(OPENS_IN_S)
     a = api.create_campaign(total_stock=1, startsAt=opens_text, preQueueSeconds=600, partition=0)
     b = api.create_campaign(total_stock=10, partition=0)
-    tickets = [_take_part(api, a, user) for user in (1, 2)]
+    tickets = [api.take_part(a, user) for user in (1, 2)]
     assert all(t["preQueued"] for t in tickets)
     grace = 1.0
     wait_until(lambda: time.time() >= opens_at.timestamp() + grace + 0.5, OPENS_IN_S + 5, "past the grace")

@@ -135,6 +135,20 @@ class Api:
         assert r.status_code == 201, r.text
         return int(r.json()["data"]["id"])
 
+    def take_part(self, campaign_id: int, user: int) -> dict[str, Any]:
+        """One participation, which must be accepted: its 202's data (the ticket)."""
+        r = httpx.post(f"{self.base_url}/api/campaigns/{campaign_id}/participation", json={"userId": user}, timeout=30)
+        assert r.status_code == 202, r.text
+        return dict(r.json()["data"])
+
+    def look_up(self, campaign_id: int, ticket: dict[str, Any], wait_s: float = 0) -> dict[str, Any]:
+        """A request's state, looked up with its ticket (and held up to `wait_s`)."""
+        params = {"partition": ticket["partition"], "offset": ticket["offset"], "waitSeconds": wait_s}
+        url = f"{self.base_url}/api/campaigns/{campaign_id}/participation/{ticket['requestId']}"
+        r = httpx.get(url, params=params, timeout=60)
+        assert r.status_code == 200, r.text
+        return dict(r.json()["data"])
+
     def status(self, campaign_id: int) -> dict[str, Any]:
         with self.client() as c:
             r = c.get(f"/api/campaigns/{campaign_id}/status")
