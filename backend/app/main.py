@@ -43,6 +43,7 @@ from backend.routes import (
     support,
     switches,
 )
+from fcfs import heap
 from fcfs.aggregation import abandon_orphaned_jobs
 from fcfs.clients import ClientAddresses
 from fcfs.db import make_engine
@@ -142,6 +143,7 @@ def create_app(settings: Settings | None = None) -> ParticipationDoor:
         feed.start()
         intake_seconds.start()
         metrics_flusher = asyncio.create_task(BATCHED.flush_every(1.0))
+        heap.settle()  # start-up is done: what exists now lives as long as the process
         try:
             yield
         finally:
