@@ -75,6 +75,8 @@ def test_the_user_is_the_tokens_sub() -> None:
         f"Bearer {token({'exp': int(time.time()) - 120})}",  # expired beyond the leeway
         f"Bearer {token({'nbf': int(time.time()) + 120})}",  # not valid yet
         f"Bearer {token({'exp': None})}",  # no expiry
+        f"Bearer {token({'exp': str(int(time.time()) + 60)})}",  # an expiry that is not a number
+        f"Bearer {token({'iat': int(time.time()) + 120})}",  # issued in the future
         f"Bearer {token({'sub': None})}",
         f"Bearer {token({'aud': 'another-service'})}",
         f"Bearer {token({'aud': None})}",
@@ -90,6 +92,12 @@ def test_the_user_is_the_tokens_sub() -> None:
 def test_anything_else_is_unauthenticated(header: str | None) -> None:
     with pytest.raises(Unauthenticated):
         UserTokens(settings()).user(header)
+
+
+def test_an_audience_among_several() -> None:
+    assert UserTokens(settings()).user(f"Bearer {token({'aud': ['billing', 'fcfs']})}") == 42
+    with pytest.raises(Unauthenticated):
+        UserTokens(settings()).user(f"Bearer {token({'aud': ['billing', 'shop']})}")
 
 
 def test_clocks_may_differ_by_the_leeway() -> None:
