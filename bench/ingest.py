@@ -7,6 +7,7 @@ figure has its baselines measured minutes apart on the same machine:
   a durable 202 after `acks=all`, validation, signing, limits and metrics on);
 - `participation (jwt)` — the same with `USER_AUTH=jwt`: every request carries a user's HS256 bearer
   token (from a pool of pre-minted ones) and an empty body, verified on every request;
+- `participation (jwt ES256)` — the same with ES256 tokens, the public key read from a JWKS file (by `kid`);
 - `participation (no limits)` — the same without the rate limits (off, not checked), to show their cost
   (every other product server checks them, with limits set out of reach of the one load generator);
 - `product no-I/O` — the same server's `participation-noop` (everything but the publishing);
@@ -32,7 +33,9 @@ the first product round (docs/experiments/ingest-profile.md).
 from __future__ import annotations
 
 import argparse
+import json
 import os
+import shutil
 import statistics
 import subprocess
 import sys
@@ -49,6 +52,9 @@ from typing import Any
 import httpx
 import orjson
 import psutil
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from joserfc.jwk import ECKey
 from pydantic import SecretStr
 from sqlalchemy import insert
 
@@ -76,6 +82,8 @@ from fcfs.tokens import mint
 
 PRODUCT = "participation"
 JWT = "participation (jwt)"
+JWT_ES256 = "participation (jwt ES256)"
+JWKS_KID = "bench-es256"
 UNLIMITED = "participation (no limits)"
 JWT_SECRET = uuid.uuid4().hex + uuid.uuid4().hex
 TOKENS = 20_000  # users with a token; each request takes the next one
@@ -89,12 +97,12 @@ class Endpoint:
     target: str  # the ASGI app
     path: str
     product: bool = False  # the product's own server (counts its 202s in /metrics)
-    jwt: bool = False  # a server of its own with USER_AUTH=jwt; requests carry bearer tokens
+    jwt: str = ""  # HS256 | ES256: a server of its own with USER_AUTH=jwt; requests carry bearer tokens
     unlimited: bool = False  # a server of its own without the rate limits (not even checked)
     checkout: Path | None = None  # the product as another checkout of the project has it (a former commit)
 
     @property
-    def server_key(self) -> tuple[str, str, bool, bool, str]:
+    def server_key(self) -> tuple[str, str, str, bool, str]:
         return self.server, self.target, self.jwt, self.unlimited, str(self.checkout or "")
 
 
@@ -111,7 +119,8 @@ def checkout_label(checkout: Path) -> str:
 def endpoints(other_server: bool, compare_with: list[Path] | None = None) -> list[Endpoint]:
     wanted = [
         Endpoint(PRODUCT, "granian", "backend.app.main:app", "participation", product=True),
-        Endpoint(JWT, "granian", "backend.app.main:app", "participation", product=True, jwt=True),
+        Endpoint(JWT, "granian", "backend.app.main:app", "participation", product=True, jwt="HS256"),
+        Endpoint(JWT_ES256, "granian", "backend.app.main:app", "participation", product=True, jwt="ES256"),
         Endpoint(UNLIMITED, "granian", "backend.app.main:app", "participation", product=True, unlimited=True),
         Endpoint("product no-I/O", "granian", "backend.app.main:app", "participation-noop", product=True),
         Endpoint("bare FastAPI", "granian", "bench.baselines:bare_fastapi", "participation"),
@@ -143,13 +152,13 @@ def server_command(endpoint: Endpoint, port: int, workers: int) -> list[str]:
 
 @contextmanager
 def all_servers(
-    wanted: list[Endpoint], workers: int, env: dict[str, str], baseline_topic: str
-) -> Iterator[dict[tuple[str, str, bool, bool, str], str]]:
+    wanted: list[Endpoint], workers: int, env: dict[str, str], baseline_topic: str, jwks: Path | None
+) -> Iterator[dict[tuple[str, str, str, bool, str], str]]:
     """Start one server per (server, app) and keep them all running; yield their base URLs.
 
     Each server gets its own folder of multiprocess metrics, so its /metrics sums its own processes;
     the baselines publish to a topic of their own (their messages are not participation events)."""
-    bases: dict[tuple[str, str, bool, bool, str], str] = {}
+    bases: dict[tuple[str, str, str, bool, str], str] = {}
     with ExitStack() as stack:
         for e in wanted:
             if e.server_key not in bases:
@@ -159,12 +168,27 @@ def all_servers(
                 server_env = {**env, "PROMETHEUS_MULTIPROC_DIR": metrics}
                 if not e.product:
                     server_env["KAFKA_TOPIC"] = baseline_topic
-                if e.jwt:
+                if e.jwt == "HS256":
                     server_env.update(USER_AUTH="jwt", JWT_SECRET=JWT_SECRET)
+                elif e.jwt == "ES256":
+                    server_env.update(USER_AUTH="jwt", JWT_SECRET="", JWT_JWKS=str(jwks), JWT_ALGORITHMS="ES256")
                 if e.unlimited:
                     server_env.update(PARTICIPATION_RATE_LIMIT="0", PARTICIPATION_USER_RATE_LIMIT="0")
                 bases[e.server_key] = stack.enter_context(served(command, server_env, port, e.checkout or ROOT))
         yield bases
+
+
+def es256_keys(folder: Path) -> Path:
+    """A new P-256 key pair: the private key to sign the benchmark's tokens, its public half in a JWKS file."""
+    private = ec.generate_private_key(ec.SECP256R1())
+    pem = private.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    )
+    (folder / "private.pem").write_bytes(pem)
+    public = {**ECKey.import_key(pem).as_dict(private=False), "kid": JWKS_KID, "alg": "ES256", "use": "sig"}
+    jwks = folder / "jwks.json"
+    jwks.write_text(json.dumps({"keys": [public]}))
+    return jwks
 
 
 def accepted_count(base: str) -> int:
@@ -198,7 +222,7 @@ def one_round(
     campaign_id: int,
     first_user: int,
     profiling: bool,
-    tokens: list[str],
+    tokens: dict[str, list[str]],
 ) -> dict[str, Any]:
     url = f"{base}/api/campaigns/{campaign_id}/{e.path}"
     api = api_processes(base)
@@ -221,7 +245,7 @@ def one_round(
         watched=api,
         tool=args.load,
         collect_ids=args.check_ids and e.product,
-        tokens=tokens if e.jwt else None,
+        tokens=tokens[e.jwt] if e.jwt else None,
     )
     run["broker_cpu_s"] = round(cpu_seconds_of(broker) - broker_before, 2)
     if profiler is not None:
@@ -342,8 +366,16 @@ def main() -> None:
         if not args.only or e.name in args.only or e.checkout is not None
     ]
     signing = settings.model_copy(update={"jwt_secret": SecretStr(JWT_SECRET)})
-    wants_tokens = any(e.jwt for e in wanted)
-    tokens = [mint(signing, user, ttl_s=24 * 3600) for user in range(1, TOKENS + 1)] if wants_tokens else []
+    keys = Path(tempfile.mkdtemp(prefix="bench-ingest-keys-"))
+    jwks = es256_keys(keys)
+    tokens = {
+        alg: [mint(signing, user, ttl_s=24 * 3600, **es256) for user in range(1, TOKENS + 1)]
+        for alg, es256 in (
+            ("HS256", {}),
+            ("ES256", {"private_key": str(keys / "private.pem"), "algorithm": "ES256", "kid": JWKS_KID}),
+        )
+        if any(e.jwt == alg for e in wanted)
+    }
     with engine.begin() as conn:
         campaign_id = conn.execute(
             insert(campaign).values(name="ingest benchmark", total_stock=100, current_stock=100, created_at=utcnow())
@@ -362,7 +394,7 @@ def main() -> None:
         "ADMIN_TOKEN": token,
     }
     try:
-        with all_servers(wanted, args.workers, env, baseline_topic(settings)) as bases:
+        with all_servers(wanted, args.workers, env, baseline_topic(settings), jwks) as bases:
             user = 1
             for e in wanted if args.warmup else []:  # every server warmed up alike, not counted
                 base = bases[e.server_key]
@@ -373,7 +405,7 @@ def main() -> None:
                     first_user=user,
                     watched=api_processes(base),
                     tool=args.load,
-                    tokens=tokens if e.jwt else None,
+                    tokens=tokens[e.jwt] if e.jwt else None,
                 )
                 user += 10_000_000
             time.sleep(2 if args.warmup else 0)  # the warm-up's last answers counted and delivered before round 1
@@ -393,6 +425,7 @@ def main() -> None:
             drain = drain_round(args, settings, env, campaign_id)
             print(f"while draining: {_short(drain)}", flush=True)
     finally:
+        shutil.rmtree(keys, ignore_errors=True)
         baseline = baseline_topic(settings)
         delete_topics(settings, [settings.kafka_topic, settings.dlq_topic, baseline, f"{baseline}.dlq"])
 

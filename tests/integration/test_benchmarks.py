@@ -139,6 +139,7 @@ def test_ingest_experiment_runs_and_every_202_is_in_kafka(settings: Settings, tm
     assert set(figures["median"]) == {
         "participation",
         "participation (jwt)",
+        "participation (jwt ES256)",
         "participation (no limits)",
         "product no-I/O",
         "bare FastAPI",
@@ -150,8 +151,9 @@ def test_ingest_experiment_runs_and_every_202_is_in_kafka(settings: Settings, tm
     product = figures["runs"]["participation"][0]
     assert product["status_codes"]["2xx"] == product["accepted_ids"] == product["accepted_by_server"]
     assert product["accepted_by_server"] == product["in_kafka"] > 0
-    with_tokens = figures["runs"]["participation (jwt)"][0]  # bearer tokens, verified on every request
-    assert with_tokens["status_codes"]["2xx"] == with_tokens["accepted_ids"] == with_tokens["in_kafka"] > 0
+    for name in ("participation (jwt)", "participation (jwt ES256)"):  # bearer tokens, verified on every request
+        with_tokens = figures["runs"][name][0]
+        assert with_tokens["status_codes"]["2xx"] == with_tokens["accepted_ids"] == with_tokens["in_kafka"] > 0
     assert figures["runs"]["durable ASGI"][0]["in_kafka"] > 0  # the ceiling is durable too
     assert figures["while_draining"]["requests_per_s"] > 0 and figures["while_draining"]["errors"] == 0
     assert (tmp_path / "ingest.png").read_bytes()[:4] == b"\x89PNG"
