@@ -3,7 +3,7 @@
 Every server runs at once, each with `--workers` processes; rounds alternate between them, so each
 figure has its baselines measured minutes apart on the same machine:
 
-- `participation` — the product as shipped (`python -m backend`: granian, the participation door,
+- `participation` — the product as shipped (`python -m backend`: granian, RSGI, the participation door,
   a durable 202 after `acks=all`, validation, signing, limits and metrics on);
 - `participation (jwt)` — the same with `USER_AUTH=jwt`: every request carries a user's HS256 bearer
   token (from a pool of pre-minted ones) and an empty body, verified on every request;

@@ -11,7 +11,7 @@ the ingest load, the collector took a fifth of an API process's main thread.
 the collector never scans (they live as long as the process anyway), and the thresholds make the young
 collections ~140 times rarer. Cycles are still collected: the young ones within `YOUNG` allocations, the
 older ones in the rare full collections. The ingest benchmark measures the difference
-(docs/experiments/ingest.md); a long run's resident memory stays flat with it.
+(docs/benchmarks/ingest-compare.md); a long run's resident memory stays flat with it.
 """
 
 from __future__ import annotations

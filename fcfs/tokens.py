@@ -94,7 +94,7 @@ class UserTokens:
             raise Unauthenticated("no bearer token")
         try:
             # the algorithm pinned to the configured ones; with a JWKS the key the token's kid names
-            decoded = jwt.decode(token, self._key or self._jwk, algorithms=self.algorithms)
+            decoded = jwt.decode(token, self._key if self._key is not None else self._jwk, algorithms=self.algorithms)
             claims = decoded.claims
             self._claims.validate(claims)
         except (JoseError, TypeError, ValueError, KeyError) as exc:  # malformed, badly signed, a claim refused

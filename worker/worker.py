@@ -21,7 +21,7 @@ from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Produ
 from sqlalchemy import Engine
 from sqlalchemy.exc import DBAPIError, IntegrityError, SQLAlchemyError
 
-from fcfs import draw
+from fcfs import draw, heap
 from fcfs.db import short_error, utcnow
 from fcfs.dead_letters import Code, DeadLetter, DeadLetterError, publish_dead_letters
 from fcfs.events import InvalidEvent, ParticipationEvent, unsigned
@@ -80,6 +80,7 @@ class ParticipationWorker:
         log.info(
             "worker %s up: topic=%s group=%s drain=%s", self._heartbeat.worker_id, self.topic, self.group, self.drain
         )
+        heap.settle()  # start-up is done: what exists now lives as long as the process
         started = time.monotonic()
         last_report = started
         try:

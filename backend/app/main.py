@@ -17,6 +17,7 @@ from backend.app.errors import install_error_handlers
 from backend.app.lag_sampler import LagSampler
 from backend.app.observability import BATCHED, RequestContextMiddleware, configure_logging, metrics_response
 from backend.app.periodic import Periodic
+from backend.app.rsgi import RsgiApp
 from backend.app.serve import follow_server
 from backend.contract.responses import document_identity
 from backend.door.body_deadline import BodyDeadlines
@@ -208,3 +209,4 @@ def create_app(settings: Settings | None = None) -> ParticipationDoor:
 
 
 app = create_app()
+rsgi_app = RsgiApp(app)  # what `python -m backend` serves: the same app on granian's RSGI interface

@@ -148,10 +148,14 @@ def request_id_of(headers: Iterable[tuple[bytes, bytes]]) -> str:
     """The caller's `X-Request-ID` if it is a sane one, else a new id."""
     for name, value in headers:
         if name == b"x-request-id":
-            given = value.decode("latin-1")
-            if _SANE_ID.match(given):
-                return given
-            break
+            return request_id_from(value.decode("latin-1"))
+    return _IDS.new()
+
+
+def request_id_from(given: str | None) -> str:
+    """`given` (an `X-Request-ID` header's value) if it is a sane one, else a new id."""
+    if given is not None and _SANE_ID.match(given):
+        return given
     return _IDS.new()
 
 

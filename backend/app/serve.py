@@ -1,9 +1,10 @@
 """Serve the API: `python -m backend [--host H] [--port P] [--workers N]` (defaults: API_HOST, API_PORT, API_WORKERS).
 
 The one command line that every launcher uses — the Procfile, Docker, the tests and the benchmarks.
-The server is granian (Rust HTTP server, BSD-3-Clause), ASGI interface, one process per worker: in
-the ingest benchmark it serves the participation door at several times uvicorn's rate on the
-same cores (docs/experiments/ingest.md). A worker that crashes is started again; a worker whose
+The server is granian (Rust HTTP server, BSD-3-Clause), one process per worker, on its RSGI interface
+(`backend.app.rsgi`: the door served from it directly, the FastAPI app through a bridge): in the ingest
+benchmark it serves the participation door at several times uvicorn's rate on the same cores
+(docs/experiments/ingest.md). A worker that crashes is started again; a worker whose
 server process dies (even by SIGKILL) shuts down cleanly instead of serving on as an orphan.
 """
 
@@ -113,10 +114,10 @@ def main(argv: list[str] | None = None) -> None:
 
 def serve(args: argparse.Namespace, settings: Settings) -> None:
     Granian(
-        "backend.app.main:app",
+        "backend.app.main:rsgi_app",
         address=args.host,
         port=args.port,
-        interface=Interfaces.ASGI,
+        interface=Interfaces.RSGI,
         workers=args.workers,
         loop=Loops(args.loop),
         websockets=False,

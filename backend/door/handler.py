@@ -3,9 +3,11 @@
 Every request's body, the door's and every other route's, is read here: by its deadline (408, the
 connection closed) and within the size limit (413), then handed whole to the route.
 
-The hot path is the one endpoint a crowd hits at once, so it is served by a plain ASGI handler
-that skips the framework's per-request machinery (routing, dependency solving, model building,
-middleware wrappers) — measured in docs/experiments/ingest.md. It keeps everything the framework
+The hot path is the one endpoint a crowd hits at once, so it is served outside the framework, skipping
+its per-request machinery (routing, dependency solving, model building, middleware wrappers) — measured
+in docs/experiments/ingest.md. Its logic is `participate` and `look_up`, whatever the server interface:
+this class is also its ASGI layer (an ASGI app in front of FastAPI's), and `backend.app.rsgi` its RSGI
+layer, which `python -m backend` serves. It keeps everything the framework
 path does: the body limit (413) and deadline (408), the same validation and error envelope and codes, the rate limit,
 the campaign window, `X-Request-ID`, the request-duration metric and logs carrying the request id.
 Every other request goes to the FastAPI app, which also declares this route for the OpenAPI document.
@@ -17,6 +19,7 @@ import asyncio
 import logging
 import re
 import time
+from collections.abc import Awaitable, Callable
 from typing import Any
 from urllib.parse import parse_qsl
 
@@ -34,7 +37,7 @@ from backend.app.errors import (
     invalid_json,
     payload_too_large,
 )
-from backend.app.observability import BATCHED, HTTP_SECONDS, REQUEST_ID, request_id_of
+from backend.app.observability import BATCHED, HTTP_SECONDS, REQUEST_ID, request_id_from, request_id_of
 from backend.door.body_deadline import BodyDeadlines
 from backend.door.intake import Intake, identify
 from backend.door.lookup import MAX_WAIT_S, Lookups
@@ -107,7 +110,8 @@ class ParticipationDoor:
                     raise payload_too_large(self.max_body_bytes)
             forwarded = [value for name, value in scope["headers"] if name == b"x-forwarded-for"]
             peer = scope["client"][0] if scope.get("client") else "unknown"
-            body = await self._body(receive, self.clients.of(peer, b",".join(forwarded)))
+            client = self.clients.of(peer, b",".join(forwarded))
+            body = await self.read_body(lambda: read_whole(receive, self.max_body_bytes), client)
         except ApiError as exc:
             answer = exc.body()
             await self._answer(send, exc.status_code, answer, request_id_of(scope["headers"]), exc.headers)
@@ -132,39 +136,64 @@ class ParticipationDoor:
         await send({"type": "http.response.body", "body": answer})
 
     async def _serve(self, scope: Scope, receive: Receive, send: Send, campaign: str, endpoint: str) -> None:
-        """One request, start to end, in one coroutine (every extra layer costs on this path)."""
+        """The door on the ASGI interface: the request's headers picked out of the scope's list."""
         started = time.perf_counter()
-        request_id = request_id_of(scope["headers"])
-        extra: dict[str, str] | None = None
+        key = authorization = forwarded_for = simulated = trace = None
+        for name, value in scope["headers"]:
+            if name == b"idempotency-key":
+                key = value
+            elif name == b"authorization":
+                authorization = value
+            elif name == b"x-simulated-user":
+                simulated = value
+            elif name == b"x-request-id":
+                trace = value
+            elif name == b"x-forwarded-for":  # several headers: one list, in order (as HTTP says)
+                forwarded_for = value if forwarded_for is None else forwarded_for + b"," + value
+        request_id = request_id_from(None if trace is None else trace.decode("latin-1"))
+        peer = scope["client"][0] if scope.get("client") else "unknown"
+        status, answer, extra = await self.participate(
+            endpoint,
+            campaign,
+            request_id,
+            self.clients.of(peer, forwarded_for),
+            lambda: read_whole(receive, self.max_body_bytes),
+            key,
+            authorization,
+            simulated,
+        )
+        await self._answer(send, status, answer, request_id, extra)
+        self.observe(endpoint, "POST", ROUTES[endpoint], status, started)
+
+    async def participate(
+        self,
+        endpoint: str,
+        campaign: str,
+        request_id: str,
+        client: str,
+        read: Callable[[], Awaitable[bytes]],
+        key: bytes | str | None,
+        authorization: bytes | str | None,
+        simulated: bytes | str | None,
+    ) -> tuple[int, bytes, dict[str, str] | None]:
+        """One participation, start to end, in one coroutine (every extra layer costs on this path), whatever
+        the server interface: its status, body and extra headers. `read` reads the body."""
         try:
             intake = self.intake
             assert intake is not None, "the door serves only after start-up"
-            key = authorization = forwarded_for = simulated = None
-            for name, value in scope["headers"]:
-                if name == b"idempotency-key":
-                    key = value
-                elif name == b"authorization":
-                    authorization = value
-                elif name == b"x-simulated-user":
-                    simulated = value
-                elif name == b"x-forwarded-for":  # several headers: one list, in order (as HTTP says)
-                    forwarded_for = value if forwarded_for is None else forwarded_for + b"," + value
-            client = self.clients.of(scope["client"][0] if scope.get("client") else "unknown", forwarded_for)
-            body = await self._body(receive, client)
+            body = await self.read_body(read, client)
             campaign_id = parse_campaign_id(campaign)
             given = parse_user_id(body, required=intake.tokens is None)
             user_id = identify(intake.tokens, authorization, given, intake.proofs, simulated)
             publish = endpoint == "participation"
             data = await intake.accept(campaign_id, user_id, client, publish, parse_idempotency_key(key))
-            status, answer = 202, envelope_bytes(data, ACCEPTED_MESSAGE[endpoint])
+            return 202, envelope_bytes(data, ACCEPTED_MESSAGE[endpoint]), None
         except ApiError as exc:
-            status, answer, extra = exc.status_code, exc.body(), exc.headers
+            return exc.status_code, exc.body(), exc.headers
         except Exception:  # noqa: BLE001 - logged with its traceback by unhandled()
-            status, answer = 500, unhandled(request_id, scope)
-        await self._answer(send, status, answer, request_id, extra)
-        self._observe(endpoint, "POST", ROUTES[endpoint], status, started)
+            return 500, unhandled(request_id, "POST", ROUTES[endpoint]), None
 
-    def _observe(self, kind: str, method: str, route: str, status: int, started: float) -> None:
+    def observe(self, kind: str, method: str, route: str, status: int, started: float) -> None:
         """The request's duration into its histogram (the label set looked up once per kind and status)."""
         timer = self._timers.get((kind, status))
         if timer is None:
@@ -172,10 +201,21 @@ class ParticipationDoor:
         BATCHED.observe(timer, time.perf_counter() - started)
 
     async def _look_up(self, scope: Scope, send: Send, campaign: str, request_id: str) -> None:
-        """The look-up, held until the decision with `waitSeconds`: answered from the decision feed."""
+        """The look-up on the ASGI interface."""
         started = time.perf_counter()
         trace = request_id_of(scope["headers"])
-        extra: dict[str, str] | None = None
+        forwarded = [value for name, value in scope["headers"] if name == b"x-forwarded-for"]
+        client = self.clients.of(scope["client"][0] if scope.get("client") else "unknown", b",".join(forwarded))
+        query = scope["query_string"].decode("latin-1")
+        status, answer, extra, wait_s = await self.look_up(campaign, request_id, trace, client, query)
+        await self._answer(send, status, answer, trace, extra)
+        self.observe_look_up(status, started, wait_s)
+
+    async def look_up(
+        self, campaign: str, request_id: str, trace: str, client: str, query: str
+    ) -> tuple[int, bytes, dict[str, str] | None, float]:
+        """The look-up, held until the decision with `waitSeconds`, answered from the decision feed: its status,
+        body, extra headers and how long it was allowed to wait."""
         wait_s = 0.0
         try:
             lookups = self.lookups
@@ -183,46 +223,50 @@ class ParticipationDoor:
             campaign_id = parse_campaign_id(campaign)
             if len(request_id) > 64:
                 raise invalid("requestId", "String should have at most 64 characters")
-            partition, offset, wait_s = parse_lookup_query(scope["query_string"])
-            forwarded = [value for name, value in scope["headers"] if name == b"x-forwarded-for"]
-            client = self.clients.of(scope["client"][0] if scope.get("client") else "unknown", b",".join(forwarded))
+            partition, offset, wait_s = parse_lookup_query(query)
             data = await lookups.look_up(
                 campaign_id, request_id, client=client, partition=partition, offset=offset, wait_s=wait_s
             )
-            status, answer = 200, envelope_bytes(data)
+            return 200, envelope_bytes(data), None, wait_s
         except ApiError as exc:
-            status, answer, extra = exc.status_code, exc.body(), exc.headers
+            return exc.status_code, exc.body(), exc.headers, wait_s
         except Exception:  # noqa: BLE001 - logged with its traceback by unhandled()
-            status, answer = 500, unhandled(trace, scope)
-        await self._answer(send, status, answer, trace, extra)
-        if wait_s:  # a held look-up's time is mostly its wait: counted apart
-            self._observe("held", "GET", LOOKUP_ROUTE + "?waitSeconds", status, started)
-        else:
-            self._observe("lookup", "GET", LOOKUP_ROUTE, status, started)
+            return 500, unhandled(trace, "GET", LOOKUP_ROUTE), None, wait_s
 
-    async def _body(self, receive: Receive, client: str) -> bytes:
-        """The request's body, by its deadline (408 past it) and within the size limit (413)."""
-        read = self.bodies.begin(client)
+    def observe_look_up(self, status: int, started: float, wait_s: float) -> None:
+        if wait_s:  # a held look-up's time is mostly its wait: counted apart
+            self.observe("held", "GET", LOOKUP_ROUTE + "?waitSeconds", status, started)
+        else:
+            self.observe("lookup", "GET", LOOKUP_ROUTE, status, started)
+
+    async def read_body(self, read: Callable[[], Awaitable[bytes]], client: str) -> bytes:
+        """The request's body, by its deadline (408 past it); `read` keeps to the size limit (413)."""
+        registered = self.bodies.begin(client)
         try:
-            message = await receive()
-            body: bytes = message.get("body", b"")
-            if message.get("more_body", False) or len(body) > self.max_body_bytes:
-                body = await read_rest(receive, body, self.max_body_bytes)
-            return body
+            return await read()
         except asyncio.CancelledError:
-            if self.bodies.expired(read):
+            if self.bodies.expired(registered):
                 raise body_timed_out(self.bodies.seconds) from None
             raise
         finally:
-            self.bodies.end(read)
+            self.bodies.end(registered)
 
 
-def unhandled(request_id: str, scope: Scope) -> bytes:
+def unhandled(request_id: str, method: str, route: str) -> bytes:
     """A 500's body; the error logged with its traceback, under the request's id."""
     token = REQUEST_ID.set(request_id)
-    log.exception("unhandled error on %s %s", scope["method"], scope["path"])
+    log.exception("unhandled error on %s %s", method, route)
     REQUEST_ID.reset(token)
     return internal_error().body()
+
+
+async def read_whole(receive: Receive, limit: int) -> bytes:
+    """An ASGI request's body, whole; 413 PAYLOAD_TOO_LARGE past `limit` bytes."""
+    message = await receive()
+    body: bytes = message.get("body", b"")
+    if message.get("more_body", False) or len(body) > limit:
+        body = await read_rest(receive, body, limit)
+    return body
 
 
 async def read_rest(receive: Receive, first: bytes, limit: int) -> bytes:
@@ -248,11 +292,11 @@ IDEMPOTENCY_KEY = re.compile(r"[\x21-\x7e]{1,64}")  # 1 to 64 visible ASCII char
 IDEMPOTENCY_KEY_PROBLEM = "must be 1 to 64 visible ASCII characters"
 
 
-def parse_idempotency_key(value: bytes | None) -> str | None:
+def parse_idempotency_key(value: bytes | str | None) -> str | None:
     """The `Idempotency-Key` header's value, None without one; 422 for a malformed one."""
     if value is None:
         return None
-    key = value.decode("latin-1")
+    key = value.decode("latin-1") if isinstance(value, bytes) else value
     if IDEMPOTENCY_KEY.fullmatch(key) is None:
         raise invalid("Idempotency-Key", IDEMPOTENCY_KEY_PROBLEM)
     return key
@@ -264,9 +308,9 @@ def parse_campaign_id(text: str) -> int:
     return int(text)
 
 
-def parse_lookup_query(query: bytes) -> tuple[int | None, int | None, float]:
+def parse_lookup_query(query: str) -> tuple[int | None, int | None, float]:
     """(`partition`, `offset`, `waitSeconds`) of a look-up's query string (the last of a repeated one)."""
-    params = dict(parse_qsl(query.decode("latin-1"), keep_blank_values=True))
+    params = dict(parse_qsl(query, keep_blank_values=True))
     partition = _whole(params, "partition", 100_000)
     offset = _whole(params, "offset", 2**63 - 1)
     wait = params.get("waitSeconds")

@@ -39,6 +39,33 @@ def test_participation_is_rate_limited_per_client(settings: Settings, processes:
     assert sum(end_offsets(settings).values()) - sum(before.values()) == accepted  # a 429 enqueued nothing
 
 
+def test_behind_a_trusted_proxy_the_client_is_the_last_address_it_names(
+    settings: Settings, processes: Processes
+) -> None:
+    """TRUSTED_PROXIES: the limit counts the first untrusted address from the right of every X-Forwarded-For
+    header, taken as one list in order; an address a client writes before the proxy's is not believed."""
+    api = processes.api(
+        settings, TRUSTED_PROXIES="127.0.0.1/32", PARTICIPATION_RATE_LIMIT="0.01", PARTICIPATION_RATE_BURST="2"
+    )
+    campaign_id = api.create_campaign(total_stock=5)
+    users = iter(range(1_000, 2_000))
+
+    def status(*forwarded: str) -> int:
+        headers = [("X-Forwarded-For", value) for value in forwarded]
+        with api.client() as client:
+            r = client.post(
+                f"/api/campaigns/{campaign_id}/participation", json={"userId": next(users)}, headers=headers
+            )
+        return r.status_code
+
+    assert [status("10.1.0.1"), status("10.1.0.1"), status("10.1.0.1")] == [202, 202, 429]
+    assert status("10.1.0.1, 10.2.0.1") == 202  # the proxy's hop is the last one
+    assert status("10.2.0.2", "10.1.0.1") == 429  # two headers: one list, the last header's address counts
+    assert status("10.1.0.1", "10.2.0.3") == 202
+    assert status("10.2.0.4, 10.1.0.1") == 429  # a forged first hop changes nothing
+    assert status() == 202  # the proxy's own requests: its own address
+
+
 ONE_USER = """
 wrk.method = "POST"
 wrk.headers["Content-Type"] = "application/json"
