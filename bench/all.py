@@ -44,6 +44,7 @@ PLAN = (
             "participation",
             "participation (no limits)",
             "participation (jwt)",
+            "participation (jwt ES256)",
             "durable ASGI",
             "--out",
             "ingest-identity",

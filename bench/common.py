@@ -173,14 +173,24 @@ def save_results(
     (out_dir / f"{stem}.md").write_text("\n".join(lines))
 
 
-def heading(title: str, module: str, r: dict[str, Any], options: Sequence[str]) -> list[str]:
-    """A result file's first lines: its title, then the command that made it, the machine and the time."""
+def heading(
+    title: str, module: str, r: dict[str, Any], options: Sequence[str], if_set: Sequence[str] = ()
+) -> list[str]:
+    """A result file's first lines: its title, then the command that made it (`options` always, `if_set` when
+    given), the machine and the time."""
     s = r["settings"]
 
     def value(v: Any) -> str:
-        return " ".join(map(str, v)) if isinstance(v, list | tuple) else str(v)
+        if isinstance(v, list | tuple):
+            return " ".join(f'"{x}"' if " " in str(x) else str(x) for x in v)
+        return str(v)
 
-    command = " ".join([f"python -m {module}", *(f"--{name.replace('_', '-')} {value(s[name])}" for name in options)])
+    def option(name: str) -> str:
+        flag = f"--{name.replace('_', '-')}"
+        return flag if s[name] is True else f"{flag} {value(s[name])}"
+
+    given = [name for name in if_set if s.get(name) not in (None, False, 0, "", [])]
+    command = " ".join([f"python -m {module}", *(option(name) for name in [*options, *given])])
     return [f"# {title}", "", f"`{command}` — {r['machine']['cpus']} cores, {r['measured_at']}."]
 
 
@@ -229,10 +239,23 @@ def cpu_seconds_of(processes: list[psutil.Process]) -> float:
     return total
 
 
+def commit_of(checkout: Path) -> str:
+    """The short commit a checkout of the project is at (its folder's name if git cannot say)."""
+    try:
+        done = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=checkout, capture_output=True, text=True)
+    except OSError:
+        return checkout.name
+    return done.stdout.strip() or checkout.name
+
+
 def run_header(args: argparse.Namespace) -> dict[str, Any]:
-    """What every result file starts with: the command's settings, the machine, the time of the run."""
+    """What every result file starts with: the command's settings, the machine, the time of the run. Other
+    checkouts compared with (`--compare-with`) are named by their commit, not by where they were."""
+    settings = {k: v for k, v in vars(args).items() if k != "out_dir"}
+    if settings.get("compare_with"):
+        settings["compare_with"] = [f"<a worktree of {commit_of(Path(c))}>" for c in settings["compare_with"]]
     return {
-        "settings": {k: v for k, v in vars(args).items() if k != "out_dir"},
+        "settings": settings,
         "machine": {"cpus": os.cpu_count(), "python": platform.python_version()},
         "measured_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
     }

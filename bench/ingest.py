@@ -25,7 +25,7 @@ id of every 202 is looked up in the topic. Reports requests/s, latency, and CPU 
 requests of the API processes and of the Kafka broker. `--drain-backlog N` then measures the
 product's intake while a worker drains an N-request backlog at full speed. Medians over the rounds
 go to docs/experiments/ingest.{md,json,png}; `--profile` samples an API process with py-spy during
-the first product round (docs/experiments/ingest-profile.md).
+the first round of the product as shipped and of its jwt rows (docs/experiments/ingest-profile*.md).
 
     python -m bench.ingest [--clients 1000] [--duration 15] [--rounds 3] [--workers 2] [--load wrk|vegeta]
 """
@@ -63,6 +63,7 @@ from bench.common import (
     EXPERIMENTS,
     ROOT,
     api_processes,
+    commit_of,
     cpu_seconds_of,
     free_port,
     fresh_database,
@@ -85,6 +86,8 @@ JWT = "participation (jwt)"
 JWT_ES256 = "participation (jwt ES256)"
 JWKS_KID = "bench-es256"
 UNLIMITED = "participation (no limits)"
+# the endpoints `--profile` samples (in their first round), and the page each profile goes to
+PROFILED = {PRODUCT: "ingest-profile", JWT: "ingest-profile-jwt", JWT_ES256: "ingest-profile-es256"}
 JWT_SECRET = uuid.uuid4().hex + uuid.uuid4().hex
 TOKENS = 20_000  # users with a token; each request takes the next one
 DURABLE = "durable ASGI"
@@ -108,12 +111,7 @@ class Endpoint:
 
 def checkout_label(checkout: Path) -> str:
     """`participation at <commit>`: the product of another checkout, named by its commit."""
-    try:
-        done = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=checkout, capture_output=True, text=True)
-        revision = done.stdout.strip() or checkout.name
-    except OSError:
-        revision = checkout.name
-    return f"{PRODUCT} at {revision}"
+    return f"{PRODUCT} at {commit_of(checkout)}"
 
 
 def endpoints(other_server: bool, compare_with: list[Path] | None = None) -> list[Endpoint]:
@@ -412,7 +410,7 @@ def main() -> None:
             for round_ in range(args.rounds):
                 shift = round_ % len(wanted)  # each round starts with another endpoint: none always goes first
                 for e in wanted[shift:] + wanted[:shift]:
-                    profiling = args.profile and round_ == 0 and e.name == PRODUCT
+                    profiling = args.profile and round_ == 0 and e.name in PROFILED
                     run = one_round(args, e, bases[e.server_key], settings, campaign_id, user, profiling, tokens)
                     user += 10_000_000
                     if run.get("accepted_ids"):
@@ -431,9 +429,10 @@ def main() -> None:
 
     result = summarise(args, runs, drain)
     save_results(args.out_dir, args.out, result, report, chart)
-    profile_of = next((r["profile"] for r in runs.get(PRODUCT, []) if "profile" in r), None)
-    if profile_of is not None:
-        (args.out_dir / "ingest-profile.md").write_text("\n".join(profile_report(profile_of)))
+    for name, stem in PROFILED.items():
+        profile_of = next((r["profile"] for r in runs.get(name, []) if "profile" in r), None)
+        if profile_of is not None:
+            (args.out_dir / f"{stem}.md").write_text("\n".join(profile_report(profile_of, name)))
     m = result["median"]
     print(
         "; ".join(f"{name} {m[name]['requests_per_s']:,.0f} req/s" for name in m)
@@ -518,7 +517,13 @@ def report(r: dict[str, Any]) -> list[str]:
     s, m = r["settings"], r["median"]
     title = "Ingest — the participation endpoint next to its baselines"
     lines = [
-        *heading(title, "bench.ingest", r, ["clients", "duration", "rounds", "workers", "load"]),
+        *heading(
+            title,
+            "bench.ingest",
+            r,
+            ["clients", "duration", "rounds", "workers", "load"],
+            ["other_server", "only", "compare_with", "drain_backlog", "profile", "out"],
+        ),
         f"Load: {r['load_generator']['tool']}, {r['load_generator']['mode']}, on the same machine as every server, "
         "the Kafka broker and the database.",
         "",
@@ -573,9 +578,9 @@ def report(r: dict[str, Any]) -> list[str]:
     return lines
 
 
-def profile_report(p: dict[str, Any]) -> list[str]:
+def profile_report(p: dict[str, Any], name: str = PRODUCT) -> list[str]:
     return [
-        "# Ingest profile — one API process under the participation load",
+        f"# Ingest profile — one API process of `{name}` under the participation load",
         "",
         f"py-spy `--gil`, {p['seconds']} s, {p['samples']:,} samples: only the thread holding the GIL is sampled, so "
         "the shares are of the Python CPU time of the process.",

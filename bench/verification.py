@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any
 from unittest import mock
 
-from bench.common import ROOT, run_header, save_json
+from bench.common import ROOT, commit_of, run_header, save_json
 from bench.consumer_design import backlog, drain, prepare_database, publish
 from fcfs.kafka import delete_topics, ensure_topics
 from fcfs.settings import Settings, get_settings
@@ -61,11 +61,6 @@ def drain_with(checkout: Path, settings: Settings, database: str, campaigns: int
     return result
 
 
-def revision(checkout: Path) -> str:
-    done = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=checkout, capture_output=True, text=True)
-    return done.stdout.strip() or checkout.name
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--messages", type=int, default=100_000)
@@ -77,7 +72,7 @@ def main() -> None:
     parser.add_argument("--compare-with", nargs="*", type=Path, default=[], help="other checkouts' workers too")
     parser.add_argument("--out", default="verification", help="file name (without suffix) of the results")
     args = parser.parse_args()
-    others = {f"checked at {revision(c.resolve())}": c.resolve() for c in args.compare_with}
+    others = {f"checked at {commit_of(c.resolve())}": c.resolve() for c in args.compare_with}
     modes = (*MODES, *others)
 
     settings = get_settings().model_copy(

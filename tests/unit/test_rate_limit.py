@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import multiprocessing
+import multiprocessing.synchronize
+import os
 import threading
 import zlib
 from pathlib import Path
@@ -10,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from backend.app.errors import ApiError
-from backend.door.rate_limit import KEYED, Limits, SharedBuckets
+from backend.door.rate_limit import KEYED, Limits, SharedBuckets, _acquire
 from fcfs.clients import ClientAddresses
 
 
@@ -159,3 +161,38 @@ def test_a_lease_takes_tokens_from_the_shared_bucket_once_and_never_admits_more(
     assert sum(other.take(b"a:1.2.3.4", 0.001, 25, now=1.0, lease=10) == 0.0 for _ in range(30)) == 15
     assert sum(one.take(b"a:1.2.3.4", 0.001, 25, now=1.5, lease=10) == 0.0 for _ in range(30)) == 7
     assert one.take(b"a:1.2.3.4", 0.001, 25, now=1.6, lease=10) > 0  # 25 in all, never more
+
+
+def _take_and_die(path: str, key: bytes, taken: multiprocessing.synchronize.Event) -> None:
+    """Take the mutex of `key`'s group and die holding it (as a process killed mid-request would)."""
+    buckets = SharedBuckets(path)
+    _, group = buckets.group_of(key)
+    _acquire(buckets.mutex_of(group))
+    taken.set()
+    os._exit(0)
+
+
+def test_a_process_that_dies_holding_a_groups_mutex_does_not_stop_the_others(tmp_path: Path) -> None:
+    path = str(tmp_path / "buckets")
+    buckets = SharedBuckets(path)
+    context = multiprocessing.get_context("spawn")
+    taken = context.Event()
+    dying = context.Process(target=_take_and_die, args=(path, b"u:7", taken))
+    dying.start()
+    assert taken.wait(30)
+    dying.join(30)
+    answers: list[float] = []
+    taker = threading.Thread(target=lambda: answers.append(buckets.take(b"u:7", 1.0, 2, now=1.0)), daemon=True)
+    taker.start()
+    taker.join(10)
+    assert answers == [0.0]  # taken over from the dead holder, not waited for forever
+    assert [buckets.take(b"u:7", 1.0, 2, now=1.0) for _ in range(2)] == [0.0, 1.0]  # and usable after
+
+
+def test_groups_are_guarded_by_shared_mutexes_across_processes(tmp_path: Path) -> None:
+    """Four processes taking one key's tokens at once, each many times: exactly the burst is granted (a lost
+    update under a broken lock would grant more)."""
+    path = str(tmp_path / "buckets")
+    with multiprocessing.get_context("spawn").Pool(4) as pool:
+        granted = pool.starmap(_drain, [(path, b"u:2", 5_000)] * 4)
+    assert sum(granted) == 100
