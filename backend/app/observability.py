@@ -59,6 +59,11 @@ LOOKUP_DATABASE_READS = Counter(
     "fcfs_lookup_database_reads_total", "Look-ups that read the database (the others: the decision feed alone)"
 )
 DECISIONS_LEARNED = Counter("fcfs_decision_feed_rows_total", "Decisions the API process learned from its feed")
+HELD_ANSWER_SECONDS = Histogram(
+    "fcfs_held_answer_after_decision_seconds",
+    "From a request's decision (its decided_at, the worker's clock) to the answer of a look-up held for it",
+    buckets=(0.1, 0.25, 0.5, 0.75, 1, 1.5, 2, 3, 5, 10, 30),
+)
 
 
 class BatchedMetrics:

@@ -53,8 +53,9 @@ log = logging.getLogger(__name__)
 READ_ROWS = 5_000  # rows per range query
 PUBLISH_ROWS = 10_000  # rows per feed round at most (the rest in the next round, at once): published in waves
 ROWS = (
-    "SELECT request_id, user_id, status, kafka_offset, promoted_at IS NOT NULL FROM participation_history "
-    "WHERE campaign_id = %s AND kafka_offset >= %s AND kafka_offset < %s ORDER BY kafka_offset LIMIT %s"
+    "SELECT request_id, user_id, status, kafka_offset, promoted_at IS NOT NULL, decided_at "
+    "FROM participation_history WHERE campaign_id = %s AND kafka_offset >= %s AND kafka_offset < %s "
+    "ORDER BY kafka_offset LIMIT %s"
 )
 DRAWN = (  # the campaigns' pre-queues drawn in the order of a draw: when, and up to which offset it decided
     "SELECT c.id, c.drawn_at, (SELECT MAX(q.kafka_offset) FROM pre_queue q WHERE q.campaign_id = c.id) "
@@ -62,8 +63,9 @@ DRAWN = (  # the campaigns' pre-queues drawn in the order of a draw: when, and u
 )
 DRAWN_ROWS = (  # a drawn pre-queue's history rows, written in the draw's order (their ids keep it), all decided at
     # the draw: pages of the index (campaign_id, decided_at), which holds them by id
-    "SELECT request_id, user_id, status, kafka_offset, promoted_at IS NOT NULL, id FROM participation_history "
-    "WHERE campaign_id = %s AND decided_at = %s AND id > %s AND kafka_offset <= %s ORDER BY decided_at, id LIMIT %s"
+    "SELECT request_id, user_id, status, kafka_offset, promoted_at IS NOT NULL, id, decided_at "
+    "FROM participation_history WHERE campaign_id = %s AND decided_at = %s AND id > %s AND kafka_offset <= %s "
+    "ORDER BY decided_at, id LIMIT %s"
 )
 RATE_WINDOW_S = 10.0  # a partition's decision rate: its progress over about this long
 IDLE_INTERVAL_S = 1.0  # the rounds' interval while nothing moves and nobody waits
@@ -157,6 +159,7 @@ class Round(NamedTuple):
     decided: list[tuple[str, Decided]]
     more: bool  # rows left for the next round (the round read PUBLISH_ROWS)
     claims: tuple[tuple[str, ClaimView], ...] = ()  # wins whose claim changed: their answers change
+    decided_at: tuple[dt.datetime, ...] = ()  # when each of `decided` was decided (UTC, naive), in the same order
 
 
 class TooManyHeld(Exception):
@@ -196,6 +199,8 @@ class DecisionFeed:
         self._round_at = float("-inf")  # monotonic: when the last round was published
         self._next_round: list[asyncio.Future[None]] = []  # look-ups waiting for a round
         self._waiters: dict[str, list[asyncio.Future[Decided]]] = {}
+        # held requests just decided -> when (epoch seconds): how long after its decision a held look-up answers
+        self.decided_at: dict[str, float] = {}
         self._held_by: Counter[str] = Counter()
         self.held = 0
         # in the feed's thread only: each followed campaign's reading and running places
@@ -296,12 +301,14 @@ class DecisionFeed:
                 reading[c] = Followed(partitions[c], stored.get(partitions[c], 0), 0)
                 places[c] = (0, 0)
         decided: list[tuple[str, Decided]] = []
+        moments: list[dt.datetime] = []
         for c, followed in reading.items():
             end = stored.get(followed.partition, 0)
             cursor = followed.position
             while cursor < end and len(decided) < PUBLISH_ROWS:
-                read, cursor = self._read(c, followed.partition, cursor, end, places)
+                read, at, cursor = self._read(c, followed.partition, cursor, end, places)
                 decided += read
+                moments += at
             reading[c] = Followed(followed.partition, followed.since, cursor)
         more = any(f.position < stored.get(f.partition, 0) for f in reading.values())
         self._reading, self._places = reading, places
@@ -311,7 +318,7 @@ class DecisionFeed:
             decided = [
                 (r, d.claimed(self._claims[d.campaign_id][r])) if self._claim_of(d, r) else (r, d) for r, d in decided
             ]
-        return Round(stored, dict(reading), decided, more, tuple(claims or ()))
+        return Round(stored, dict(reading), decided, more, tuple(claims or ()), tuple(moments))
 
     def _read_drawn(self, conn: Connection, campaign_ids: set[int]) -> None:
         """In the feed's thread: which of these campaigns had their pre-queue drawn (DRAW), and its last offset."""
@@ -356,11 +363,11 @@ class DecisionFeed:
 
     def _read(
         self, campaign_id: int, partition: int, start: int, end: int, places: dict[int, tuple[int, int]]
-    ) -> tuple[list[tuple[str, Decided]], int]:
+    ) -> tuple[list[tuple[str, Decided]], list[dt.datetime], int]:
         """The campaign's decided requests in [start, end) of the log (READ_ROWS at most), each with its place — a
         campaign's rows come in log order (one partition, one worker at a time) and are read from its first one
-        on, so each place is the previous one + 1 — and where the next read starts. Plain tuples from the driver:
-        the feed reads every decision of the campaigns people wait for."""
+        on, so each place is the previous one + 1 —, when each was decided, and where the next read starts. Plain
+        tuples from the driver: the feed reads every decision of the campaigns people wait for."""
         drawn = self._drawn.get(campaign_id) if start == 0 else None
         with self.engine.connect() as conn:
             if drawn is not None:  # a drawn pre-queue first, in the draw's order, a page at a time
@@ -377,12 +384,13 @@ class DecisionFeed:
             )
             winners += status == "SUCCESS"
         places[campaign_id] = (count, winners)
+        moments = [row[-1] for row in rows]
         if drawn is not None:  # the block's next page, or past it
             if len(rows) == READ_ROWS:
                 self._drawn[campaign_id] = drawn._replace(after_id=rows[-1][5])
-                return decided, 0
-            return decided, drawn.last_offset + 1
-        return decided, rows[-1][3] + 1 if len(rows) == READ_ROWS else end
+                return decided, moments, 0
+            return decided, moments, drawn.last_offset + 1
+        return decided, moments, rows[-1][3] + 1 if len(rows) == READ_ROWS else end
 
     def publish(self, round_: Round) -> None:
         """On the event loop: the round's decisions become answers and wake their held look-ups."""
@@ -395,10 +403,15 @@ class DecisionFeed:
         self._stored, self._followed = round_.stored, round_.followed
         answers = self.answers
         waiters = self._waiters
-        for request_id, decided in round_.decided:
+        moments = round_.decided_at
+        if len(self.decided_at) > 2 * self.held_max + 1000:  # (entries of look-ups gone before reading theirs)
+            self.decided_at.clear()
+        for n, (request_id, decided) in enumerate(round_.decided):
             answers.put(request_id, decided)
             held = waiters.pop(request_id, None)
             if held is not None:
+                if n < len(moments):
+                    self.decided_at[request_id] = moments[n].replace(tzinfo=dt.UTC).timestamp()
                 for future in held:
                     if not future.done():
                         future.set_result(decided)

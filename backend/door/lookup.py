@@ -18,7 +18,7 @@ from sqlalchemy import Engine
 from sqlalchemy.exc import DBAPIError, OperationalError
 
 from backend.app.errors import database_error, database_unavailable, lookups_busy, request_not_found
-from backend.app.observability import LOOKUP_DATABASE_READS
+from backend.app.observability import BATCHED, HELD_ANSWER_SECONDS, LOOKUP_DATABASE_READS
 from backend.app.outages import DATABASE_OUTAGES
 from backend.door.campaign_cache import CampaignCache
 from backend.door.decisions import Decided, DecisionFeed, TooManyHeld, refusal
@@ -120,7 +120,12 @@ class Lookups:
         try:
             with self.feed.hold(request_id, client) as decided:
                 done, _ = await asyncio.wait((decided,), timeout=min(wait_s, self.max_wait_s))
-                return decided.result() if done else None
+                if not done:
+                    return None
+                at = self.feed.decided_at.pop(request_id, None)
+                if at is not None:  # answered now: how long after the decision (the worker's commit included)
+                    BATCHED.observe(HELD_ANSWER_SECONDS, max(time.time() - at, 0.0))
+                return decided.result()
         except TooManyHeld as exc:
             raise refusal(exc) from None
 

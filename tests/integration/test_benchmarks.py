@@ -130,7 +130,8 @@ def test_ingest_experiment_runs_and_every_202_is_in_kafka(settings: Settings, tm
         settings,
         "bench.ingest",
         [
-            *("--clients", "50", "--duration", "2", "--rounds", "1", "--workers", "1", "--load", "vegeta"),
+            *("--clients", "50", "--duration", "2", "--rounds", "1", "--warmup", "1", "--workers", "1"),
+            *("--load", "vegeta"),
             *("--check-ids", "--drain-backlog", "3000", "--database", "fcfs_test_ingest", "--out-dir", str(tmp_path)),
         ],
         timeout_s=400,

@@ -98,7 +98,15 @@ def test_held_look_ups_are_answered_from_the_feed_when_the_worker_decides(
         )
         assert (data["place"], data["winnersBefore"]) == (place, min(place - 1, 10))
         assert at > worker_started and at < holding_started + 25  # woken by the decision, not by the wait's end
-    # how soon after the row is readable the answer comes is a figure, not a pass mark: `python -m bench.lookups`
+    # how soon after the row is readable the answer comes is a figure, not a pass mark: `python -m bench.lookups`;
+    # the server counts every held answer's time after its decision, and each is after it and before the answer
+    metrics = httpx.get(f"{api.base_url}/metrics").text
+    count = re.search(r"^fcfs_held_answer_after_decision_seconds_count (\S+)$", metrics, re.M)
+    total = re.search(r"^fcfs_held_answer_after_decision_seconds_sum (\S+)$", metrics, re.M)
+    assert count is not None and total is not None, metrics[-2000:]
+    assert float(count[1]) == HELD
+    latest = max(at for at, _ in answered.values())
+    assert 0 < float(total[1]) / HELD < latest - min(row.decided_at.replace(tzinfo=dt.UTC).timestamp() for row in rows)
 
 
 def test_a_held_look_up_ends_pending_at_its_wait_and_the_bounds_refuse(

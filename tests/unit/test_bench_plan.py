@@ -4,6 +4,7 @@ one the docs have."""
 from __future__ import annotations
 
 from bench.all import PLAN
+from bench.lookups import bound, bucket_quantiles
 from tests.support import ROOT
 
 TOOLS = {"__init__", "all", "baselines", "common", "generate", "loadgen"}  # not experiments: what they use
@@ -17,3 +18,11 @@ def test_every_experiment_is_in_the_plan() -> None:
 def test_every_page_of_the_plan_exists() -> None:
     for e in PLAN:
         assert (ROOT / "docs" / e.page).exists(), e.page
+
+
+def test_held_answers_quantiles_come_from_the_histograms_difference() -> None:
+    before = {0.1: 5.0, 0.5: 5.0, 1.0: 5.0, float("inf"): 5.0}  # answers of an earlier round
+    after = {0.1: 15.0, 0.5: 103.0, 1.0: 104.0, float("inf"): 105.0}
+    assert bucket_quantiles(before, after) == {"answers": 100, "p50_at_most_s": 0.5, "p99_at_most_s": 1.0}
+    assert bucket_quantiles(after, after)["p99_at_most_s"] is None  # nothing answered between the readings
+    assert [bound(0.5), bound(float("inf")), bound(None)] == ["0.5 s", "over 30 s", "-"]

@@ -5,6 +5,7 @@ follow and what it published. (The feed against the real database and worker: te
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 import threading
 from typing import Any
 
@@ -127,5 +128,28 @@ def test_look_ups_waiting_for_the_database_are_bounded_and_refused_at_once_past_
         finally:
             gate.set()
             lookups.close()
+
+    asyncio.run(scenario())
+
+
+def test_a_held_request_remembers_when_it_was_decided() -> None:
+    """The moment of a held request's decision is kept for its look-up (how long after it the answer went out);
+    a decision nobody waits for keeps nothing."""
+
+    async def scenario() -> None:
+        f = feed()
+        at = dt.datetime(2026, 12, 1, 12, 0, 0, 250_000)  # stored naive, in UTC
+        with f.hold("a", "1.1.1.1"):
+            f.publish(
+                Round(
+                    {0: 12},
+                    {7: Followed(0, 10, 12)},
+                    [("a", decided(1, 10)), ("b", decided(2, 11))],
+                    False,
+                    (),
+                    (at, at),
+                )
+            )
+        assert f.decided_at == {"a": at.replace(tzinfo=dt.UTC).timestamp()}
 
     asyncio.run(scenario())
