@@ -22,7 +22,7 @@ import psutil
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
-from backend.app.serve import api_command
+from backend.app.serve import api_command, dying_with_parent
 from fcfs.db import server_url
 from fcfs.provision import ensure_database, migrate
 from fcfs.settings import get_settings
@@ -79,6 +79,7 @@ def served(command: list[str], env: dict[str, str], port: int, checkout: Path = 
         command,
         cwd=checkout,
         env={**os.environ, **NEVER_LIMITED, "API_NICE": "0", **env, "PYTHONPATH": str(checkout)},
+        preexec_fn=dying_with_parent(),
     )
     base = f"http://127.0.0.1:{port}"
     try:
@@ -113,6 +114,7 @@ def running_worker(env: dict[str, str]) -> Iterator[subprocess.Popen[bytes]]:
         cwd=ROOT,
         env={**os.environ, "WORKER_METRICS_PORT": "0", **env, "PYTHONPATH": str(ROOT)},
         stderr=subprocess.DEVNULL,
+        preexec_fn=dying_with_parent(),
     )
     try:
         yield proc

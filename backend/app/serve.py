@@ -16,6 +16,8 @@ import os
 import signal
 import sys
 import tempfile
+import threading
+from collections.abc import Callable
 
 from granian import Granian
 from granian.constants import Interfaces, Loops
@@ -66,6 +68,21 @@ def follow_server() -> None:
     libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
     if os.getppid() != int(server):  # it died before we asked
         os.kill(os.getpid(), signal.SIGTERM)
+
+
+def dying_with_parent() -> Callable[[], None] | None:
+    """A `preexec_fn` for a child process started by a test or a benchmark: the child gets SIGTERM when its
+    starter dies (killed, or timed out by its own caller), so no server outlives the run that started it. Only
+    from the main thread: the kernel signals the child when the thread that started it ends."""
+    if not sys.platform.startswith("linux") or threading.current_thread() is not threading.main_thread():
+        return None
+
+    prctl = ctypes.CDLL(None, use_errno=True).prctl  # looked up here: a forked child must not load libraries
+
+    def ask() -> None:
+        prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+
+    return ask
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -15,7 +15,7 @@ from typing import Any
 import httpx
 import psutil
 
-from backend.app.serve import api_command
+from backend.app.serve import api_command, dying_with_parent
 from fcfs.settings import Settings
 from tests.support import ADMIN_TOKEN, SERVER_CHECKOUT, free_port, settings_env
 
@@ -68,7 +68,13 @@ class Processes:
         log_path = self.tmp / f"{name}-{len(self.started)}.log"
         handle = log_path.open("wb")
         popen = subprocess.Popen(
-            args, cwd=SERVER_CHECKOUT, env=env, stdout=handle, stderr=subprocess.STDOUT, start_new_session=group
+            args,
+            cwd=SERVER_CHECKOUT,
+            env=env,
+            stdout=handle,
+            stderr=subprocess.STDOUT,
+            start_new_session=group,
+            preexec_fn=dying_with_parent(),
         )
         proc = Proc(popen, log_path, name)
         self.started.append(proc)
