@@ -4,7 +4,7 @@ refreshes every figure at once.
     python -m bench.all [--only NAME ...] [--skip NAME ...] [--dry-run]
 
 The list below says what runs, with the arguments of the figures the docs quote, and about how long each takes
-on the reference machine (2 cores): ~30 minutes in all. Each runs in a process of its own; one that fails is
+on the reference machine (2 cores): ~40 minutes in all (`--dry-run` adds them up). Each runs in a process of its own; one that fails is
 reported and the others still run. At the end, a summary of what ran, how long it took and where its figures
 went (docs/experiments/all.md); the exit status is non-zero if any failed.
 """
@@ -34,34 +34,23 @@ class Experiment:
 
 
 PLAN = (
-    Experiment("consumer_design", (), 4, "experiments/consumer-design.md"),
-    Experiment("verification", ("--runs", "5"), 3, "benchmarks/verification.md"),
-    Experiment("ingest", ("--other-server", "--drain-backlog", "300000", "--profile"), 6, "experiments/ingest.md"),
+    Experiment("consumer_design", ("--single-messages", "10000"), 5, "experiments/consumer-design.md"),
+    Experiment("verification", ("--runs", "5"), 1.5, "benchmarks/verification.md"),
     Experiment(
         "ingest",
-        (
-            "--only",
-            "participation",
-            "participation (no limits)",
-            "participation (jwt)",
-            "participation (jwt ES256)",
-            "durable ASGI",
-            "--out",
-            "ingest-identity",
-        ),
-        3,
-        "experiments/ingest-identity.md",
+        ("--duration", "10", "--other-server", "--drain-backlog", "300000", "--profile"),
+        8,
+        "experiments/ingest.md",
     ),
-    Experiment("partitions", (), 2, "experiments/partitions.md"),
-    Experiment("partitions", ("--messages", "200000", "--out", "partitions-200k"), 6, "experiments/partitions-200k.md"),
-    Experiment("sync_vs_kafka", (), 1, "experiments/sync-vs-kafka.md"),
-    Experiment("raw_vs_batch", (), 4, "experiments/raw-vs-batch.md"),
-    Experiment("ops_plane", (), 3, "benchmarks/ops-plane.md"),
-    Experiment("dashboard_poll", (), 2, "benchmarks/dashboard-poll.md"),
-    Experiment("winners_export", (), 2, "benchmarks/winners-export.md"),
+    Experiment("partitions", (), 6.5, "experiments/partitions.md"),
+    Experiment("sync_vs_kafka", (), 0.5, "experiments/sync-vs-kafka.md"),
+    Experiment("raw_vs_batch", (), 5, "experiments/raw-vs-batch.md"),
+    Experiment("ops_plane", (), 4, "benchmarks/ops-plane.md"),
+    Experiment("dashboard_poll", (), 0.5, "benchmarks/dashboard-poll.md"),
+    Experiment("winners_export", (), 1, "benchmarks/winners-export.md"),
     Experiment("draw", (), 1, "benchmarks/draw.md"),
-    Experiment("limiter_capacity", (), 1, "benchmarks/limiter-capacity.md"),
-    Experiment("lookups", (), 5, "benchmarks/lookups.md"),
+    Experiment("limiter_capacity", (), 0.5, "benchmarks/limiter-capacity.md"),
+    Experiment("lookups", (), 4, "benchmarks/lookups.md"),
 )
 
 

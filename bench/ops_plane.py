@@ -1,6 +1,7 @@
 """Does the operator still see during a storm? The Live page's poll, idle and under 1,000 connections.
 
-Two layouts, each from a clean state (a fresh topic, a campaign with a large stock):
+Three layouts, served at once, each from a clean state (its own topic, database and worker, a campaign with a
+large stock), their storms interleaved round by round:
 
 - **one plane**: one API server (2 processes, `--plane all`) takes the crowd and the dashboard's calls;
 - **two planes**: the crowd's door (2 processes, `--plane public`) and the operators' plane (1 process,
@@ -13,7 +14,7 @@ Kafka offsets and lag status, new lag samples) timed once a second while idle, t
 (wrk, closed loop, 1,000 connections posting participations) while a worker decides them; and the storm's
 intake alone and with the polls, to see what polling costs the crowd. Writes docs/benchmarks/ops-plane.{md,json}.
 
-    python -m bench.ops_plane [--clients 1000] [--duration 15]
+    python -m bench.ops_plane [--clients 1000] [--duration 10] [--rounds 3] [--settle 2]
 """
 
 from __future__ import annotations
@@ -26,12 +27,24 @@ import threading
 import time
 import uuid
 from collections.abc import Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import httpx
+import psutil
 
-from bench.common import ROOT, api_processes, fresh_database, percentile, running_worker, save_json, served_api
+from bench.common import (
+    ROOT,
+    apart,
+    api_processes,
+    fresh_database,
+    percentile,
+    running_worker,
+    save_json,
+    served_api,
+    spread,
+)
 from bench.loadgen import attack
 from dashboard.series import REFETCH_S
 from fcfs.kafka import delete_topics, ensure_topics
@@ -39,6 +52,7 @@ from fcfs.settings import get_settings
 
 OUT = ROOT / "docs" / "benchmarks"
 NICED = "two planes, door niced"
+LAYOUTS = ("one plane", "two planes", NICED)
 
 
 def live_page_poll(client: httpx.Client, campaign_id: int) -> float:
@@ -82,66 +96,100 @@ def summary(times: list[float], warm_up: bool = True) -> dict[str, float]:
     return {"p50": round(percentile(body, 50), 1), "p95": round(percentile(body, 95), 1), "polls": len(body)}
 
 
-def measure(args: argparse.Namespace, layout: str) -> dict[str, Any]:
+@dataclass
+class Layout:
+    """One layout served from a clean state (its own topic, database and worker), with what its rounds measured."""
+
+    name: str
+    door: str
+    ops: str
+    token: str
+    campaign_id: int
+    watched: list[psutil.Process]
+    idle: list[float] = field(default_factory=list)
+    stormy: list[float] = field(default_factory=list)
+    alone: list[int] = field(default_factory=list)
+    polled: list[int] = field(default_factory=list)
+    errors: int = 0
+
+
+@contextlib.contextmanager
+def layout_served(args: argparse.Namespace, name: str) -> Iterator[Layout]:
     settings = get_settings()
-    url = fresh_database(args.database)
+    url = fresh_database(f"{args.database}_{name.replace(' ', '_').replace(',', '')}")
     topic = f"bench-ops-{uuid.uuid4().hex[:8]}"
     env = {"DATABASE_URL": url, "KAFKA_TOPIC": topic, "KAFKA_CONSUMER_GROUP": f"{topic}-group"}
     topic_settings = settings.model_copy(update={"kafka_topic": topic, "kafka_consumer_group": f"{topic}-group"})
     ensure_topics(topic_settings)
     try:
         with contextlib.ExitStack() as stack:
-            door_env = {**env, "API_PLANE": "all" if layout == "one plane" else "public"}
-            if layout == NICED:
+            door_env = {**env, "API_PLANE": "all" if name == "one plane" else "public"}
+            if name == NICED:
                 door_env["API_NICE"] = str(args.door_nice)
             stack.enter_context(running_worker(env))  # deciding as in the shipped layout, in every layout
             door, token = stack.enter_context(served_api(door_env, workers=2))
             ops = door
-            if layout != "one plane":
+            if name != "one plane":
                 ops, token = stack.enter_context(served_api({**env, "API_PLANE": "ops"}, workers=1))
             with httpx.Client(base_url=ops, headers={"Authorization": f"Bearer {token}"}, timeout=60) as client:
                 created = client.post("/api/admin/campaigns", json={"name": "storm", "totalStock": 100_000_000})
                 created.raise_for_status()
                 campaign_id = created.json()["data"]["id"]
-            participate = f"{door}/api/campaigns/{campaign_id}/participation"
-            watched = api_processes(door)
-            time.sleep(2)
-            with polling(ops, token, campaign_id) as idle:
-                time.sleep(args.idle)
-            alone_rates: list[int] = []
-            polled_rates: list[int] = []
-            stormy: list[float] = []
-            errors = 0
-            for n in range(args.rounds):  # alone and polled in turn, the order swapped every round
-                for polled in (False, True) if n % 2 == 0 else (True, False):
-                    first_user = (2 * n + polled) * 10**8 + 1
-                    with contextlib.ExitStack() as polls:
-                        times = polls.enter_context(polling(ops, token, campaign_id)) if polled else []
-                        storm = attack(
-                            participate,
-                            clients=args.clients,
-                            duration_s=args.duration,
-                            first_user=first_user,
-                            watched=watched,
-                        )
-                    (polled_rates if polled else alone_rates).append(storm["requests_per_s"])
-                    stormy.extend(times[1:])  # the first poll of a storm warms up
-                    errors += storm["errors"]
+            yield Layout(name, door, ops, token, campaign_id, api_processes(door))
     finally:
         delete_topics(topic_settings, [topic, topic_settings.dlq_topic])
-    idle_ms, storm_ms = summary(idle), summary(stormy, warm_up=False)
-    alone_per_s, polled_per_s = round(statistics.median(alone_rates)), round(statistics.median(polled_rates))
+
+
+def storm(args: argparse.Namespace, layout: Layout, polled: bool, first_user: int) -> None:
+    """One storm on the layout's door, with or without the Live page polling its operators' plane."""
+    with contextlib.ExitStack() as polls:
+        times = polls.enter_context(polling(layout.ops, layout.token, layout.campaign_id)) if polled else []
+        result = attack(
+            f"{layout.door}/api/campaigns/{layout.campaign_id}/participation",
+            clients=args.clients,
+            duration_s=args.duration,
+            first_user=first_user,
+            watched=layout.watched,
+        )
+    (layout.polled if polled else layout.alone).append(result["requests_per_s"])
+    layout.stormy.extend(times[1:])  # the first poll of a storm warms up
+    layout.errors += result["errors"]
+    time.sleep(args.settle)  # the worker decides what is left before the next layout's storm
+
+
+def measure(args: argparse.Namespace) -> list[dict[str, Any]]:
+    """Every layout served at once; their rounds interleaved (each round visits the layouts in another order,
+    alone and polled in turn), so a slow minute of the machine falls on all of them."""
+    with contextlib.ExitStack() as stack:
+        layouts = [stack.enter_context(layout_served(args, name)) for name in LAYOUTS]
+        time.sleep(2)
+        for layout in layouts:
+            with polling(layout.ops, layout.token, layout.campaign_id) as idle:
+                time.sleep(args.idle)
+            layout.idle = idle
+        for n in range(args.rounds):
+            order = layouts[n % len(layouts) :] + layouts[: n % len(layouts)]
+            for i, layout in enumerate(order):
+                for polled in (False, True) if (n + i) % 2 == 0 else (True, False):
+                    storm(args, layout, polled, first_user=(2 * n + polled) * 10**8 + 1)
+    return [figures_of(layout) for layout in layouts]
+
+
+def figures_of(layout: Layout) -> dict[str, Any]:
+    idle_ms, storm_ms = summary(layout.idle), summary(layout.stormy, warm_up=False)
+    alone_per_s, polled_per_s = round(statistics.median(layout.alone)), round(statistics.median(layout.polled))
     result = {
-        "layout": layout,
+        "layout": layout.name,
         "idle_poll_ms": idle_ms,
         "storm_poll_ms": storm_ms,
         "intake_alone_per_s": alone_per_s,
         "intake_with_polls_per_s": polled_per_s,
-        "intake_alone_runs": alone_rates,
-        "intake_with_polls_runs": polled_rates,
-        "errors": errors,
+        "intake_alone_runs": layout.alone,
+        "intake_with_polls_runs": layout.polled,
+        "errors": layout.errors,
         "poll_p95_vs_idle": round(storm_ms["p95"] / idle_ms["p95"], 2),
         "intake_change": round(polled_per_s / alone_per_s - 1, 3),
+        "intake_change_beyond_noise": apart(layout.alone, layout.polled),
     }
     print(result, flush=True)
     return result
@@ -150,14 +198,15 @@ def measure(args: argparse.Namespace, layout: str) -> dict[str, Any]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--clients", type=int, default=1000)
-    parser.add_argument("--duration", type=int, default=15, help="seconds of each storm")
+    parser.add_argument("--duration", type=int, default=10, help="seconds of each storm")
+    parser.add_argument("--settle", type=int, default=2, help="seconds after each storm, for its worker to finish")
     parser.add_argument("--idle", type=int, default=10, help="seconds of idle polling")
     parser.add_argument("--rounds", type=int, default=3, help="storms alone and with polls, each, per layout")
     parser.add_argument("--door-nice", type=int, default=10, help="API_NICE of the door in the third layout")
     parser.add_argument("--database", default="fcfs_bench_ops")
     parser.add_argument("--out-dir", type=Path, default=OUT)
     args = parser.parse_args()
-    results = [measure(args, layout) for layout in ("one plane", "two planes", NICED)]
+    results = measure(args)
     figures = {
         "benchmark": "operators' plane during a storm",
         "settings": {k: v for k, v in vars(args).items() if k != "out_dir"},
@@ -169,20 +218,26 @@ def main() -> None:
     rows = "\n".join(
         f"| {r['layout']} | {r['idle_poll_ms']['p50']} / {r['idle_poll_ms']['p95']} "
         f"| {r['storm_poll_ms']['p50']} / {r['storm_poll_ms']['p95']} | {r['poll_p95_vs_idle']}× "
-        f"| {r['intake_alone_per_s']:,} | {r['intake_with_polls_per_s']:,} | {r['intake_change']:+.1%} "
+        f"| {r['intake_alone_per_s']:,} ({spread(r['intake_alone_runs'])}) "
+        f"| {r['intake_with_polls_per_s']:,} ({spread(r['intake_with_polls_runs'])}) "
+        f"| {r['intake_change']:+.1%}{'' if r['intake_change_beyond_noise'] else ' (within the spread)'} "
         f"| {r['errors']} |"
         for r in results
     )
     (args.out_dir / "ops-plane.md").write_text(
         "# The operators' plane during a storm\n\n"
-        f"`python -m bench.ops_plane --clients {args.clients} --duration {args.duration} --rounds {args.rounds}` — "
+        f"`python -m bench.ops_plane --clients {args.clients} --duration {args.duration} --rounds {args.rounds} "
+        f"--settle {args.settle}` — "
         f"{os.cpu_count()} cores, "
         f"{figures['measured_at']}.\n\n"
         "The Live page's poll (its four calls: status, new timeline points, Kafka offsets and lag status, new lag "
         f"samples) once a second: {args.idle} s idle, then during a storm of {args.clients:,} connections posting "
         f"participations for {args.duration} s (wrk, closed loop), {args.rounds} storms alone and {args.rounds} with "
-        "the polls in turn (the order swapped every round): poll times over every polled storm, intake as the "
-        "median of each kind. "
+        "the polls per layout. The three layouts are served at once, each from a clean state (its own topic, "
+        "database and worker), and their storms interleaved: each round visits every layout, in another order "
+        f"each round, alone and polled in turn, with {args.settle} s after each storm for its worker to finish (the "
+        "other layouts idle meanwhile). "
+        "Poll times over every polled storm; intake as the median of each kind with the rounds' min–max. "
         "**One plane**: one API server (2 processes) for the crowd and the dashboard. **Two planes**: the crowd's "
         "door (2 processes, `--plane public`) and the operators' plane (1 process, `--plane ops`) on its own port. "
         f"**Two planes, door niced**: the same with the door's processes at `API_NICE={args.door_nice}`, below "

@@ -20,10 +20,11 @@ The database's ceiling is measured in the same run: N processes record the same 
 worker's own transaction (worker/store.py `record_batch`, batches of WORKER_BATCH_SIZE) straight into a
 fresh database, with no Kafka: how many decisions per second the database takes from N writers.
 
-Results go to docs/experiments/partitions.{md,json,png}; `--messages 200000 --out partitions-200k`
-measures how throughput scales.
+For each N the runs are interleaved: each run measures the ceiling and then the three placements, in
+another order each run, so a slow minute of the machine does not fall on one placement. Results go to
+docs/experiments/partitions.{md,json,png}.
 
-    python -m bench.partitions [--messages 10000] [--campaigns 10] [--stock 100] [--partitions 1 2 3 4]
+    python -m bench.partitions [--messages 50000] [--campaigns 10] [--stock 100] [--partitions 1 2 3 4]
 """
 
 from __future__ import annotations
@@ -269,7 +270,7 @@ def database_ceiling(args: argparse.Namespace, n: int, events: list[Participatio
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--messages", type=int, default=10_000)
+    parser.add_argument("--messages", type=int, default=50_000)
     parser.add_argument("--campaigns", type=int, default=10)
     parser.add_argument("--stock", type=int, default=100)
     parser.add_argument("--partitions", type=int, nargs="+", default=[1, 2, 3, 4])
@@ -283,16 +284,19 @@ def main() -> None:
     results: list[dict[str, Any]] = []
     ceilings: list[dict[str, Any]] = []
     for n in args.partitions:
-        measured = sorted(database_ceiling(args, n, events) for _ in range(args.runs))
+        measured: list[int] = []
+        by_placement: dict[str, list[dict[str, Any]]] = {placement: [] for placement in PLACEMENTS}
+        for i in range(args.runs):  # the ceiling and the placements in turn, each run in another order
+            measured.append(database_ceiling(args, n, events))
+            for placement in PLACEMENTS[i % len(PLACEMENTS) :] + PLACEMENTS[: i % len(PLACEMENTS)]:
+                run = one_run(args, n, placement, events)
+                print(f"N={n} {placement} run {i + 1}: {run}", flush=True)
+                by_placement[placement].append(run)
+        measured.sort()
         ceilings.append({"writers": n, "decisions_per_s": measured[len(measured) // 2], "per_run": measured})
         print(f"database ceiling, {n} writer(s): {measured} decisions/s", flush=True)
         for placement in PLACEMENTS:
-            runs = []
-            for i in range(args.runs):
-                run = one_run(args, n, placement, events)
-                print(f"N={n} {placement} run {i + 1}: {run}", flush=True)
-                runs.append(run)
-            runs.sort(key=lambda r: r["messages_per_s"])
+            runs = sorted(by_placement[placement], key=lambda r: r["messages_per_s"])
             median = dict(runs[len(runs) // 2])
             median["fcfs_violations_per_run"] = [r["fcfs_violations"] for r in runs]
             median["messages_per_s_per_run"] = [r["messages_per_s"] for r in runs]
@@ -315,7 +319,7 @@ def main() -> None:
 def report(r: dict[str, Any]) -> list[str]:
     """The result file's Markdown lines (the chart is appended by save_results)."""
     s = r["settings"]
-    ceiling = {c["writers"]: c["decisions_per_s"] for c in r.get("database_ceiling", [])}
+    ceiling = {c["writers"]: c for c in r.get("database_ceiling", [])}
     lines = [
         *heading(
             "Experiment 2 — partitions, placement and first-come-first-served",
@@ -327,22 +331,26 @@ def report(r: dict[str, Any]) -> list[str]:
         f"{s['messages']:,} requests over {s['campaigns']} campaigns (stock {s['stock']} each, each request's "
         "campaign drawn uniformly), published in arrival order by one producer to a fresh topic with N partitions, "
         "decided by N worker processes in one consumer group (already assigned when publishing starts). Time runs "
-        f"from the first publish until every request is decided; median of {s['runs']} runs. A **violation** is a "
+        f"from the first publish until every request is decided; median of {s['runs']} runs with their min–max, "
+        "the runs of each N interleaved (each run the ceiling, then the placements in another order). "
+        "A **violation** is a "
         f"winner who is not among their campaign's first {s['stock']} distinct users in arrival order. The "
         "**busiest share** is the busiest partition's part of the messages: its worker sets the pace. The "
         "**database ceiling** is N processes recording the same number of requests with the worker's own "
         "transaction, straight into the database (no Kafka), each with campaigns of its own.",
         "",
         "| partitions = workers | placement | messages per partition | busiest share | all decided in "
-        "| messages/s | database ceiling | winners | FCFS violations (each run) |",
+        "| messages/s (min–max) | database ceiling (min–max) | winners | FCFS violations (each run) |",
         "|---|---|---|---|---|---|---|---|---|",
     ]
     for x in r["results"]:
         limit = ceiling.get(x["partitions"])
+        limit_cell = f"{limit['decisions_per_s']:,} ({spread(limit['per_run'])})" if limit else "–"
         lines.append(
             f"| {x['partitions']} | {x['placement']} | {' / '.join(f'{m:,}' for m in x['messages_per_partition'])} "
-            f"| {x['busiest_share']:.0%} | {x['all_decided_s']:.2f} s | {x['messages_per_s']:,} "
-            f"| {f'{limit:,}' if limit else '–'} | {x['winners']:,} "
+            f"| {x['busiest_share']:.0%} | {x['all_decided_s']:.2f} s "
+            f"| {x['messages_per_s']:,} ({spread(x['messages_per_s_per_run'])}) "
+            f"| {limit_cell} | {x['winners']:,} "
             f"| {', '.join(map(str, x['fcfs_violations_per_run']))} |"
         )
     lines += ["", *_compared(r["results"])]
