@@ -4,9 +4,9 @@ refreshes every figure at once.
     python -m bench.all [--only NAME ...] [--skip NAME ...] [--dry-run]
 
 The list below says what runs, with the arguments of the figures the docs quote, and about how long each takes
-on the reference machine (2 cores): ~40 minutes in all (`--dry-run` adds them up). Each runs in a process of its own; one that fails is
-reported and the others still run. At the end, a summary of what ran, how long it took and where its figures
-went (docs/experiments/all.md); the exit status is non-zero if any failed.
+on the reference machine (2 cores): ~40 minutes in all (`--dry-run` adds them up). Each runs in a process of
+its own; one that fails is reported and the others still run. At the end, a summary of what ran, how long it
+took and where its figures went (docs/experiments/all.md); the exit status is non-zero if any failed.
 """
 
 from __future__ import annotations
