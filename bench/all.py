@@ -42,6 +42,7 @@ PLAN = (
         8,
         "experiments/ingest.md",
     ),
+    Experiment("per_call", (), 0.5, "benchmarks/per-call.md"),
     Experiment("partitions", (), 6.5, "experiments/partitions.md"),
     Experiment("sync_vs_kafka", (), 0.5, "experiments/sync-vs-kafka.md"),
     Experiment("raw_vs_batch", (), 5, "experiments/raw-vs-batch.md"),

@@ -44,7 +44,18 @@ import httpx
 import orjson
 from sqlalchemy import create_engine, select, text
 
-from bench.common import ROOT, api_processes, fresh_database, heading, percentile, run_header, save_json, served_api
+from bench.common import (
+    ROOT,
+    apart,
+    api_processes,
+    fresh_database,
+    heading,
+    percentile,
+    run_header,
+    save_json,
+    served_api,
+    spread,
+)
 from bench.loadgen import WRK_DONE, WRK_THREADS, attack, run_wrk
 from fcfs.kafka import delete_topics, ensure_topics
 from fcfs.schema import participation_history
@@ -419,6 +430,16 @@ def report(r: dict[str, Any]) -> list[str]:
             f"| {n} | {x['waiters']:,} | {x['answered']:,} | {a['p50']} / {a['p99']} / {a['max']} | {within} "
             f"| {x['intake_alone_per_s']:,} | {x['intake_held_per_s']:,} | {change:+.1%} |"
         )
+    if held:
+        alone, waited = [x["intake_alone_per_s"] for x in held], [x["intake_held_per_s"] for x in held]
+        change = statistics.median(waited) / statistics.median(alone) - 1
+        verdict = " (the rounds do not overlap)" if apart(alone, waited) else ", within the rounds' spread"
+        lines += [
+            "",
+            f"Intake while {s['waiters']:,} are held: median {statistics.median(waited):,.0f} requests/s "
+            f"({spread(waited)}) against {statistics.median(alone):,.0f} ({spread(alone)}) alone: "
+            f"**{change:+.1%}**{verdict}.",
+        ]
     return lines
 
 

@@ -221,7 +221,18 @@ def test_lookups_benchmark_runs(settings: Settings, tmp_path: Path) -> None:
     assert look["errors"] == 0 and look["requests_per_s"] > 0 and intake["errors"] == 0
     assert look["selects_per_lookup"] < 0.5  # answered from the feed: a read each would be 1 and more
     assert held["waiters"] == held["answered"] == 300 and held["intake_errors"] == 0
-    assert "Look-ups ÷ intake" in (tmp_path / "lookups.md").read_text()
+    page = (tmp_path / "lookups.md").read_text()
+    assert "Look-ups ÷ intake" in page and "Intake while 300 are held: median" in page
+
+
+def test_per_call_benchmark_runs(settings: Settings, tmp_path: Path) -> None:
+    run_bench(settings, "bench.per_call", ["--calls", "200", "--repeats", "2", "--out-dir", str(tmp_path)], 120)
+    rows = {r["call"]: r for r in json.loads((tmp_path / "per-call.json").read_text())["results"]}
+    assert set(rows) == {
+        "limits check (address + user)",
+        *(f"token {alg}, {lib}" for alg in ("HS256", "ES256") for lib in ("joserfc (the door)", "PyJWT")),
+    }
+    assert all(len(r["runs_us"]) == 2 and r["median_us"] > 0 for r in rows.values())
 
 
 def test_ops_plane_benchmark_runs(settings: Settings, tmp_path: Path) -> None:
