@@ -143,8 +143,9 @@ def main() -> None:
         *heading("The door's work per call, on one core", "bench.per_call", figures, ["calls", "repeats"]),
         "",
         f"Each run makes {args.calls:,} calls in one process, outside any server; the variants' runs in turn, "
-        f"medians of {args.repeats} with their min–max, after a run of each not counted. The limits: `Limits.check` on a fresh table at the "
-        "shipped rates, each call a new address and a new user (both take a slot). The tokens: a new token each "
+        f"medians of {args.repeats} with their min–max, after a run of each not counted. The limits: "
+        "`Limits.check` on a fresh table at the shipped rates, each call a new address and a new user (both take "
+        "a slot). The tokens: a new token each "
         "call, `exp` and `sub` required, the algorithm pinned; joserfc through the door's `UserTokens.user`, "
         "PyJWT's `jwt.decode` with the same requirements and its key loaded once.",
         "",
