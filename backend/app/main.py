@@ -19,6 +19,7 @@ from backend.app.observability import BATCHED, RequestContextMiddleware, configu
 from backend.app.periodic import Periodic
 from backend.app.rsgi import RsgiApp
 from backend.app.serve import follow_server
+from backend.app.stop_signal import on_stop_signal
 from backend.contract.responses import document_identity
 from backend.door.body_deadline import BodyDeadlines
 from backend.door.campaign_cache import CampaignCache
@@ -142,12 +143,15 @@ def create_app(settings: Settings | None = None) -> ParticipationDoor:
         switches = Periodic("campaign switches", app.state.campaigns.follow_switches, settings.campaign_refresh_s)
         switches.start()
         feed.start()
+        # asked to stop: the held look-ups answered at once, so the server's drain does not wait out their waits
+        forget_stop_signal = on_stop_signal(asyncio.get_running_loop(), feed.stop_holding)
         intake_seconds.start()
         metrics_flusher = asyncio.create_task(BATCHED.flush_every(1.0))
         heap.settle()  # start-up is done: what exists now lives as long as the process
         try:
             yield
         finally:
+            forget_stop_signal()
             metrics_flusher.cancel()
             BATCHED.flush()
             await sampler.stop()

@@ -203,6 +203,7 @@ class DecisionFeed:
         self.decided_at: dict[str, float] = {}
         self._held_by: Counter[str] = Counter()
         self.held = 0
+        self.holding = True  # False once the server stops: held look-ups are answered, none is held any more
         # in the feed's thread only: each followed campaign's reading and running places
         self._reading: dict[int, Followed] = {}
         self._places: dict[int, tuple[int, int]] = {}  # campaign -> (requests decided so far, winners so far)
@@ -520,6 +521,14 @@ class DecisionFeed:
         rate = self.rate(partition)
         eta = round(ahead / rate, 1) if rate else (0.0 if ahead == 0 and rate is not None else None)
         return ahead, eta if eta is None or math.isfinite(eta) else None
+
+    def stop_holding(self) -> None:
+        """The server stops: every held look-up is let go at once (its future cancelled: it answers PENDING, and
+        the participant asks again of a process that is up), and none is held from now on."""
+        self.holding = False
+        for futures in self._waiters.values():
+            for future in futures:
+                future.cancel()
 
     @contextmanager
     def hold(self, request_id: str, client: str) -> Iterator[asyncio.Future[Decided]]:

@@ -116,11 +116,14 @@ class Lookups:
         return await self._pending(issued, campaign_id, request_id, partition, offset)
 
     async def _held(self, request_id: str, client: str, wait_s: float) -> Decided | None:
-        """The request's decision if the feed publishes it within `wait_s` (bounded); None if not."""
+        """The request's decision if the feed publishes it within `wait_s` (bounded); None if not, or at once
+        while the server stops."""
+        if not self.feed.holding:
+            return None
         try:
             with self.feed.hold(request_id, client) as decided:
                 done, _ = await asyncio.wait((decided,), timeout=min(wait_s, self.max_wait_s))
-                if not done:
+                if not done or decided.cancelled():  # (cancelled: let go, the server stops)
                     return None
                 at = self.feed.decided_at.pop(request_id, None)
                 if at is not None:  # answered now: how long after the decision (the worker's commit included)

@@ -164,6 +164,40 @@ def test_a_held_look_up_ends_pending_at_its_wait_and_the_bounds_refuse(
     assert all(r.json()["data"]["status"] == "PENDING" for r in answers if r.status_code == 200)
 
 
+def test_a_stopping_server_answers_its_held_look_ups_pending_at_once_and_exits(
+    settings: Settings, processes: Processes
+) -> None:
+    """SIGTERM to a server holding look-ups for 30 s: they are answered PENDING at once, with their
+    place in line, and the server exits within seconds instead of waiting out the holds (a deploy, a restart)."""
+    api = processes.api(settings)
+    campaign_id = api.create_campaign(total_stock=1)
+    tickets = _post_all(api, campaign_id, range(1, 7))
+
+    async def hold_all() -> list[tuple[float, int, dict[str, Any]]]:
+        async with aiohttp.ClientSession(api.base_url) as client:
+
+            async def hold(ticket: dict[str, Any]) -> tuple[float, int, dict[str, Any]]:
+                url = f"/api/campaigns/{campaign_id}/participation/{ticket['requestId']}"
+                params = {"partition": ticket["partition"], "offset": ticket["offset"], "waitSeconds": 30}
+                async with client.get(url, params=params) as r:
+                    return time.monotonic(), r.status, (await r.json())["data"]
+
+            return await asyncio.gather(*(hold(t) for t in tickets))
+
+    waiting = asyncio.new_event_loop()
+    holding = waiting.run_in_executor(None, asyncio.run, hold_all())
+    wait_until(lambda: _held(api) == len(tickets), 30, f"{len(tickets)} held look-ups")
+    stopped_at = time.monotonic()
+    assert api.proc.terminate(timeout_s=20) == 0
+    exited_after = time.monotonic() - stopped_at
+    answers = waiting.run_until_complete(holding)
+    waiting.close()
+    assert exited_after < 10, exited_after  # (held to the end, it would take their 30 s)
+    for (at, status, data), ticket in zip(answers, tickets, strict=True):
+        assert status == 200 and data["status"] == "PENDING", data
+        assert data["ahead"] == ticket["offset"] and at - stopped_at < 10
+
+
 def test_the_participant_page_is_served_escaped_and_locked_down(settings: Settings, processes: Processes) -> None:
     api = processes.api(settings)
     campaign_id = api.create_campaign(total_stock=3, name='AirPods <script>alert("x")</script> & {about}')
