@@ -7,11 +7,14 @@ the order swapped every round. The database's own statement counter (`Com_select
 round gives its reads per look-up (the API's own background work included).
 
 **Held.** Each round: `--waiters` clicks not yet decided (no worker running), and as many users waiting
-for them at once (aiohttp in processes of 8,000, `waitSeconds=30`, asked again until decided, from 64
-loopback addresses each); the intake measured while they are held, and alone (before them, or after them:
-the order swapped every round); then the worker decides everything and each waiting user's answer is
-compared with its row's `decided_at` (the time from the decision to the answer, the worker's commit
-included).
+for them at once (one look-up each, `waitSeconds=30`, sent within a second by vegeta processes of 1,000
+users, each from a loopback address of its own — Go, a fraction of the CPU a Python client takes for the same
+answers, so the clients steal less of the 2 cores the server works on); the intake measured while they are
+held, and alone (before them, or after them: the order swapped every round); then the worker decides
+everything and each waiting user's answer is compared with its row's `decided_at` (the time from the
+decision to the answer, the worker's commit included): when vegeta received it (its send time + its
+latency) and when the server answered it (its `fcfs_held_answer_after_decision_seconds` histogram, to the
+bucket).
 
 Writes docs/benchmarks/lookups.{md,json}.
 
@@ -22,11 +25,12 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import base64
 import contextlib
 import datetime as dt
 import ipaddress
+import itertools
 import math
-import multiprocessing
 import os
 import resource
 import shutil
@@ -36,6 +40,7 @@ import sys
 import tempfile
 import time
 import uuid
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
@@ -56,14 +61,13 @@ from bench.common import (
     served_api,
     spread,
 )
-from bench.loadgen import WRK_DONE, WRK_THREADS, attack, run_wrk
+from bench.loadgen import WRK_DONE, WRK_THREADS, attack, run_wrk, tool_binary
 from fcfs.kafka import delete_topics, ensure_topics
 from fcfs.schema import participation_history
 from fcfs.settings import get_settings
 
 OUT = ROOT / "docs" / "benchmarks"
 ADDRESS_BASE = int(ipaddress.IPv4Address("127.78.0.1"))
-ADDRESSES = 64  # the waiting users' source addresses (a client address may hold WAIT_MAX_PER_CLIENT)
 WRK_LOOKUPS = (
     WRK_THREADS
     + """
@@ -105,88 +109,75 @@ def drain(env: dict[str, str]) -> None:
     subprocess.run([sys.executable, "-m", "worker", "--drain"], cwd=ROOT, env=env, check=True, timeout=600)
 
 
-WAITERS_PER_PROCESS = 8_000  # a process may open 20,000 files here: the waiting users go in several processes
+WAITERS_PER_CLIENT = 1_000  # the users one vegeta process holds, from an address of its own (an address may hold
+# WAIT_MAX_PER_CLIENT look-ups at once)
 
 
 class Waiters:
-    """Users waiting for their outcome at once, each by held look-ups until decided, in processes of their own
-    (a process here may not open 20,000 sockets): when each learned it."""
+    """Users waiting for their outcome at once, each by one look-up held until decided (`waitSeconds=30`): vegeta
+    (Go) processes of WAITERS_PER_CLIENT users, each from a loopback address of its own, that send every user's
+    look-up within a second and record when each answer arrived (its send time + its latency)."""
 
     def __init__(self, base: str, campaign_id: int, tickets: list[dict[str, Any]], folder: Path) -> None:
-        context = multiprocessing.get_context("spawn")
-        chunks = [tickets[n : n + WAITERS_PER_PROCESS] for n in range(0, len(tickets), WAITERS_PER_PROCESS)]
-        self.outputs = [folder / f"waiters-{campaign_id}-{n}.json" for n in range(len(chunks))]
-        self.processes = [
-            context.Process(target=wait_all, args=(base, campaign_id, chunk, n, str(out)), daemon=True)
-            for n, (chunk, out) in enumerate(zip(chunks, self.outputs, strict=True))
-        ]
+        self.folder = folder
+        self.vegeta = tool_binary("vegeta")
+        self.chunks = [tickets[n : n + WAITERS_PER_CLIENT] for n in range(0, len(tickets), WAITERS_PER_CLIENT)]
+        self.results = [folder / f"waiters-{campaign_id}-{n}.bin" for n in range(len(self.chunks))]
+        self.targets = [folder / f"waiters-{campaign_id}-{n}.txt" for n in range(len(self.chunks))]
+        for chunk, targets in zip(self.chunks, self.targets, strict=True):
+            targets.write_text(
+                "".join(
+                    f"GET {base}/api/campaigns/{campaign_id}/participation/{t['requestId']}"
+                    f"?partition={t['partition']}&offset={t['offset']}&waitSeconds=30\n\n"
+                    for t in chunk
+                )
+            )
+        self.processes: list[subprocess.Popen[bytes]] = []
+        self.failures: Counter[str] = Counter()  # the look-ups that did not end with the outcome, by what they met
 
     def start(self) -> None:
-        for p in self.processes:
-            p.start()
+        for n, (chunk, targets, results) in enumerate(zip(self.chunks, self.targets, self.results, strict=True)):
+            # each target once (read lazily: the attack stops at their end), over about a second, by a worker each
+            command = [self.vegeta, "attack", "-lazy", f"-targets={targets}", f"-rate={len(chunk)}/1s", "-duration=0"]
+            command += [f"-workers={len(chunk) + 1}", f"-max-workers={len(chunk) + 1}"]
+            command += ["-timeout=45s", f"-laddr={ipaddress.IPv4Address(ADDRESS_BASE + n)}", f"-output={results}"]
+            self.processes.append(subprocess.Popen(command, stderr=subprocess.DEVNULL))
 
     def join(self, timeout_s: float) -> tuple[dict[str, float], int]:
-        """When each waiting user learned the outcome, and the errors they met."""
+        """When each waiting user learned the outcome (epoch seconds), and the look-ups that ended otherwise
+        (an error, or PENDING at the end of the wait)."""
         answered: dict[str, float] = {}
         errors = 0
         deadline = time.monotonic() + timeout_s
-        for p, out in zip(self.processes, self.outputs, strict=True):
-            p.join(max(deadline - time.monotonic(), 0))
-            if p.is_alive():
-                p.kill()
+        for proc, results in zip(self.processes, self.results, strict=True):
+            try:
+                proc.wait(max(deadline - time.monotonic(), 0))
+            except subprocess.TimeoutExpired:
+                proc.kill()
                 continue
-            found = orjson.loads(out.read_bytes())
-            answered |= found["answered"]
-            errors += found["errors"]
+            encoded = subprocess.run(
+                [self.vegeta, "encode", "-to=json", str(results)], capture_output=True, check=True, text=True
+            ).stdout
+            for line in encoded.splitlines():
+                hit = orjson.loads(line)
+                if hit["error"] == "no targets to attack":  # (the tick after the last target: the attack's end)
+                    continue
+                body = orjson.loads(base64.b64decode(hit["body"])) if hit["code"] == 200 else None
+                if body is None or body["data"]["status"] == "PENDING":
+                    errors += 1
+                    self.failures[hit["error"] or f"{hit['code']} {body and body['data']['status']}"] += 1
+                    continue
+                answered[body["data"]["requestId"]] = epoch(hit["timestamp"]) + hit["latency"] / 1e9
         return answered, errors
 
 
-def wait_all(base: str, campaign_id: int, tickets: list[dict[str, Any]], index: int, out: str) -> None:
-    """In a process of its own: each ticket's user waits (held look-ups, waitSeconds=30, again until decided)."""
-    answered: dict[str, float] = {}
-    errors = 0
-
-    async def wait(session: aiohttp.ClientSession, ticket: dict[str, Any]) -> None:
-        nonlocal errors
-        url = (
-            f"{base}/api/campaigns/{campaign_id}/participation/{ticket['requestId']}"
-            f"?partition={ticket['partition']}&offset={ticket['offset']}&waitSeconds=30"
-        )
-        while True:
-            try:
-                async with session.get(url) as response:
-                    payload = await response.read()
-                    status = response.status
-            except (aiohttp.ClientError, TimeoutError, OSError):
-                errors += 1
-                await asyncio.sleep(1)
-                continue
-            if status != 200:
-                errors += 1
-                await asyncio.sleep(1)
-                continue
-            if orjson.loads(payload)["data"]["status"] != "PENDING":
-                answered[ticket["requestId"]] = time.time()
-                return
-
-    async def everyone() -> None:
-        per = len(tickets) // ADDRESSES + 1
-        sessions = [
-            aiohttp.ClientSession(
-                connector=aiohttp.TCPConnector(
-                    limit=per, local_addr=(str(ipaddress.IPv4Address(ADDRESS_BASE + index * ADDRESSES + n)), 0)
-                ),
-                timeout=aiohttp.ClientTimeout(total=45),
-            )
-            for n in range(ADDRESSES)
-        ]
-        try:
-            await asyncio.gather(*(wait(sessions[n % ADDRESSES], t) for n, t in enumerate(tickets)))
-        finally:
-            await asyncio.gather(*(s.close() for s in sessions))
-
-    asyncio.run(everyone())
-    Path(out).write_bytes(orjson.dumps({"answered": answered, "errors": errors}))
+def epoch(stamp: str) -> float:
+    """Go's RFC 3339 time with nanoseconds (as vegeta writes it) in epoch seconds."""
+    whole, _, rest = stamp.partition(".")
+    digits = "".join(itertools.takewhile(str.isdigit, rest))
+    zone = rest[len(digits) :]
+    at = dt.datetime.fromisoformat(whole + ("+00:00" if zone in ("Z", "") else zone))
+    return at.timestamp() + float(f"0.{digits or 0}")
 
 
 def held_now(base: str) -> float:
@@ -334,6 +325,7 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
                     "held_before_intake": round(held_at_start),
                     "answered": len(answered),
                     "errors": waiting_errors,
+                    "failures": dict(waiters.failures.most_common(5)),
                     "answer_after_decision_ms": {
                         "p50": round(percentile(late_ms, 50)),
                         "p99": round(percentile(late_ms, 99)),
@@ -413,11 +405,12 @@ def report(r: dict[str, Any]) -> list[str]:
         f"**Held**: {s['waiters']:,} users waiting at once (held look-ups, `waitSeconds=30`) for requests not yet "
         "decided; the intake while they are held and alone (before or after them, in turn); then the worker "
         "decides, and each answer's "
-        "arrival is compared with its row's `decided_at`: by the waiting users (the clients' own clock when they "
-        "read it — they share the 2 cores, a few thousand answers at once each) and by the server (its "
-        f"`{HELD_ANSWER}` histogram: when each held look-up was answered, to the bucket).",
+        "arrival is compared with its row's `decided_at` (the worker's clock when it began the batch, before its "
+        "commit): as the waiting users received it (vegeta, Go, 1,000 users a process: its send time + its "
+        "latency; the clients share the 2 cores with the server, the worker, the broker and the database) and as "
+        f"the server answered it (its `{HELD_ANSWER}` histogram, to the bucket).",
         "",
-        "| round | waiting | answered | read by the clients after the decision p50 / p99 / max ms "
+        "| round | waiting | answered | received by the clients after the decision p50 / p99 / max ms "
         "| answered by the server after it, p50 / p99 within | intake alone /s | intake while held /s | change |",
         "|---|---:|---:|---|---|---:|---:|---:|",
     ]
@@ -431,6 +424,14 @@ def report(r: dict[str, Any]) -> list[str]:
             f"| {x['intake_alone_per_s']:,} | {x['intake_held_per_s']:,} | {change:+.1%} |"
         )
     if held:
+        received = [x["answer_after_decision_ms"] for x in held if x["answer_after_decision_ms"]]
+        if received:
+            p50s, p99s = [a["p50"] for a in received], [a["p99"] for a in received]
+            lines += [
+                "",
+                f"Received after the decision: p50 {statistics.median(p50s):,.0f} ms ({spread(p50s)}), p99 "
+                f"{statistics.median(p99s):,.0f} ms ({spread(p99s)}), medians of the rounds.",
+            ]
         alone, waited = [x["intake_alone_per_s"] for x in held], [x["intake_held_per_s"] for x in held]
         change = statistics.median(waited) / statistics.median(alone) - 1
         verdict = " (the rounds do not overlap)" if apart(alone, waited) else ", within the rounds' spread"

@@ -526,6 +526,7 @@ class DecisionFeed:
         """The server stops: every held look-up is let go at once (its future cancelled: it answers PENDING, and
         the participant asks again of a process that is up), and none is held from now on."""
         self.holding = False
+        log.info("asked to stop: %d held look-ups answered now, none held from here on", self.held)
         for futures in self._waiters.values():
             for future in futures:
                 future.cancel()
