@@ -34,7 +34,12 @@ def test_a_stop_signal_tells_the_app_on_its_loop_and_still_reaches_the_servers_h
 def test_off_the_main_thread_nothing_is_set() -> None:
     async def run() -> object:
         loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(None, lambda: (on_stop_signal(loop, lambda: None), signal.getsignal(signal.SIGTERM))[1])
+
+        def elsewhere() -> object:
+            on_stop_signal(loop, lambda: None)
+            return signal.getsignal(signal.SIGTERM)
+
+        return await loop.run_in_executor(None, elsewhere)
 
     before = signal.getsignal(signal.SIGTERM)
     assert asyncio.run(run()) is before
