@@ -367,16 +367,31 @@ def report(r: dict[str, Any]) -> list[str]:
 
 
 def _compared(results: list[dict[str, Any]]) -> list[str]:
-    """Placed against murmur2 for each N, named a difference only when their runs' ranges do not overlap."""
+    """Placed against murmur2 for each N, named a difference only when their runs' ranges do not overlap and
+    the two split the work differently; at N = 1 (one partition, whatever the placement) the three are the same
+    configuration, and their spread is the run-to-run noise."""
     by = {(x["partitions"], x["placement"]): x for x in results}
     lines = []
     for n in sorted({x["partitions"] for x in results}):
+        if n == 1:
+            runs = [v for x in results if x["partitions"] == 1 for v in x["messages_per_s_per_run"]]
+            if runs:
+                lines.append(
+                    f"- N = 1: one partition whatever the placement — the same configuration three times: "
+                    f"{spread(runs)} messages/s over its runs, the noise any difference below must exceed."
+                )
+            continue
         placed, keyed = by.get((n, "placed")), by.get((n, "murmur2"))
         if not placed or not keyed:
             continue
         a, b = placed["messages_per_s_per_run"], keyed["messages_per_s_per_run"]
         ratio = placed["messages_per_s"] / keyed["messages_per_s"]
-        verdict = f"{ratio:.2f}x murmur2" if apart(a, b) else f"{ratio:.2f}x murmur2, within the noise (runs overlap)"
+        if abs(placed["busiest_share"] - keyed["busiest_share"]) < 0.01:
+            verdict = f"{ratio:.2f}x murmur2: the same busiest share, the same work — noise"
+        elif apart(a, b):
+            verdict = f"{ratio:.2f}x murmur2"
+        else:
+            verdict = f"{ratio:.2f}x murmur2, within the noise (runs overlap)"
         lines.append(f"- N = {n}: placed {spread(a)} messages/s, murmur2 {spread(b)}: {verdict}.")
     return lines
 

@@ -220,9 +220,10 @@ def test_lookups_benchmark_runs(settings: Settings, tmp_path: Path) -> None:
     (look,), (intake,), (held,) = figures["lookups"], figures["intake"], figures["held"]
     assert look["errors"] == 0 and look["requests_per_s"] > 0 and intake["errors"] == 0
     assert look["selects_per_lookup"] < 0.5  # answered from the feed: a read each would be 1 and more
-    assert held["waiters"] == held["answered"] == 300 and held["intake_errors"] == 0
+    assert held["waiters"] == held["answered"] == 300 and held["errors"] == held["intake_errors"] == 0
     page = (tmp_path / "lookups.md").read_text()
     assert "Look-ups ÷ intake" in page and "Intake while 300 are held: median" in page
+    assert "Received after the decision: p50" in page
 
 
 def test_per_call_benchmark_runs(settings: Settings, tmp_path: Path) -> None:
