@@ -4,7 +4,7 @@ refreshes every figure at once.
     python -m bench.all [--only NAME ...] [--skip NAME ...] [--dry-run]
 
 The list below says what runs, with the arguments of the figures the docs quote, and about how long each takes
-on the reference machine (2 cores): ~40 minutes in all (`--dry-run` adds them up). Each runs in a process of
+on the reference machine (2 cores): ~35 minutes in all (`--dry-run` adds them up). Each runs in a process of
 its own; one that fails is reported and the others still run. At the end, a summary of what ran, how long it
 took and where its figures went (docs/experiments/all.md); the exit status is non-zero if any failed.
 """
@@ -34,7 +34,7 @@ class Experiment:
 
 
 PLAN = (
-    Experiment("consumer_design", ("--single-messages", "10000"), 5, "experiments/consumer-design.md"),
+    Experiment("consumer_design", ("--single-messages", "5000"), 4, "experiments/consumer-design.md"),
     Experiment("verification", ("--runs", "5"), 1.5, "benchmarks/verification.md"),
     Experiment(
         "ingest",
@@ -43,7 +43,7 @@ PLAN = (
         "experiments/ingest.md",
     ),
     Experiment("per_call", (), 0.5, "benchmarks/per-call.md"),
-    Experiment("partitions", (), 6.5, "experiments/partitions.md"),
+    Experiment("partitions", (), 5, "experiments/partitions.md"),
     Experiment("sync_vs_kafka", (), 0.5, "experiments/sync-vs-kafka.md"),
     Experiment("raw_vs_batch", (), 5, "experiments/raw-vs-batch.md"),
     Experiment("ops_plane", (), 4, "benchmarks/ops-plane.md"),

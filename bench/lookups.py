@@ -29,9 +29,9 @@ import base64
 import contextlib
 import datetime as dt
 import ipaddress
-import itertools
 import math
 import os
+import re
 import resource
 import shutil
 import statistics
@@ -173,13 +173,17 @@ class Waiters:
         return answered, errors
 
 
+GO_TIME = re.compile(r"(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d)(\.\d+)?(Z|[+-]\d\d:\d\d)")
+
+
 def epoch(stamp: str) -> float:
     """Go's RFC 3339 time with nanoseconds (as vegeta writes it) in epoch seconds."""
-    whole, _, rest = stamp.partition(".")
-    digits = "".join(itertools.takewhile(str.isdigit, rest))
-    zone = rest[len(digits) :]
-    at = dt.datetime.fromisoformat(whole + ("+00:00" if zone in ("Z", "") else zone))
-    return at.timestamp() + float(f"0.{digits or 0}")
+    found = GO_TIME.fullmatch(stamp)
+    if found is None:
+        raise ValueError(f"not an RFC 3339 time: {stamp!r}")
+    whole, fraction, zone = found.groups()
+    at = dt.datetime.fromisoformat(whole + ("+00:00" if zone == "Z" else zone))
+    return at.timestamp() + float(f"0{fraction or ''}")
 
 
 class Spent:

@@ -137,9 +137,9 @@ def wait_assigned(engine: Engine, group: str, n: int, timeout_s: float = 60) -> 
             ).all()
         held = [int(p) for row in rows for p in row.partitions.split(",") if p]
         stable = stable + 1 if len(rows) == n and sorted(held) == list(range(n)) else 0
-        if stable == 3:  # the same for 3 heartbeats: the rebalance is over
+        if stable == 5:  # the same for a heartbeat's interval (1 s) and more: the rebalance is over
             return
-        time.sleep(1.0)
+        time.sleep(0.25)
     raise TimeoutError(f"{n} workers did not take the {n} partitions of group {group}")
 
 

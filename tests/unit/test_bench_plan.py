@@ -3,8 +3,10 @@ one the docs have."""
 
 from __future__ import annotations
 
+import datetime as dt
+
 from bench.all import PLAN
-from bench.lookups import bound, bucket_quantiles
+from bench.lookups import bound, bucket_quantiles, epoch
 from tests.support import ROOT
 
 TOOLS = {"__init__", "all", "baselines", "common", "generate", "loadgen"}  # not experiments: what they use
@@ -26,3 +28,10 @@ def test_held_answers_quantiles_come_from_the_histograms_difference() -> None:
     assert bucket_quantiles(before, after) == {"answers": 100, "p50_at_most_s": 0.5, "p99_at_most_s": 1.0}
     assert bucket_quantiles(after, after)["p99_at_most_s"] is None  # nothing answered between the readings
     assert [bound(0.5), bound(float("inf")), bound(None)] == ["0.5 s", "over 30 s", "-"]
+
+
+def test_vegetas_times_with_nanoseconds_become_epoch_seconds() -> None:
+    at = dt.datetime(2026, 12, 7, 15, 24, 9, tzinfo=dt.UTC).timestamp()
+    assert abs(epoch("2026-12-07T15:24:09.166569076Z") - (at + 0.166569076)) < 1e-6
+    assert epoch("2026-12-07T15:24:09Z") == at
+    assert abs(epoch("2026-12-07T16:24:09.5+01:00") - (at + 0.5)) < 1e-6
