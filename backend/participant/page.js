@@ -141,6 +141,7 @@
     const url = `${base}/${encodeURIComponent(accepted.requestId)}?${ticketQuery}&waitSeconds=${WAIT_S}`;
     for (;;) {
       let response;
+      const asked = Date.now();
       try {
         response = await fetch(url, { cache: "no-store" });
       } catch (error) {
@@ -155,6 +156,8 @@
           return;
         }
         showPending(data);
+        // not held (a server stopping lets its held look-ups go; the database away): not at once again
+        if (Date.now() - asked < 1000) await pause(1);
       } else if (response.status === 404 || response.status === 422) {  // not a request of this door (any more)
         store.removeItem(`fcfs-request-${campaign}`);
         ticket.hidden = true;
