@@ -88,8 +88,12 @@ class ApiClient:
     def live(self) -> None:
         self.call("GET", "/health/live")
 
-    def create_campaign(self, name: str, total_stock: int, mode: str = "KAFKA", weight: int = 1) -> dict[str, Any]:
-        body = {"name": name, "totalStock": total_stock, "mode": mode, "weight": weight}
+    def create_campaign(
+        self, name: str, total_stock: int, mode: str = "KAFKA", weight: int = 1, **event: Any
+    ) -> dict[str, Any]:
+        """A new campaign; `event`: its optional fields as the API names them (`startsAt`, `endsAt`,
+        `preQueueSeconds`, `preQueueOrder`, `claimSeconds`)."""
+        body = {"name": name, "totalStock": total_stock, "mode": mode, "weight": weight, **event}
         return dict(self.call("POST", "/api/admin/campaigns", json=body))
 
     def switch(self, campaign_id: int, action: str) -> dict[str, Any]:

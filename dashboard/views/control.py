@@ -11,11 +11,14 @@ import streamlit as st
 
 from dashboard.menu import live
 from dashboard.ui import api, attempt, field, pick_campaign, recover_when_back, table
+from fcfs.claims import MAX_CLAIM_SECONDS
 from fcfs.days import local_today
+from fcfs.draw import MAX_PRE_QUEUE_SECONDS
 from fcfs.settings import get_settings
 
 st.title("Control")
 MODES = {"KAFKA": "Kafka — 202, decided by the worker", "SYNC": "Synchronous — decided at once"}
+ORDERS = {"FIFO": "in arrival order", "DRAW": "by a draw (its seed committed now, revealed after)"}
 tz = get_settings().tz
 JOB_COLUMNS = {
     "id": field("jobExecutionId"),
@@ -27,6 +30,45 @@ JOB_COLUMNS = {
     "ms": field("durationMs"),
     "started": field("startedAt"),
 }
+
+
+def event_fields(
+    now: dt.datetime, opens_in_min: int, runs_for_min: int, pre_queue_s: int, order: str, claim_s: int
+) -> dict[str, Any]:
+    """The create request's optional fields from the form's: only those set (the API checks how they combine)."""
+    fields: dict[str, Any] = {}
+    opens = now + dt.timedelta(minutes=opens_in_min)
+    if opens_in_min:
+        fields["startsAt"] = opens.isoformat()
+    if runs_for_min:
+        fields["endsAt"] = (opens + dt.timedelta(minutes=runs_for_min)).isoformat()
+    if pre_queue_s:
+        fields |= {"preQueueSeconds": pre_queue_s, "preQueueOrder": order}
+    if claim_s:
+        fields["claimSeconds"] = claim_s
+    return fields
+
+
+def local(moment: str) -> str:
+    """An API time (ISO 8601) as the operators' clock shows it (TIMEZONE)."""
+    return f"{dt.datetime.fromisoformat(moment).astimezone(tz):%Y-%m-%d %H:%M:%S %Z}"
+
+
+def event_summary(created: dict[str, Any]) -> str:
+    """What the new campaign's event is, for the confirmation."""
+    parts = []
+    if created.get("startsAt"):
+        parts.append(f"opens at {local(created['startsAt'])}")
+    if created.get("preQueueSeconds"):
+        parts.append(
+            f"a pre-queue of {created['preQueueSeconds']:,} s before it, decided {ORDERS[created['preQueueOrder']]}"
+        )
+    if created.get("endsAt"):
+        parts.append(f"ends at {local(created['endsAt'])}")
+    if created.get("claimSeconds"):
+        parts.append(f"winners claim within {created['claimSeconds']:,} s")
+    return "; " + ", ".join(parts) if parts else ""
+
 
 st.header("New campaign")
 with st.form("create-campaign", clear_on_submit=False):
@@ -50,14 +92,54 @@ with st.form("create-campaign", clear_on_submit=False):
         help="Relative to other campaigns: a Kafka campaign is placed on the partition with the least weight of "
         "live campaigns, and stays there.",
     )
+    with st.expander("The event: opening, end, fair opening, claims (optional)"):
+        timing = st.columns(2)
+        opens_in = timing[0].number_input(
+            "Opens in (minutes; 0: open now)", min_value=0, max_value=7 * 24 * 60, value=0, key="campaign-opens-in"
+        )
+        runs_for = timing[1].number_input(
+            "Ends after (minutes from the opening; 0: no end)",
+            min_value=0,
+            max_value=365 * 24 * 60,
+            value=0,
+            key="campaign-runs-for",
+        )
+        fair = st.columns(2)
+        pre_queue = fair[0].number_input(
+            "Fair opening: a pre-queue of (seconds before the opening; 0: none)",
+            min_value=0,
+            max_value=MAX_PRE_QUEUE_SECONDS,
+            value=0,
+            key="campaign-pre-queue",
+            help="Clicks in the pre-queue are accepted and held, then decided all at once at the opening: no "
+            "millisecond race. Needs an opening (Opens in) and the Kafka door.",
+        )
+        order = fair[1].radio(
+            "The pre-queue decided",
+            list(ORDERS),
+            format_func=ORDERS.__getitem__,
+            horizontal=True,
+            key="campaign-pre-queue-order",
+        )
+        claim = st.number_input(
+            "Winners must claim within (seconds; 0: no claim)",
+            min_value=0,
+            max_value=MAX_CLAIM_SECONDS,
+            value=0,
+            key="campaign-claim",
+            help="A win not claimed in time goes to the next in line.",
+        )
     create = st.form_submit_button("Create campaign")
 if create:
-    created = attempt(lambda: api().create_campaign(name, int(stock), mode, int(weight)), "create the campaign")
+    event = event_fields(dt.datetime.now(dt.UTC), int(opens_in), int(runs_for), int(pre_queue), order, int(claim))
+    created = attempt(
+        lambda: api().create_campaign(name, int(stock), mode, int(weight), **event), "create the campaign"
+    )
     if created:
         placed = "" if created["partition"] is None else f", on partition {created['partition']}"
         st.success(
             f"Campaign #{created['id']} “{created['name']}” created with {created['totalStock']:,} in stock "
-            f"({MODES[created['mode']]}{placed})."
+            f"({MODES[created['mode']]}{placed}){event_summary(created)}."
         )
 
 st.header("Bulk load")

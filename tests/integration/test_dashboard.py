@@ -188,6 +188,44 @@ def test_control_page_buttons_call_the_api(api: Api, settings: Settings) -> None
     assert any("Job #" in s.value for s in [*at.success, *at.info]), "the job's status is shown"
 
 
+def test_the_control_page_creates_a_fair_opening_with_claims_and_refuses_a_pre_queue_without_an_opening(
+    api: Api,
+) -> None:
+    """The create form's event fields reach the API as its contract names them: an opening in 10 minutes with a
+    DRAW pre-queue of 60 s, an end 30 minutes after the opening, claims within 300 s; a pre-queue without an
+    opening gets the API's refusal on the page and creates nothing."""
+    at = page("control")
+    at.text_input(key="campaign-name").input("Fair opening from the dashboard")
+    at.number_input(key="campaign-opens-in").set_value(10)
+    at.number_input(key="campaign-runs-for").set_value(30)
+    at.number_input(key="campaign-pre-queue").set_value(60)
+    at.radio(key="campaign-pre-queue-order").set_value("DRAW")
+    at.number_input(key="campaign-claim").set_value(300)
+    clicked = dt.datetime.now(dt.UTC)
+    at.button[0].click().run()
+    assert not at.exception and not at.error, [e.value for e in at.error]
+    assert any("a pre-queue of 60 s before it, decided by a draw" in s.value for s in at.success), at.success
+    with api.client(admin=True) as client:
+        created = next(
+            c
+            for c in client.get("/api/admin/campaigns").json()["data"]
+            if c["name"] == "Fair opening from the dashboard"
+        )
+    opens, ends = (dt.datetime.fromisoformat(created[k]) for k in ("startsAt", "endsAt"))
+    assert abs((opens - clicked).total_seconds() - 600) < 60 and ends - opens == dt.timedelta(minutes=30)
+    assert (created["preQueueSeconds"], created["preQueueOrder"], created["claimSeconds"]) == (60, "DRAW", 300)
+    assert created["status"] == "SCHEDULED"  # (its pre-queue opens 60 s before it)
+    assert created["drawCommitment"] and created["drawSeed"] is None
+
+    at.text_input(key="campaign-name").input("Pre-queue with no opening")
+    at.number_input(key="campaign-opens-in").set_value(0)
+    at.button[0].click().run()
+    assert any("create the campaign" in e.value for e in at.error), [e.value for e in at.error]
+    with api.client(admin=True) as client:
+        names = [c["name"] for c in client.get("/api/admin/campaigns").json()["data"]]
+    assert "Pre-queue with no opening" not in names
+
+
 def test_the_control_page_generates_demo_history(api: Api) -> None:
     at = page("control")
     at.number_input(key="demo-days").set_value(1)
