@@ -121,7 +121,6 @@ class Waiters:
     look-up within a second and record when each answer arrived (its send time + its latency)."""
 
     def __init__(self, base: str, campaign_id: int, tickets: list[dict[str, Any]], folder: Path) -> None:
-        self.folder = folder
         self.vegeta = tool_binary("vegeta")
         self.chunks = [tickets[n : n + WAITERS_PER_CLIENT] for n in range(0, len(tickets), WAITERS_PER_CLIENT)]
         self.results = [folder / f"waiters-{campaign_id}-{n}.bin" for n in range(len(self.chunks))]
@@ -193,8 +192,9 @@ class Spent:
         self.watched = watched
         self.cpu0, self.t0 = cpu_seconds_of(watched), time.monotonic()
 
-    def cpu_s(self) -> float:
-        return cpu_seconds_of(self.watched) - self.cpu0
+    def cpu_s(self, idle_per_s: float = 0.0) -> float:
+        """Spent so far; with `idle_per_s`, beyond what the processes spend idle in as long."""
+        return cpu_seconds_of(self.watched) - self.cpu0 - idle_per_s * self.seconds()
 
     def seconds(self) -> float:
         return time.monotonic() - self.t0
@@ -323,7 +323,7 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
                 while held_now(base) < len(pending) and time.monotonic() < deadline:
                     time.sleep(0.5)
                 held_at_start = held_now(base)
-                took = taking.cpu_s() - idle_per_s * taking.seconds()
+                taking_cpu_s = taking.cpu_s(idle_per_s)
                 user += 10**8
                 held = attack(
                     participate, clients=args.clients, duration_s=args.duration, first_user=user, watched=watched
@@ -332,7 +332,7 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
                 answering = Spent(watched)
                 drain(worker_env)
                 answered, waiting_errors = waiters.join(120)
-                answering_took = answering.cpu_s() - idle_per_s * answering.seconds()
+                answering_cpu_s = answering.cpu_s(idle_per_s)
                 served = bucket_quantiles(served_before, held_answers(base))
                 with engine.connect() as conn:
                     decided = {  # stored naive, in UTC
@@ -361,8 +361,8 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
                     if late_ms
                     else None,
                     "server_answer_after_decision": served,
-                    "held_api_cpu_us_each": round((took + answering_took) / len(pending) * 1e6),
-                    "held_taking_api_cpu_us_each": round(took / len(pending) * 1e6),  # the look-up's arrival
+                    "held_api_cpu_us_each": round((taking_cpu_s + answering_cpu_s) / len(pending) * 1e6),
+                    "held_taking_api_cpu_us_each": round(taking_cpu_s / len(pending) * 1e6),  # the look-up's arrival
                     "intake_api_cpu_us_each": round(alone["api_cpu_s"] / max(alone["requests"], 1) * 1e6),
                     "intake_alone_per_s": alone["requests_per_s"],
                     "intake_held_per_s": held["requests_per_s"],
